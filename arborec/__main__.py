@@ -1,0 +1,5 @@
+"""`python -m arborec` runs the command-line tool."""
+
+from arborec.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The two canonical tables every loader produces: interactions and catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from arborec.diagnostics import DataFormatError, logger
+
+#: Text columns a catalog may carry besides ``title`` (rendered into item text by ``arborec.text``).
+TEXT_FIELDS = ("title", "brand", "description", "genres", "tags", "year")
+
+
+@dataclass
+class Dataset:
+    """A dataset as loaded from its source, before any filtering.
+
+    Attributes
+    ----------
+    name : str
+        Short name (``"ml-100k"``, ``"amazon-beauty"``, ``"synthetic"``...).
+    interactions : DataFrame, one row per event
+        ``user`` (str), ``item`` (str), ``timestamp`` (int64, an order key: unix seconds, or the
+        position in the file when the source has no time), optional ``rating`` (float64).
+    catalog : DataFrame, one row per item
+        ``item`` (str, unique), ``title`` (str), ``category_path`` (list of str, root first, may be
+        empty), and any of :data:`TEXT_FIELDS`.
+    has_timestamps : bool
+        False when ``timestamp`` is only the file order (the split then keeps that order).
+    source : str
+        Where the tables were read from (a folder, a URL or ``"generated"``).
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    catalog: pd.DataFrame
+    has_timestamps: bool = True
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.interactions = canonical_interactions(self.interactions, self.source or self.name)
+        self.catalog = canonical_catalog(self.catalog, self.interactions, self.source or self.name)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, {len(self.interactions):,} interactions, "
+            f"{self.interactions['user'].nunique():,} users, {len(self.catalog):,} items)"
+        )
+
+
+def canonical_interactions(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check and convert an interaction table to the canonical dtypes (see :class:`Dataset`)."""
+    missing = [c for c in ("user", "item", "timestamp") if c not in df.columns]
+    if missing:
+        raise DataFormatError(source, f"interaction columns user, item, timestamp; missing {missing}")
+    out = pd.DataFrame(
+        {
+            "user": df["user"].astype(str).to_numpy(),
+            "item": df["item"].astype(str).to_numpy(),
+        }
+    )
+    ts = pd.to_numeric(df["timestamp"], errors="coerce")
+    if ts.isna().any():
+        bad = int(np.flatnonzero(ts.isna().to_numpy())[0])
+        raise DataFormatError(source, "a numeric timestamp", line=None, got=f"row {bad}: {df['timestamp'].iloc[bad]!r}")
+    out["timestamp"] = ts.to_numpy().astype("int64")
+    if "rating" in df.columns:
+        r = pd.to_numeric(df["rating"], errors="coerce")
+        if r.isna().any():
+            bad = int(np.flatnonzero(r.isna().to_numpy())[0])
+            raise DataFormatError(source, "a numeric rating", got=f"row {bad}: {df['rating'].iloc[bad]!r}")
+        out["rating"] = r.to_numpy().astype("float64")
+    return out
+
+
+def canonical_catalog(catalog: pd.DataFrame | None, interactions: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check a catalog, give every interacted item a row, and normalise ``category_path`` to lists.
+
+    Items that appear in interactions but not in the catalog get an empty title and path (their
+    count is logged); duplicated catalog rows keep their first occurrence (also counted).
+    """
+    if catalog is None or len(catalog) == 0:
+        catalog = pd.DataFrame({"item": pd.Series(dtype=str)})
+    if "item" not in catalog.columns:
+        raise DataFormatError(source, "a catalog column 'item'")
+    cat = catalog.copy()
+    cat["item"] = cat["item"].astype(str)
+    dup = cat["item"].duplicated()
+    if dup.any():
+        logger.info("%s: %d duplicated catalog rows dropped (first kept)", source, int(dup.sum()))
+        cat = cat[~dup]
+    known = set(cat["item"])
+    extra = pd.unique(interactions["item"][~interactions["item"].isin(known)])
+    if len(extra):
+        logger.info("%s: %d interacted items have no catalog row; they get empty text", source, len(extra))
+        cat = pd.concat([cat, pd.DataFrame({"item": extra})], ignore_index=True)
+    if "title" not in cat.columns:
+        cat["title"] = ""
+    cat["title"] = cat["title"].fillna("").astype(str)
+    if "category_path" not in cat.columns:
+        cat["category_path"] = [[] for _ in range(len(cat))]
+    else:
+        cat["category_path"] = [_as_path(p) for p in cat["category_path"]]
+    return cat.reset_index(drop=True)
+
+
+def _as_path(p) -> list[str]:
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return []
+    if isinstance(p, str):
+        p = [s for s in (x.strip() for x in p.split(">")) if s] if p else []
+    return [str(x) for x in p]
