@@ -46,6 +46,7 @@ class PreparedData:
         Counts before and after each step (nothing is dropped without a count).
     config : PrepareConfig
     has_timestamps : bool
+    source : str
     """
 
     name: str
@@ -55,6 +56,7 @@ class PreparedData:
     stats: dict
     config: PrepareConfig
     has_timestamps: bool = True
+    source: str = ""  # where the raw files were read from
 
     @property
     def n_users(self) -> int:
@@ -152,7 +154,7 @@ def prepare(dataset: Dataset, config: PrepareConfig | None = None) -> PreparedDa
     stats["mean_history"] = round(len(out) / max(1, stats["n_users"]), 2)
     return PreparedData(name=dataset.name, interactions=out.reset_index(drop=True), catalog=catalog,
                         user_ids=np.asarray(user_ids).astype(str), stats=stats, config=config,
-                        has_timestamps=dataset.has_timestamps)
+                        has_timestamps=dataset.has_timestamps, source=dataset.source)
 
 
 def _k_core(df: pd.DataFrame, user_core: int, item_core: int) -> pd.DataFrame:

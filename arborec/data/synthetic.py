@@ -20,7 +20,7 @@ _BRANDS = ["Avalon", "Lumen", "Norra", "Verde", "Kiri", "Solace", "Amberly", "Pi
 _ADJECTIVES = ["Gentle", "Daily", "Intense", "Natural", "Classic", "Fresh", "Ultra", "Soft", "Pure", "Bold"]
 
 
-def make_synthetic(n_users: int = 600, items_per_leaf: int = 8, seed: int = 0,
+def make_synthetic(n_users: int = 800, items_per_leaf: int = 12, seed: int = 0,
                    min_len: int = 6, max_len: int = 30) -> Dataset:
     """Generate users whose sequences follow a planted hierarchy.
 
@@ -59,10 +59,12 @@ def make_synthetic(n_users: int = 600, items_per_leaf: int = 8, seed: int = 0,
         for _ in range(length):
             events.append((f"u{u:04d}", leaf_items[leaf][pos], t))
             t += int(rng.integers(60, 86_400))
-            if rng.random() < 0.25:  # switch interest
-                leaf = int(rng.choice(favourites)) if rng.random() < 0.9 else int(rng.integers(len(leaves)))
-                pos = int(min(rng.geometric(0.4) - 1, items_per_leaf - 1))
-            else:  # walk forward in the leaf
+            if rng.random() < 0.3:  # switch interest (mostly among favourites, sometimes anywhere)
+                leaf = int(rng.choice(favourites)) if rng.random() < 0.85 else int(rng.integers(len(leaves)))
+                pos = int(min(rng.geometric(0.3) - 1, items_per_leaf - 1))
+            elif rng.random() < 0.6:  # walk forward in the leaf: the sequential signal
                 pos = (pos + 1) % items_per_leaf
+            else:  # any item of the leaf, popular ones more often
+                pos = int(min(rng.geometric(0.25) - 1, items_per_leaf - 1))
     inter = pd.DataFrame(events, columns=["user", "item", "timestamp"])
     return Dataset(name="synthetic", interactions=inter, catalog=catalog, has_timestamps=True, source="generated")

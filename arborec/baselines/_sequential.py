@@ -1,0 +1,234 @@
+"""The training loop shared by the sequential recommenders (SASRec, GRU4Rec).
+
+A sequential model here is any ``nn.Module`` with
+
+* ``item_emb``: ``nn.Embedding(n_items + 1, hidden_size, padding_idx=0)``, item ``i`` at row ``i + 1``;
+* ``forward(seq) -> (B, L, D)``: one hidden state per position of a left-padded (B, L) int64 batch
+  (item ids + 1, 0 = padding), where position ``t`` sees only positions ``<= t``.
+
+The score of item ``i`` after position ``t`` is ``hidden[t] . item_emb[i + 1]`` (output layer tied to
+the input embedding). Training is next-item prediction with a full softmax over the catalogue at
+every non-padding position; the rest (data, batches, early stopping on validation NDCG@10, the
+best weights) is :meth:`SequentialRecommender.fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from arborec.baselines._base import Recommender
+from arborec.data import Histories, Split
+from arborec.diagnostics import check_param, logger
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: histories -> left-padded training windows
+# ----------------------------------------------------------------------------------------------
+
+def pad_left(indptr: np.ndarray, items: np.ndarray, max_len: int, shift: int = 1) -> np.ndarray:
+    """(B, max_len) int64: the last ``max_len`` items of each CSR row + ``shift``, left-padded with 0.
+
+    The vectorised twin of :meth:`arborec.data.Histories.to_padded`.
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    lens = np.minimum(np.diff(indptr), max_len)
+    out = np.zeros((len(lens), max_len), dtype=np.int64)
+    rows = np.repeat(np.arange(len(lens)), lens)
+    # k-th kept item of row b: column max_len - lens[b] + k, source indptr[b+1] - lens[b] + k
+    k = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    cols = np.repeat(max_len - lens, lens) + k
+    src = np.repeat(indptr[1:] - lens, lens) + k
+    out[rows, cols] = items[src].astype(np.int64) + shift
+    return out
+
+
+def training_windows(indptr: np.ndarray, items: np.ndarray, max_len: int,
+                     earlier_windows: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Next-item training pairs of every user, as left-padded (n_windows, max_len) int64 arrays.
+
+    A user's sequence ``s`` (length n >= 2) gives inputs ``s[:-1]`` and targets ``s[1:]`` (both as
+    ids + 1, 0 = padding). Only the most recent ``max_len`` targets are kept, unless
+    ``earlier_windows``: then the earlier targets form more windows of ``max_len`` (each window's
+    inputs are only the items inside it).
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    lens = np.diff(indptr)
+    users = np.flatnonzero(lens >= 2)
+    n_targets = lens[users] - 1
+    # Each window is the slice [start, end) of a user's sequence: inputs [start, end-1), targets [start+1, end).
+    if earlier_windows:
+        n_win = -(-n_targets // max_len)  # ceil
+        owner = np.repeat(np.arange(len(users)), n_win)
+        back = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)  # 0 = most recent
+        ends = indptr[users[owner] + 1] - back * max_len
+    else:
+        owner = np.arange(len(users))
+        ends = indptr[users + 1]
+    starts = np.maximum(ends - max_len - 1, indptr[users[owner]])
+    win_ptr = np.zeros(len(ends) + 1, dtype=np.int64)
+    np.cumsum(ends - starts, out=win_ptr[1:])
+    flat = items[np.repeat(starts - win_ptr[:-1], ends - starts) + np.arange(win_ptr[-1])]
+    # inputs: every window minus its last item; targets: minus its first
+    keep_in = np.ones(len(flat), dtype=bool)
+    keep_in[win_ptr[1:] - 1] = False
+    keep_tg = np.ones(len(flat), dtype=bool)
+    keep_tg[win_ptr[:-1]] = False
+    sub_ptr = win_ptr - np.arange(len(win_ptr))
+    return pad_left(sub_ptr, flat[keep_in], max_len), pad_left(sub_ptr, flat[keep_tg], max_len)
+
+
+def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of row indices; rows of similar length share a batch (less padding).
+
+    Rows are shuffled, then sorted by length inside chunks of 50 batches, and the batches are
+    shuffled again, so an epoch still mixes lengths and users at random.
+    """
+    perm = rng.permutation(len(lengths))
+    chunk = 50 * batch_size
+    batches = []
+    for c in range(0, len(perm), chunk):
+        part = perm[c:c + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+# ----------------------------------------------------------------------------------------------
+# The recommender: fit (the training loop) and score
+# ----------------------------------------------------------------------------------------------
+
+class SequentialRecommender(Recommender):
+    """Base class of the next-item models trained with full-softmax cross-entropy.
+
+    Subclasses define ``__init__`` (the parameters, stored as given) and :meth:`_build_module`.
+    The parameters every subclass has: ``max_len, lr, weight_decay, batch_size, max_epochs,
+    patience, eval_every, seed, device, verbose, earlier_windows``.
+
+    Attributes after ``fit``
+    ------------------------
+    module_ : nn.Module, the network with the best validation weights
+    n_items_ : int
+    history_ : list of dict, one per epoch: epoch, loss, valid_ndcg@10 (None when not evaluated),
+        seconds (training only), eval_seconds
+    epoch_seconds_ : float, median training seconds per epoch
+    best_epoch_ : int, the epoch whose weights were kept (1-based)
+    best_valid_ndcg_ : float
+    """
+
+    def _build_module(self, n_items: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _check_params(self) -> None:
+        check_param("max_len", self.max_len, self.max_len >= 1, "an integer >= 1")
+        check_param("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
+        check_param("max_epochs", self.max_epochs, self.max_epochs >= 1, "an integer >= 1")
+        check_param("eval_every", self.eval_every, self.eval_every >= 1, "an integer >= 1")
+        check_param("patience", self.patience, self.patience >= 1, "an integer >= 1")
+        check_param("dropout", self.dropout, 0.0 <= self.dropout < 1.0, "a float in [0, 1)")
+        check_param("lr", self.lr, self.lr > 0, "a float > 0")
+
+    def fit(self, split: Split, data=None) -> "SequentialRecommender":
+        from arborec.evaluate import evaluate  # evaluate imports the data stage only; keep it lazy
+
+        self._check_params()
+        device = torch.device(self.device)
+        fork = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork):  # seed without touching the caller's RNG
+            torch.manual_seed(self.seed)
+            rng = np.random.default_rng(self.seed)
+
+            # -- 1. data: every user's training sequence -> (inputs, targets) windows ----------
+            inputs, targets = training_windows(split.train_indptr, split.train_items, self.max_len,
+                                               self.earlier_windows)
+            lengths = (inputs > 0).sum(1)
+            inputs_t, targets_t = torch.from_numpy(inputs), torch.from_numpy(targets)
+
+            # -- 2. model and optimiser ------------------------------------------------------
+            self.n_items_ = split.n_items
+            self.module_ = self._build_module(split.n_items).to(device)
+            opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+            self.history_, best_state, bad = [], None, 0
+            self.best_epoch_, self.best_valid_ndcg_ = 0, -np.inf
+            for epoch in range(1, self.max_epochs + 1):
+                # -- 3. train one epoch ------------------------------------------------------
+                t0 = time.perf_counter()
+                self.module_.train()
+                total, n_pos = 0.0, 0
+                batches = batch_order(lengths, self.batch_size, rng)
+                bar = tqdm(batches, desc=f"{self.name} epoch {epoch}", disable=not self.verbose, leave=False)
+                for idx in bar:
+                    width = int(lengths[idx].max())  # trim the all-padding columns on the left
+                    seq = inputs_t[idx, -width:].to(device)  # (B, W)
+                    tgt = targets_t[idx, -width:].to(device)  # (B, W)
+                    loss, n = self._loss(seq, tgt)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += loss.item() * n
+                    n_pos += n
+                    bar.set_postfix(loss=f"{total / n_pos:.4f}", refresh=False)
+                seconds = time.perf_counter() - t0
+                record = {"epoch": epoch, "loss": total / max(n_pos, 1), "valid_ndcg@10": None,
+                          "seconds": seconds, "eval_seconds": 0.0}
+                self.history_.append(record)
+
+                # -- 4. validate every eval_every epochs, keep the best weights, stop early ----
+                if epoch % self.eval_every and epoch != self.max_epochs:
+                    continue
+                t0 = time.perf_counter()
+                ndcg = evaluate(self, split, "valid").metrics["ndcg@10"]
+                record["valid_ndcg@10"], record["eval_seconds"] = ndcg, time.perf_counter() - t0
+                if self.verbose:
+                    tqdm.write(f"{self.name} epoch {epoch}: loss {record['loss']:.4f}  "
+                               f"valid ndcg@10 {ndcg:.4f}  ({seconds:.1f}s)")
+                if ndcg > self.best_valid_ndcg_:
+                    self.best_epoch_, self.best_valid_ndcg_, bad = epoch, ndcg, 0
+                    best_state = copy.deepcopy(self.module_.state_dict())
+                else:
+                    bad += 1
+                    if bad >= self.patience:
+                        break
+
+            # -- 5. restore the best epoch's weights -----------------------------------------
+            if best_state is not None:
+                self.module_.load_state_dict(best_state)
+            self.module_.eval()
+        self.epoch_seconds_ = float(np.median([r["seconds"] for r in self.history_]))
+        logger.info("%s: best valid ndcg@10 %.4f at epoch %d of %d, %.2fs/epoch", self.name,
+                    self.best_valid_ndcg_, self.best_epoch_, len(self.history_), self.epoch_seconds_)
+        return self
+
+    def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Mean cross-entropy over the whole catalogue at every non-padding position."""
+        hidden = self.module_(seq)  # (B, W, D)
+        mask = tgt > 0  # (B, W)
+        h = hidden[mask]  # (N, D): gather first, so the logits are only (N, n_items)
+        logits = h @ self.module_.item_emb.weight[1:].T  # (N, n_items)
+        return F.cross_entropy(logits, tgt[mask] - 1), int(h.shape[0])
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:
+        """(B, n_items) float32: the last position's hidden state . every item embedding."""
+        self._check_fitted("module_")
+        was_training = self.module_.training
+        self.module_.eval()
+        device = next(self.module_.parameters()).device
+        seqs = pad_left(histories.indptr, histories.items, self.max_len)  # (B, max_len)
+        items = self.module_.item_emb.weight[1:]  # (n_items, D)
+        out = np.empty((len(seqs), self.n_items_), dtype=np.float32)
+        for start in range(0, len(seqs), batch_size):
+            seq = seqs[start:start + batch_size]
+            width = max(int((seq > 0).sum(1).max()), 1)
+            seq = torch.from_numpy(seq[:, -width:]).to(device)  # (b, W)
+            last = self.module_(seq)[:, -1, :]  # (b, D)
+            out[start:start + len(seq)] = (last @ items.T).float().cpu().numpy()
+        self.module_.train(was_training)
+        return out

@@ -1,0 +1,240 @@
+"""The `arborec` command line: prepare datasets, evaluate and compare recommenders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from arborec.diagnostics import ArborecError, logger
+
+EPILOG_DATA = (
+    "DATA is a registered dataset name (see `arborec datasets`), 'synthetic' (generated, no files needed), "
+    "or a folder in any supported layout. Named datasets are looked for in --data-dir, then in "
+    "$ARBOREC_DATA_DIR, then in the cache; they are downloaded when online."
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except ArborecError as exc:
+        print(f"arborec: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arborec",
+        description="Hierarchical, language-model-grounded user-interest models for recommendation.",
+        epilog="Run `arborec COMMAND --help` for the options of each command.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("datasets", help="list the datasets arborec knows and where they are found",
+                       description="List registered datasets and whether each is available locally.")
+    p.add_argument("--data-dir", help="an extra folder holding <name>/ dataset folders")
+    p.set_defaults(run=cmd_datasets)
+
+    p = sub.add_parser("prepare", help="load, filter and cache a dataset; print its statistics",
+                       description="Load a dataset, apply rating threshold, deduplication and k-core "
+                                   "filtering, order events by time, cache the result as Parquet.",
+                       epilog=EPILOG_DATA)
+    _add_data_args(p)
+    p.add_argument("--output", help="also write the prepared tables (Parquet) to this folder")
+    p.set_defaults(run=cmd_prepare)
+
+    p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
+                       description="Fit a model on the leave-one-out training split, select parameters on "
+                                   "validation NDCG@10 (with --tune), evaluate once on test with full "
+                                   "ranking, print the metric table and write a JSON result.",
+                       epilog=EPILOG_DATA)
+    _add_data_args(p)
+    _add_model_args(p, multiple=False)
+    p.add_argument("--output", help="JSON result file (default: runs/<data>-<model>.json)")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("benchmark", help="evaluate several models on one or more datasets; print one table",
+                       description="Run every listed model through the common protocol on every dataset, "
+                                   "write one JSON per run and a Markdown table.",
+                       epilog=EPILOG_DATA)
+    _add_data_args(p, multiple=True)
+    _add_model_args(p, multiple=True)
+    p.add_argument("--output-dir", default="runs", help="where JSON results and table.md go (default: runs)")
+    p.set_defaults(run=cmd_benchmark)
+
+    p = sub.add_parser("demo", help="the main job: prepare a dataset, train and evaluate the baselines",
+                       description="Evaluate the baselines on MovieLens 100K when its files can be found "
+                                   "(or downloaded), otherwise on the generated synthetic dataset; says "
+                                   "which data it used.")
+    p.add_argument("--data-dir", help="a folder holding ml-100k/")
+    p.add_argument("--models", default="mostpop,itemknn,ease,als,gru4rec,sasrec",
+                   help="comma-separated models (default: %(default)s)")
+    p.add_argument("--output-dir", default="runs/demo", help="where results go (default: %(default)s)")
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def _add_data_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
+    if multiple:
+        p.add_argument("--data", required=True, action="append", metavar="DATA",
+                       help="dataset name or folder (repeat for several)")
+    else:
+        p.add_argument("--data", required=True, metavar="DATA", help="dataset name or folder")
+    p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
+    p.add_argument("--min-rating", type=float, default=None, help="keep events with rating >= this")
+    p.add_argument("--user-core", type=int, default=5, help="minimum events per user, k-core (default: 5)")
+    p.add_argument("--item-core", type=int, default=5, help="minimum events per item, k-core (default: 5)")
+    p.add_argument("--repeats", choices=("first", "last", "all"), default="first",
+                   help="repeated (user, item) pairs: keep the first, the last, or all (default: first)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the prepared-data cache")
+
+
+def _add_model_args(p: argparse.ArgumentParser, multiple: bool) -> None:
+    from arborec.baselines import MODELS
+
+    names = ", ".join(sorted(MODELS))
+    if multiple:
+        p.add_argument("--models", required=True, help=f"comma-separated model names: {names}")
+    else:
+        p.add_argument("--model", required=True, help=f"model name: {names}")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a model parameter (repeatable); VALUE is parsed as JSON when it can be")
+    p.add_argument("--tune", action="store_true",
+                   help="grid-search the model's search space on validation NDCG@10 before testing")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def _prepared(args, name: str):
+    from arborec.data import PrepareConfig, load_prepared
+
+    config = PrepareConfig(min_rating=args.min_rating, user_core=args.user_core, item_core=args.item_core,
+                           repeats=args.repeats)
+    return load_prepared(name, data_dir=args.data_dir, config=config, use_cache=not args.no_cache)
+
+
+def _parse_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ArborecError(f"--param {pair!r}: expected NAME=VALUE")
+        key, value = pair.split("=", 1)
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def cmd_datasets(args) -> int:
+    from arborec.data import REGISTRY, search_folders
+
+    seen = set()
+    print(f"{'name':<16} {'found':<48} description")
+    for spec in REGISTRY.values():
+        if spec.name in seen:
+            continue
+        seen.add(spec.name)
+        found = next((str(f / spec.name) for f in search_folders(args.data_dir)
+                      if (f / spec.name / spec.marker).exists()), "-")
+        print(f"{spec.name:<16} {found:<48} {spec.description}")
+    print(f"{'synthetic':<16} {'generated':<48} small generated dataset with a planted interest hierarchy")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    data = _prepared(args, args.data)
+    print(f"{data.name} (read from {data.source})")
+    for key, value in data.stats.items():
+        print(f"  {key:<28} {value}")
+    if args.output:
+        print(f"written to {data.save(args.output)}")
+    return 0
+
+
+def _run_one(args, data, split, model_name: str, params: dict, tune: bool) -> dict:
+    from arborec.baselines import MODELS, make_model
+    from arborec.evaluate import run_model
+
+    if model_name not in MODELS:
+        raise ArborecError(f"unknown model {model_name!r}; known: {', '.join(sorted(MODELS))}")
+    space = {k: v for k, v in MODELS[model_name].search_space.items() if k not in params} if tune else {}
+    if "seed" in MODELS[model_name]().get_params():
+        params = {"seed": args.seed, **params}
+    logger.info("%s on %s: fitting%s", model_name, data.name, " (tuning on validation)" if space else "")
+    return run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
+                     seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]))
+
+
+def cmd_evaluate(args) -> int:
+    from arborec.data import leave_one_out
+    from arborec.evaluate import metric_table, write_json
+
+    data = _prepared(args, args.data)
+    split = leave_one_out(data)
+    record = _run_one(args, data, split, args.model, _parse_params(args.param), args.tune)
+    out = Path(args.output or f"runs/{Path(args.data).name}-{args.model}.json")
+    write_json(record, out)
+    print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
+    print(metric_table([record]))
+    print(f"result written to {out}")
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from arborec.data import leave_one_out
+    from arborec.evaluate import metric_table, write_json
+
+    params = _parse_params(args.param)
+    out_dir = Path(args.output_dir)
+    records = []
+    for name in args.data:
+        data = _prepared(args, name)
+        split = leave_one_out(data)
+        print(f"data: {data.name} ({data.source}): {data.n_users:,} users, {data.n_items:,} items, "
+              f"{data.stats['n_interactions']:,} events; split {split.fingerprint()}", flush=True)
+        for model_name in [m.strip() for m in args.models.split(",") if m.strip()]:
+            record = _run_one(args, data, split, model_name, params, args.tune)
+            write_json(record, out_dir / f"{Path(name).name}-{model_name}.json")
+            records.append(record)
+            print(metric_table([record]).splitlines()[-1], flush=True)
+    table = metric_table(records)
+    (out_dir / "table.md").write_text(metric_table(records, markdown=True) + "\n")
+    print("\n" + table)
+    print(f"\nresults in {out_dir}/ (one JSON per run, table.md)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from arborec.diagnostics import DatasetNotFoundError
+
+    try:
+        from arborec.data import load_dataset
+
+        load_dataset("ml-100k", data_dir=args.data_dir)
+        data = "ml-100k"
+        print("Demo on MovieLens 100K (real data).")
+    except DatasetNotFoundError as exc:
+        data = "synthetic"
+        print(f"MovieLens 100K is not available here ({exc}).\n"
+              "Demo on the SYNTHETIC dataset that arborec generates (not real data).")
+    bench = build_parser().parse_args(["benchmark", "--data", data, "--models", args.models,
+                                       "--output-dir", args.output_dir, "--tune"]
+                                      + (["--data-dir", args.data_dir] if args.data_dir else [])
+                                      + (["--quiet"] if args.quiet else []))
+    bench.quiet = args.quiet
+    return cmd_benchmark(bench)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

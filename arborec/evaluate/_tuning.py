@@ -1,0 +1,67 @@
+"""Grid search on validation NDCG@10, and a fit-then-evaluate run that returns a result record."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Callable
+
+from arborec.diagnostics import logger
+from arborec.evaluate._protocol import evaluate
+from arborec.evaluate._report import result_record
+
+SELECT_ON = "ndcg@10"  # the only metric model selection reads, on the validation stage
+
+
+def grid(space: dict[str, list]) -> list[dict]:
+    """Every combination of a {parameter: [values]} space (one empty dict for an empty space)."""
+    keys = sorted(space)
+    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
+
+
+def tune(make_model: Callable[..., object], space: dict[str, list], split, data=None, progress: bool = False):
+    """Fit one model per grid point; keep the one with the best validation NDCG@10.
+
+    Returns ``(best_model, best_params, best_valid_evaluation, best_fit_seconds, trials)``; ``trials`` lists
+    ``{"params", "valid_ndcg@10", "fit_seconds"}`` for every grid point. The test split is not read.
+    """
+    best = None
+    trials = []
+    for params in grid(space):
+        t0 = time.perf_counter()
+        model = make_model(**params).fit(split, data)
+        fit_s = time.perf_counter() - t0
+        valid = evaluate(model, split, "valid", progress=progress)
+        score = valid.metrics[SELECT_ON]
+        trials.append({"params": params, f"valid_{SELECT_ON}": score, "fit_seconds": round(fit_s, 3)})
+        logger.info("tune %s %s: valid %s = %.4f (%.1f s)", type(model).__name__, params, SELECT_ON, score, fit_s)
+        if best is None or score > best[3].metrics[SELECT_ON]:
+            best = (model, params, fit_s, valid)
+    model, params, fit_s, valid = best
+    return model, params, valid, fit_s, trials
+
+
+def run_model(make_model: Callable[..., object], split, data, *, space: dict[str, list] | None = None,
+              params: dict | None = None, seed: int = 0, progress: bool = False, command: str | None = None) -> dict:
+    """Fit (tuning over ``space`` when given) and evaluate a model; return its result record.
+
+    ``make_model(**params)`` builds the model. Validation picks the parameters; the test stage
+    is evaluated once, for the chosen model only.
+    """
+    space = {k: list(v) for k, v in (space or {}).items()}
+    fixed = dict(params or {})
+    t0 = time.perf_counter()
+    model, chosen, valid, fit_s, trials = tune(lambda **p: make_model(**fixed, **p), space, split, data, progress)
+    total_fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    test = evaluate(model, split, "test", progress=progress)
+    eval_s = time.perf_counter() - t1
+    all_params = model.get_params() if hasattr(model, "get_params") else {**fixed, **chosen}
+    extra = {"tuning": {"space": space, "selected_on": f"valid {SELECT_ON}", "trials": trials,
+                        "total_seconds": round(total_fit_s, 3)}} if space else {}
+    if hasattr(model, "epoch_seconds_"):
+        extra["epoch_seconds"] = model.epoch_seconds_
+    return result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(),
+                         model=getattr(model, "name", type(model).__name__), params=all_params, seed=seed,
+                         valid=valid.to_dict(), test=test.to_dict(), fit_seconds=fit_s,
+                         eval_seconds=eval_s, command=command, extra=extra)
