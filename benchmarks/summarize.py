@@ -1,0 +1,73 @@
+"""Collect every result JSON under benchmarks/results/ into one Markdown table per dataset (results/README.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COLUMNS = ["recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "coverage@10"]
+
+
+def load_records(folder: Path) -> list[dict]:
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        obj = json.loads(path.read_text())
+        for r in obj if isinstance(obj, list) else [obj]:
+            if isinstance(r, dict) and "test" in r and "metrics" in r.get("test", {}):
+                r["_file"] = path.name
+                records.append(r)
+    return records
+
+
+def _cold(r: dict) -> str:
+    for name, s in r["test"].get("slices", {}).items():
+        if name.startswith("cold") and s.get("metrics"):
+            return f"{s['metrics'].get('recall@10', float('nan')):.4f}"
+    return "–"
+
+
+def render(records: list[dict]) -> str:
+    by_data = defaultdict(list)
+    for r in records:
+        by_data[r["dataset"]].append(r)
+    lines = ["# Benchmark results", "",
+             "Full-ranking chronological leave-one-out, history items excluded, parameters chosen on validation "
+             "NDCG@10, test read once (see the README's protocol). Test metrics unless marked *valid*. "
+             "`epoch s` is the median seconds per training epoch. Each row's JSON file holds the machine, "
+             "the command, the date, the split hash and the configuration.", ""]
+    for dataset, rows in by_data.items():
+        rows.sort(key=lambda r: -r["test"]["metrics"]["ndcg@10"])
+        splits = sorted({r.get("split_hash", "?") for r in rows})
+        lines += [f"## {dataset}", "", f"split hash: {', '.join(splits)}", "",
+                  "| model | valid NDCG@10 | " + " | ".join(COLUMNS) + " | cold R@10 | fit s | epoch s | peak MB | file |",
+                  "|---|" + "---|" * (len(COLUMNS) + 6)]
+        for r in rows:
+            m = r["test"]["metrics"]
+            epoch = r.get("epoch_seconds")
+            lines.append("| " + " | ".join([
+                r["model"], f"{r['valid']['metrics'].get('ndcg@10', float('nan')):.4f}",
+                *(f"{m.get(c, float('nan')):.4f}" for c in COLUMNS), _cold(r), f"{r.get('fit_seconds', 0):.1f}",
+                f"{epoch:.2f}" if isinstance(epoch, (int, float)) else "–",
+                f"{r.get('peak_memory_mb', 0):.0f}", f"[{r['_file']}]({r['_file']})"]) + " |")
+        lines.append("")
+    commands = sorted({r.get("command", "") for r in records if r.get("command")})
+    lines += ["## Commands", ""] + [f"- `{c}`" for c in commands] + [""]
+    return "\n".join(lines)
+
+
+def main(folder: Path | str = RESULTS) -> Path:
+    folder = Path(folder)
+    out = folder / "README.md"
+    extra = folder / "NOTES.md"
+    text = render(load_records(folder))
+    if extra.exists():
+        text += "\n" + extra.read_text()
+    out.write_text(text)
+    return out
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1] if len(sys.argv) > 1 else RESULTS))
