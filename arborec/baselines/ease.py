@@ -36,10 +36,8 @@ class EASE(Recommender):
         p = torch.cholesky_inverse(torch.linalg.cholesky(gram))
         b = -p / p.diagonal()[None, :]
         b.diagonal().zero_()
-        weights = b.to(torch.float32).numpy()
-        # float32 subnormals (|w| < 1.2e-38) make every later addition ~100x slower on x86: flush them.
-        weights[np.abs(weights) < np.finfo(np.float32).tiny] = 0.0
-        self.weights_ = weights
+        # cholesky_inverse returns column-major memory; scoring gathers rows, 20x faster row-major.
+        self.weights_ = np.ascontiguousarray(b.to(torch.float32).numpy())
         return self
 
     def score(self, users, histories):

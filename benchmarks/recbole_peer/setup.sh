@@ -46,6 +46,7 @@ fi
 # 2. RecBole without its declared dependencies (they include ray, hyperopt, plotly, thop, ...,
 #    needed only by its hyper-parameter search and quick_start), then what its data, model,
 #    trainer and evaluator modules import. Found by importing them one by one.
+#    pip then reports that ray, plotly, psutil, tabulate and thop are missing: expected.
 "${PIP[@]}" --no-deps "recbole==1.2.1"
 "${PIP[@]}" "numpy<2" "pandas==2.2.*" "setuptools>=80,<81" \
     "scipy" "scikit-learn" "pyyaml" "tqdm" "colorlog==4.7.2" "colorama==0.4.4" "tensorboard" "texttable"

@@ -1,0 +1,117 @@
+"""The text stage: encoder contract, fast path against the reference, the cache, fine-tuning, text-only recommender."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from arborec.data import Split, leave_one_out, make_synthetic, prepare
+from arborec.evaluate import evaluate
+from arborec.text import ItemTextTemplate, TextEncoder, cooccurrence_pairs, encode_items, fit_adapter
+from arborec.text.recommender import FineTunedText, TextOnly
+
+TEXTS = ["Moisturizing face cream for dry skin", "Hydrating facial moisturizer for dry sensitive skin",
+         "Heavy duty cordless power drill", "Volumizing shampoo for fine hair", ""]
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="module")
+def torch_vectors():
+    return TextEncoder(backend="torch").encode(TEXTS)
+
+
+def test_vectors_normalised_deterministic_and_semantic(torch_vectors):
+    v = torch_vectors
+    assert v.shape == (5, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(v, TextEncoder(backend="torch").encode(TEXTS))
+    sim = v @ v.T
+    assert sim[0, 1] > sim[0, 2] + 0.3 and sim[0, 1] > sim[0, 3]  # creams closer to each other than to a drill
+
+
+@pytest.mark.parametrize("backend,min_cos,mean_cos", [("onnx", 0.999, 0.9999), ("onnx-int8", 0.98, 0.99)])
+def test_fast_path_agrees_with_reference(backend, min_cos, mean_cos, torch_vectors, onnx_dir):
+    # int8 on all 12,101 Beauty items: see benchmarks/results/encode_amazon-beauty.md (min >= 0.99 there)
+    fast = TextEncoder(backend=backend, cache_dir=onnx_dir).encode(TEXTS)
+    cos = (fast * torch_vectors).sum(axis=1)
+    assert cos.min() >= min_cos and cos.mean() >= mean_cos, cos
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+
+
+class CountingEncoder(TextEncoder):
+    def __init__(self, **kw):
+        super().__init__(backend="torch", **kw)
+        self.encoded = 0
+
+    def encode(self, texts, progress=False):
+        self.encoded += len(texts)
+        return super().encode(texts, progress)
+
+
+def test_cache_is_incremental(tmp_path):
+    catalog = pd.DataFrame({"item": [f"i{i}" for i in range(8)], "title": [f"Product number {i}" for i in range(8)],
+                            "category_path": [["A", "B"]] * 8})
+    enc = CountingEncoder()
+    first = encode_items(catalog, enc, cache_dir=tmp_path)
+    assert enc.encoded == 8
+    again = encode_items(catalog, enc, cache_dir=tmp_path)
+    assert enc.encoded == 8
+    np.testing.assert_array_equal(first, again)
+    more = pd.concat([catalog, pd.DataFrame({"item": ["n1", "n2"], "title": ["New thing", "Another new thing"],
+                                             "category_path": [[], []]})], ignore_index=True)
+    vectors = encode_items(more, enc, cache_dir=tmp_path)
+    assert enc.encoded == 10  # only the two new texts
+    np.testing.assert_array_equal(vectors[:8], first)
+
+
+def test_template_handles_missing_and_empty_fields():
+    catalog = pd.DataFrame({"item": ["a", "b", "c"], "title": ["Lip Gloss", "", None],
+                            "brand": ["Kiri", None, ""], "category_path": [["Beauty", "Makeup", "Lips"], [], None]})
+    catalog["category_path"] = [p if isinstance(p, list) else [] for p in catalog["category_path"]]
+    texts = ItemTextTemplate().render(catalog)
+    assert texts[0] == "Lip Gloss. Brand: Kiri. Category: Makeup > Lips"
+    assert texts[1] == "" and texts[2] == ""
+    vectors = TextEncoder(backend="torch").encode(texts)
+    assert np.isfinite(vectors).all()
+
+
+def test_cooccurrence_pairs_use_training_sequences_only():
+    split = Split(n_users=2, n_items=6, train_indptr=np.array([0, 3, 4]), train_items=np.array([0, 1, 2, 3], np.int32),
+                  train_times=np.arange(4), valid_target=np.array([4, -1], np.int32),
+                  test_target=np.array([5, -1], np.int32))
+    pairs = {tuple(p) for p in cooccurrence_pairs(split, window=2).tolist()}
+    assert pairs == {(0, 1), (1, 2), (0, 2)}  # never across users, never valid/test items
+
+
+def test_adapter_starts_as_identity_and_learns(synthetic):
+    data, split = synthetic
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(split.n_items, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    adapter, losses = fit_adapter(vectors, split)
+    assert losses[-1] < losses[0]
+
+
+def test_text_only_recommends_cold_items_and_beats_popularity(synthetic):
+    data, split = synthetic
+    from arborec.baselines import MostPop
+
+    pop = evaluate(MostPop().fit(split), split, "valid").metrics["ndcg@10"]
+    text = TextOnly(backend="torch").fit(split, data)
+    assert evaluate(text, split, "valid").metrics["ndcg@10"] > 3 * pop
+    # An item with no training events still gets a finite, meaningful score.
+    counts = split.item_train_counts()
+    from arborec.data import Histories
+
+    scores = text.score(np.array([0]), Histories(np.array([0, 1]), np.array([int(np.argmax(counts))], np.int32)))
+    assert np.isfinite(scores).all()
+
+
+def test_finetuned_text_improves_on_synthetic(synthetic):
+    data, split = synthetic
+    plain = evaluate(TextOnly(backend="torch").fit(split, data), split, "valid").metrics["ndcg@10"]
+    tuned = evaluate(FineTunedText(backend="torch").fit(split, data), split, "valid").metrics["ndcg@10"]
+    assert tuned > plain
