@@ -34,7 +34,8 @@ class GRU4RecModule(nn.Module):
         self.gru = nn.GRU(cfg.hidden_size, cfg.hidden_size, num_layers=cfg.n_layers, batch_first=True,
                           dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
         self.out_dropout = nn.Dropout(cfg.dropout)
-        nn.init.normal_(self.item_emb.weight, mean=0.0, std=0.02)
+        # embeddings of norm ~1: much smaller ones (0.02) leave the GRU's input near zero and learning stalls
+        nn.init.normal_(self.item_emb.weight, mean=0.0, std=cfg.hidden_size ** -0.5)
         nn.init.zeros_(self.item_emb.weight[0])
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:

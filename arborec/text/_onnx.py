@@ -74,7 +74,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
     tmp = int8_path.with_suffix(".tmp.onnx")
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.WARNING)  # the quantiser logs every tensor at INFO on the root logger
+    root.setLevel(logging.ERROR)  # the quantiser logs every tensor (and advice) on the root logger
     try:
         quantize_dynamic(str(fp32_path), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
                          op_types_to_quantize=["MatMul"], nodes_to_exclude=keep_fp32)

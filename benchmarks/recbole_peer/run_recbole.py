@@ -123,7 +123,7 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1])
-    p.add_argument("--data", required=True, help="dataset name as exported (ml-100k, amazon-beauty)")
+    p.add_argument("--data", help="dataset name as exported (ml-100k, amazon-beauty)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--epochs", type=int, default=300, help="epoch cap for every model (RecBole default 300)")
     p.add_argument("--max-epochs", nargs="*", default=[], metavar="MODEL=N", help="per-model epoch caps")
@@ -144,8 +144,10 @@ def main(argv=None) -> int:
     if args._child:
         return child(args)
     if args.summary_only:
-        write_summary(args.results)
+        print(write_summary(args.results))
         return 0
+    if not args.data:
+        p.error("--data is required")
 
     caps = parse_caps(args.max_epochs)
     parse_sets(args.set)  # validate early
@@ -217,21 +219,30 @@ def write_summary(results: Path) -> Path:
         if not records:
             continue
         r0 = records[0]
+        checks = []
+        for kind, names in (("general models", ("recbole-pop", "recbole-bpr")),
+                            ("sequential models", ("recbole-gru4rec", "recbole-sasrec"))):
+            rows = sorted({"/".join(str(r["split_check"]["rows"][k]) for k in ("train", "valid", "test"))
+                           for r in records if r["model"] in names})
+            if rows:
+                checks.append(f"{kind} {', '.join(rows)} train/valid/test rows"
+                              + (" (one per training target; 50-item histories equal)" if "seq" in kind else ""))
         lines += [f"## {r0['dataset']}", "",
                   f"split `{r0['split_hash']}`: {r0['dataset_stats']['n_users']} users, "
-                  f"{r0['dataset_stats']['n_items']} items, {r0['dataset_stats']['n_interactions']} events; "
+                  f"{r0['dataset_stats']['n_items']} items, {r0['dataset_stats']['n_interactions']} events. "
                   f"RecBole's split matched arborec's exactly: "
                   f"{'yes' if all(r['split_check']['matched'] for r in records) else 'NO'} "
-                  f"({', '.join(sorted({r['split_check']['summary'] for r in records}))}).", "",
+                  f"({'; '.join(checks)}).", "",
                   "| model | valid NDCG@10 | valid R@10 | test NDCG@10 | test R@10 | test MRR@10 | test NDCG@20 "
-                  "| test NDCG@10 excl. | test R@10 excl. | s/epoch (median) | epochs (cap) | stopped by | best epoch "
-                  "| fit wall s | peak MiB |",
-                  "|---|" + "---:|" * 14]
+                  "| valid NDCG@10 excl. | test NDCG@10 excl. | test R@10 excl. | s/epoch (median) | epochs (cap) | stopped by "
+                  "| best epoch | fit wall s | peak MiB |",
+                  "|---|" + "---:|" * 15]
         for r in records:
-            v, t, tx = r["valid"]["metrics"], r["test"]["metrics"], r["test"]["metrics_history_excluded"]
+            v, t = r["valid"]["metrics"], r["test"]["metrics"]
+            vx, tx = r["valid"]["metrics_history_excluded"], r["test"]["metrics_history_excluded"]
             lines.append(
                 f"| {r['model']} | {v['ndcg@10']:.4f} | {v['recall@10']:.4f} | {t['ndcg@10']:.4f} | "
-                f"{t['recall@10']:.4f} | {t['mrr@10']:.4f} | {t['ndcg@20']:.4f} | {tx['ndcg@10']:.4f} | "
+                f"{t['recall@10']:.4f} | {t['mrr@10']:.4f} | {t['ndcg@20']:.4f} | {vx['ndcg@10']:.4f} | {tx['ndcg@10']:.4f} | "
                 f"{tx['recall@10']:.4f} | {r['seconds_per_epoch']:.1f} | {r['epochs_run']} ({r['epoch_cap']}) | "
                 f"{r['stopped_by']} | {r['best_epoch']} | {r['fit_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
             if r["command"] not in commands:
@@ -598,7 +609,7 @@ def protocol_metrics(trainer, loader, ours: Ours, stage: str) -> tuple[dict, flo
             higher = (s > t).sum(1)
             ties = ((s == t) & (torch.arange(ours.n_items)[None, :] < t_idx[:, None])).sum(1)
             ranks.append((higher + ties).numpy())
-            top = _top_k(s.numpy(), 10)  # ties: lower item index first, as arborec
+            top = _top_k(s.numpy(), 10)
             covered[top.ravel()] = True
     ranks = np.concatenate(ranks)
     expected = ours.valid_target if stage == "valid" else ours.test_target
@@ -615,7 +626,7 @@ def protocol_metrics(trainer, loader, ours: Ours, stage: str) -> tuple[dict, flo
 
 
 def _top_k(scores, k: int):
-    """(B, k) indices of the k best scores per row, best first, ties by lower index (as arborec's top_k)."""
+    """(B, k) indices of the k best scores per row, best first, ties by lower index."""
     import numpy as np
 
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
