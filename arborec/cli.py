@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="an extra folder holding <name>/ dataset folders")
     p.set_defaults(run=cmd_datasets)
 
+    p = sub.add_parser("models", help="list the models --model accepts, with their tunable parameters",
+                       description="List every registered recommender, what it is, and the grid --tune searches.")
+    p.set_defaults(run=cmd_models)
+
     p = sub.add_parser("prepare", help="load, filter and cache a dataset; print its statistics",
                        description="Load a dataset, apply rating threshold, deduplication and k-core "
                                    "filtering, order events by time, cache the result as Parquet.",
@@ -117,13 +121,11 @@ def _add_data_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser, multiple: bool) -> None:
-    from arborec.recommenders import MODELS
-
-    names = ", ".join(sorted(MODELS))
+    # Model names are listed by `arborec models`: importing the registry here would load torch for every command.
     if multiple:
-        p.add_argument("--models", required=True, help=f"comma-separated model names: {names}")
+        p.add_argument("--models", required=True, help="comma-separated model names (see `arborec models`)")
     else:
-        p.add_argument("--model", required=True, help=f"model name: {names}")
+        p.add_argument("--model", required=True, help="model name (see `arborec models`)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a model parameter (repeatable); VALUE is parsed as JSON when it can be")
     p.add_argument("--tune", action="store_true",
@@ -161,6 +163,17 @@ def cmd_datasets(args) -> int:
     for row in table.itertuples():
         print(f"{row.name:<{width}} {row.location:<40} {row.description}")
     print("\n'download': fetched from the official source on first use (needs internet); checksums verified.")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from arborec.recommenders import MODELS
+
+    for name, cls in MODELS.items():
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:<10} {summary}")
+        if cls.search_space:
+            print(f"{'':<10} --tune searches {cls.search_space}")
     return 0
 
 

@@ -8,6 +8,7 @@ Example (the command behind benchmarks/results/baselines_*.json):
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shlex
 import sys
@@ -30,12 +31,24 @@ def main() -> int:
     parser.add_argument("--models", default="mostpop,itemknn,ease,als,gru4rec,sasrec")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--param", action="append", default=[], metavar="MODEL.NAME=VALUE",
+                        help="fix a parameter of one model, e.g. sasrec.dropout=0.2 (VALUE parsed as JSON)")
+    parser.add_argument("--no-tune", default="", help="comma-separated models to run without their grid")
     parser.add_argument("--output-dir", default=str(RESULTS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    fixed: dict[str, dict] = {}
+    for item in args.param:
+        key, value = item.split("=", 1)
+        model_name, name = key.split(".", 1)
+        try:
+            fixed.setdefault(model_name, {})[name] = json.loads(value)
+        except json.JSONDecodeError:
+            fixed.setdefault(model_name, {})[name] = value
+    no_tune = set(filter(None, args.no_tune.split(","))) | SEQUENTIAL
     out_dir = Path(args.output_dir)
     for name in args.data:
         data = load_prepared(name, data_dir=args.data_dir)
@@ -43,8 +56,9 @@ def main() -> int:
         records = []
         for model_name in args.models.split(","):
             cls = MODELS[model_name]
-            space = {} if model_name in SEQUENTIAL else cls.search_space
             params = {"seed": args.seed} if "seed" in cls().get_params() else {}
+            params.update(fixed.get(model_name, {}))
+            space = {} if model_name in no_tune else {k: v for k, v in cls.search_space.items() if k not in params}
             record = run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
                                seed=args.seed, command=command)
             records.append(record)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from arborec.data._prepare import PrepareConfig, PreparedData, prepare
-from arborec.data._registry import cache_dir, load_dataset
+from arborec.data._registry import REGISTRY, cache_dir, find_local, load_dataset
 from arborec.diagnostics import logger
 
 
@@ -22,22 +22,28 @@ def load_prepared(name_or_folder: str, data_dir: str | Path | None = None, confi
     config = config or PrepareConfig()
     dataset = None
     if name_or_folder == "synthetic":
-        key_src = "generated"
+        source = "generated"
+    elif name_or_folder in REGISTRY:
+        folder = find_local(name_or_folder, data_dir)
+        if folder is None:  # not here: load_dataset downloads it (or says why it cannot)
+            dataset = load_dataset(name_or_folder, data_dir=data_dir)
+            folder = Path(dataset.source)
+        source = str(folder)
     else:
-        dataset = load_dataset(name_or_folder, data_dir=data_dir)
-        key_src = _source_signature(dataset.source)
+        source = str(Path(name_or_folder).resolve())
+    key_src = _source_signature(source)
     key = hashlib.sha256(json.dumps([name_or_folder, key_src, asdict(config)], sort_keys=True).encode()).hexdigest()
-    folder = cache_dir() / "prepared" / f"{Path(name_or_folder).name}-{key[:12]}"
-    if use_cache and (folder / "manifest.json").exists():
-        logger.info("prepared %s read from cache %s", name_or_folder, folder)
-        data = PreparedData.load(folder)
-        data.source = dataset.source if dataset is not None else "generated"
+    cached = cache_dir() / "prepared" / f"{Path(name_or_folder).name}-{key[:12]}"
+    if use_cache and (cached / "manifest.json").exists():
+        logger.info("prepared %s read from cache %s", name_or_folder, cached)
+        data = PreparedData.load(cached)
+        data.source = source
         return data
     if dataset is None:
         dataset = load_dataset(name_or_folder, data_dir=data_dir)
     data = prepare(dataset, config)
     if use_cache:
-        data.save(folder)
+        data.save(cached)
     return data
 
 

@@ -67,7 +67,7 @@ class TextOnly(Recommender):
 
 
 class FineTunedText(TextOnly):
-    """:class:`TextOnly` with the behaviour-fine-tuned adapter switched on."""
+    """The text-only recommender on vectors fine-tuned with co-occurrence in training sequences (see :class:`TextOnly`)."""
 
     name = "text-ft"
 
