@@ -53,6 +53,8 @@ def main() -> int:
     for name in args.data:
         data = load_prepared(name, data_dir=args.data_dir)
         split = leave_one_out(data)
+        path = out_dir / f"baselines_{data.name}.json"
+        previous = json.loads(path.read_text()) if path.exists() else []
         records = []
         for model_name in args.models.split(","):
             cls = MODELS[model_name]
@@ -63,7 +65,9 @@ def main() -> int:
                                seed=args.seed, command=command)
             records.append(record)
             print(metric_table([record]).splitlines()[-1], flush=True)
-            write_json(records, out_dir / f"baselines_{data.name}.json")  # after each model: nothing lost
+            # after each model, nothing lost; records of models not run this time are kept
+            ran = {r["model"] for r in records}
+            write_json([r for r in previous if r["model"] not in ran] + records, path)
         print(metric_table(records))
     from summarize import main as summarize  # noqa: E402  (benchmarks/ is the script's folder)
 
