@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(or downloaded), otherwise on the generated synthetic dataset; says "
                                    "which data it used.")
     p.add_argument("--data-dir", help="a folder holding ml-100k/")
-    p.add_argument("--models", default="mostpop,itemknn,ease,als,gru4rec,sasrec",
+    p.add_argument("--models", default="mostpop,itemknn,ease,als,text,sasrec",
                    help="comma-separated models (default: %(default)s)")
     p.add_argument("--output-dir", default="runs/demo", help="where results go (default: %(default)s)")
     p.set_defaults(run=cmd_demo)
@@ -126,10 +126,14 @@ def _add_model_args(p: argparse.ArgumentParser, multiple: bool) -> None:
         p.add_argument("--models", required=True, help="comma-separated model names (see `arborec models`)")
     else:
         p.add_argument("--model", required=True, help="model name (see `arborec models`)")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a model parameter (repeatable); VALUE is parsed as JSON when it can be")
+    p.add_argument("--param", action="append", default=[], metavar="[MODEL.]NAME=VALUE",
+                   help="set a model parameter (repeatable); VALUE is parsed as JSON when it can be; "
+                        "MODEL. limits it to one model, e.g. sasrec.dropout=0.2")
     p.add_argument("--tune", action="store_true",
                    help="grid-search the model's search space on validation NDCG@10 before testing")
+    if multiple:
+        p.add_argument("--no-tune", default="", metavar="MODELS",
+                       help="comma-separated models that --tune leaves at their parameters (e.g. slow ones)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
@@ -141,16 +145,20 @@ def _prepared(args, name: str):
     return load_prepared(name, data_dir=args.data_dir, config=config, use_cache=not args.no_cache)
 
 
-def _parse_params(pairs: list[str]) -> dict:
+def _parse_params(pairs: list[str], model: str) -> dict:
+    """The --param values that apply to ``model``: NAME=VALUE for all, MODEL.NAME=VALUE for one."""
     params = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ArborecError(f"--param {pair!r}: expected NAME=VALUE")
+            raise ArborecError(f"--param {pair!r}: expected NAME=VALUE or MODEL.NAME=VALUE")
         key, value = pair.split("=", 1)
+        target, _, name = key.rpartition(".")
+        if target and target != model:
+            continue
         try:
-            params[key] = json.loads(value)
+            params[name] = json.loads(value)
         except json.JSONDecodeError:
-            params[key] = value
+            params[name] = value
     return params
 
 
@@ -226,7 +234,7 @@ def cmd_evaluate(args) -> int:
 
     data = _prepared(args, args.data)
     split = leave_one_out(data)
-    record = _run_one(args, data, split, args.model, _parse_params(args.param), args.tune)
+    record = _run_one(args, data, split, args.model, _parse_params(args.param, args.model), args.tune)
     out = Path(args.output or f"runs/{Path(args.data).name}-{args.model}.json")
     write_json(record, out)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
@@ -239,8 +247,8 @@ def cmd_benchmark(args) -> int:
     from arborec.data import leave_one_out
     from arborec.evaluate import metric_table, write_json
 
-    params = _parse_params(args.param)
     out_dir = Path(args.output_dir)
+    no_tune = set(filter(None, args.no_tune.split(",")))
     records = []
     for name in args.data:
         data = _prepared(args, name)
@@ -248,7 +256,8 @@ def cmd_benchmark(args) -> int:
         print(f"data: {data.name} ({data.source}): {data.n_users:,} users, {data.n_items:,} items, "
               f"{data.stats['n_interactions']:,} events; split {split.fingerprint()}", flush=True)
         for model_name in [m.strip() for m in args.models.split(",") if m.strip()]:
-            record = _run_one(args, data, split, model_name, params, args.tune)
+            record = _run_one(args, data, split, model_name, _parse_params(args.param, model_name),
+                              args.tune and model_name not in no_tune)
             write_json(record, out_dir / f"{Path(name).name}-{model_name}.json")
             records.append(record)
             print(metric_table([record]).splitlines()[-1], flush=True)
@@ -260,22 +269,23 @@ def cmd_benchmark(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from arborec.data import load_dataset
     from arborec.diagnostics import DatasetNotFoundError
 
     try:
-        from arborec.data import load_dataset
-
         load_dataset("ml-100k", data_dir=args.data_dir)
-        data = "ml-100k"
+        data, sequential = "ml-100k", ["--param", "sasrec.max_len=200"]  # long histories (105 events/user)
         print("Demo on MovieLens 100K (real data).")
     except DatasetNotFoundError as exc:
-        data = "synthetic"
+        data, sequential = "synthetic", []
         print(f"MovieLens 100K is not available here ({exc}).\n"
               "Demo on the SYNTHETIC dataset that arborec generates (not real data).")
-    bench = build_parser().parse_args(["benchmark", "--data", data, "--models", args.models,
-                                       "--output-dir", args.output_dir, "--tune"]
-                                      + (["--data-dir", args.data_dir] if args.data_dir else [])
-                                      + (["--quiet"] if args.quiet else []))
+    # Cheap models are tuned on validation; the neural ones run once with fixed settings.
+    argv = ["benchmark", "--data", data, "--models", args.models, "--output-dir", args.output_dir, "--tune",
+            "--no-tune", "sasrec,gru4rec,text-ft", "--param", "sasrec.dropout=0.2", "--param", "sasrec.max_epochs=40",
+            *sequential]
+    argv += ["--data-dir", args.data_dir] if args.data_dir else []
+    bench = build_parser().parse_args(argv)
     bench.quiet = args.quiet
     return cmd_benchmark(bench)
 

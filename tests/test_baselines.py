@@ -90,3 +90,11 @@ def test_cli_reports_unknown_dataset(capsys):
 
     assert main(["-q", "evaluate", "--data", "no-such-data", "--model", "mostpop"]) == 1
     assert "neither a known dataset" in capsys.readouterr().err
+
+
+def test_cli_params_apply_per_model():
+    from arborec.cli import _parse_params
+
+    pairs = ["seed=3", "sasrec.dropout=0.2", "ease.l2=50", "sasrec.device=cpu"]
+    assert _parse_params(pairs, "sasrec") == {"seed": 3, "dropout": 0.2, "device": "cpu"}
+    assert _parse_params(pairs, "ease") == {"seed": 3, "l2": 50}

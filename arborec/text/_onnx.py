@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,8 @@ def export_onnx(sentence_transformer, path: Path) -> Path:
                                             return_tensors="pt")
     tmp = path.with_suffix(".tmp.onnx")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about branches that are constant for this model
             torch.onnx.export(Pooled(transformer.eval()), (tokens["input_ids"], tokens["attention_mask"]), str(tmp),
                               input_names=["input_ids", "attention_mask"], output_names=["embedding"],
                               dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
