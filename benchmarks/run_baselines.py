@@ -35,6 +35,7 @@ def main() -> int:
                         help="fix a parameter of one model, e.g. sasrec.dropout=0.2 (VALUE parsed as JSON)")
     parser.add_argument("--no-tune", default="", help="comma-separated models to run without their grid")
     parser.add_argument("--output-dir", default=str(RESULTS))
+    parser.add_argument("--prefix", default="baselines", help="results go to <output-dir>/<prefix>_<data>.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.threads:
@@ -53,7 +54,7 @@ def main() -> int:
     for name in args.data:
         data = load_prepared(name, data_dir=args.data_dir)
         split = leave_one_out(data)
-        path = out_dir / f"baselines_{data.name}.json"
+        path = out_dir / f"{args.prefix}_{data.name}.json"
         previous = json.loads(path.read_text()) if path.exists() else []
         records = []
         for model_name in args.models.split(","):

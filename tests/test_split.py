@@ -110,3 +110,17 @@ def test_split_partitions_every_event(rows):
     assert len(split.train_items) + 2 * n_eval == len(data.interactions)
     hist = split.histories("test", split.eval_users("test"))
     assert np.all(hist.lengths() == split.train_lengths()[split.eval_users("test")] + 1)
+
+
+def test_split_is_immutable_and_survives_matrix_models():
+    from arborec.baselines import ALS, EASE, ItemKNN
+
+    split = leave_one_out(prepare(make_synthetic(n_users=100, seed=5)))
+    before = split.fingerprint()
+    seq = split.train_sequence(3).copy()
+    for model in (ItemKNN(), EASE(), ALS(iterations=2)):
+        model.fit(split)
+    assert split.fingerprint() == before
+    assert split.train_sequence(3).tolist() == seq.tolist()  # time order kept
+    with pytest.raises(ValueError):
+        split.train_items[0] = 1

@@ -34,7 +34,8 @@ class Histories:
     def to_csr(self, n_items: int) -> sp.csr_matrix:
         """Binary (B, n_items) matrix of the items each user has seen."""
         data = np.ones(len(self.items), dtype=np.float32)
-        m = sp.csr_matrix((data, self.items, self.indptr), shape=(len(self), n_items))
+        # scipy keeps the arrays it is given and sum_duplicates() sorts them in place: pass copies.
+        m = sp.csr_matrix((data, self.items.copy(), self.indptr.copy()), shape=(len(self), n_items))
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
@@ -160,5 +161,8 @@ def leave_one_out(data: PreparedData) -> Split:
     n_skipped = int((~evaluated).sum())
     if n_skipped:
         logger.info("%s: %d users with fewer than 3 events are kept for training only", data.name, n_skipped)
-    return Split(n_users=data.n_users, n_items=data.n_items, train_indptr=indptr, train_items=items[keep],
-                 train_times=times[keep], valid_target=valid_target, test_target=test_target)
+    arrays = dict(train_indptr=indptr, train_items=items[keep], train_times=times[keep],
+                  valid_target=valid_target, test_target=test_target)
+    for a in arrays.values():
+        a.flags.writeable = False  # shared by every model: an in-place change would corrupt the others
+    return Split(n_users=data.n_users, n_items=data.n_items, **arrays)
