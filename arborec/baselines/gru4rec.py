@@ -18,7 +18,7 @@ from arborec.baselines._sequential import SequentialRecommender
 @dataclass
 class GRU4RecConfig:
     n_items: int  # catalogue size; the embedding table has n_items + 1 rows (row 0 = padding)
-    hidden_size: int = 64  # D: item embedding and GRU state size (equal, for the tied output)
+    hidden_size: int = 128  # D: item embedding and GRU state size (equal, for the tied output)
     n_layers: int = 1  # stacked GRU layers
     dropout: float = 0.3  # on the embeddings, between GRU layers, and on the output states
 
@@ -74,9 +74,9 @@ class GRU4Rec(SequentialRecommender):
     name = "gru4rec"
     search_space = {"hidden_size": [64, 128], "dropout": [0.2, 0.5]}
 
-    def __init__(self, hidden_size: int = 64, n_layers: int = 1, max_len: int = 50, dropout: float = 0.3,
+    def __init__(self, hidden_size: int = 128, n_layers: int = 1, max_len: int = 50, dropout: float = 0.3,
                  lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 200,
-                 patience: int = 5, eval_every: int = 2, earlier_windows: bool = False, seed: int = 0,
+                 patience: int = 3, eval_every: int = 2, earlier_windows: bool = False, seed: int = 0,
                  device: str = "cpu", verbose: bool = False):
         self.hidden_size = hidden_size
         self.n_layers = n_layers

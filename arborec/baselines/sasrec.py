@@ -24,7 +24,7 @@ class SASRecConfig:
     n_layers: int = 2  # Transformer blocks
     n_heads: int = 1  # attention heads (hidden_size must divide by it)
     ffn_mult: int = 1  # FFN inner width = ffn_mult * hidden_size (SASRec: 1)
-    dropout: float = 0.5  # on embeddings, attention weights, residual branches
+    dropout: float = 0.2  # on embeddings, attention weights, residual branches
     norm_first: bool = True  # pre-LN blocks (True) or post-LN (False)
 
 
@@ -136,8 +136,8 @@ class SASRec(SequentialRecommender):
     search_space = {"dropout": [0.2, 0.5], "n_layers": [1, 2], "lr": [1e-3, 3e-3]}
 
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, max_len: int = 50,
-                 dropout: float = 0.5, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 128,
-                 max_epochs: int = 200, patience: int = 5, eval_every: int = 2, earlier_windows: bool = False,
+                 dropout: float = 0.2, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 128,
+                 max_epochs: int = 200, patience: int = 3, eval_every: int = 2, earlier_windows: bool = False,
                  seed: int = 0, device: str = "cpu", verbose: bool = False):
         self.hidden_size = hidden_size
         self.n_layers = n_layers
