@@ -51,3 +51,11 @@ def check_param(name: str, value, ok: bool, allowed: str) -> None:
     """Raise :class:`ConfigError` naming ``name``, its ``value`` and the ``allowed`` range."""
     if not ok:
         raise ConfigError(f"{name}={value!r} is not allowed: expected {allowed}")
+
+
+class UnknownItemError(ArborecError, LookupError):
+    """An event or request names an item the service's catalogue does not have (add it with POST /items first)."""
+
+
+class DuplicateItemError(ArborecError, ValueError):
+    """POST /items names an item that is already in the catalogue."""

@@ -1,0 +1,66 @@
+"""Build a ready `InterestService` from a prepared dataset and a harness recommender (or an arborec bundle)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from arborec.diagnostics import ConfigError, logger
+from arborec.serve.catalog import ServedCatalog, tree_from_paths
+from arborec.serve.scorers import HistoryScorer
+from arborec.serve.service import InterestService
+from arborec.serve.settings import ServeSettings
+from arborec.serve.store import Store
+
+
+def full_histories(data) -> dict[str, np.ndarray]:
+    """user id -> every item index of the user, oldest first (the prepared interactions are time-ordered)."""
+    users = data.interactions["user_idx"].to_numpy()
+    items = data.interactions["item_idx"].to_numpy().astype(np.int64)
+    bounds = np.cumsum(np.bincount(users, minlength=data.n_users))[:-1]
+    return {str(uid): seq for uid, seq in zip(data.user_ids, np.split(items, bounds))}
+
+
+def service_from_data(data, recommender, settings: ServeSettings, *, vectors: np.ndarray | None = None,
+                      tree=None, encoder=None, max_levels: int = 3) -> InterestService:
+    """An `InterestService` over ``data`` (a PreparedData) scoring with a FITTED harness ``recommender``.
+
+    ``vectors``: the catalogue's text vectors (default: ``arborec.text.encode_items``, cached);
+    ``tree``: an InterestTree over the items (default: from the category paths).
+    """
+    if vectors is None:
+        from arborec.text import TextEncoder, encode_items
+
+        encoder = encoder or TextEncoder(threads=1)
+        vectors = encode_items(data.catalog, encoder)
+    if tree is None:
+        tree = tree_from_paths(data.catalog["category_path"].tolist(), max_levels=max_levels)
+    counts = np.bincount(data.interactions["item_idx"].to_numpy(), minlength=data.n_items)
+    catalog = ServedCatalog(data.item_ids, data.catalog["title"].tolist(), vectors, tree, counts)
+    scorer = HistoryScorer(recommender, tree, max_history=settings.max_history, short_window=settings.short_window)
+    store = Store(settings.db_url, settings.sqlite_synchronous)
+    return InterestService(scorer, catalog, store, settings, base_histories=full_histories(data), encoder=encoder,
+                           name=getattr(recommender, "name", type(recommender).__name__))
+
+
+def load_service(settings: ServeSettings, *, data: str | None = None, model: str = "ease", params: dict | None = None,
+                 data_dir: str | None = None, bundle: str | None = None, seed: int = 0) -> InterestService:
+    """What `arborec serve` runs: fit ``model`` on ``data``'s leave-one-out training split (or load ``bundle``)."""
+    if bundle is not None:
+        raise ConfigError("--bundle needs the arborec model stage (arborec.model.load_bundle), which this build "
+                          "does not include yet; serve a harness model with --data DATA --model NAME")
+    if data is None:
+        raise ConfigError("give --data DATA (with --model NAME) or --bundle PATH")
+    from arborec.data import leave_one_out, load_prepared, make_synthetic, prepare
+    from arborec.recommenders import MODELS, make_model
+
+    t0 = time.perf_counter()
+    prepared = prepare(make_synthetic()) if data == "synthetic" else load_prepared(data, data_dir=data_dir)
+    split = leave_one_out(prepared)
+    params = dict(params or {})
+    if model in MODELS and "seed" in MODELS[model]().get_params():
+        params.setdefault("seed", seed)
+    recommender = make_model(model, **params).fit(split, prepared)
+    logger.info("%s fitted on %s in %.1f s", model, prepared.name, time.perf_counter() - t0)
+    return service_from_data(prepared, recommender, settings)

@@ -1,0 +1,134 @@
+"""Typed request and response models of the API (requests validated here, responses shaped here)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+#: user and item ids: printable, no spaces or slashes (they appear in URLs)
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@~+=-]+$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+#: 2000-01-01 .. 2100-01-01, unix seconds
+MIN_TIMESTAMP, MAX_TIMESTAMP = 946_684_800, 4_102_444_800
+
+
+class EventType(str, Enum):
+    view = "view"
+    click = "click"
+    cart = "cart"
+    purchase = "purchase"
+    rating = "rating"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ---------------------------------------------------------------------------------------
+class EventIn(_Strict):
+    """One interaction: ``user`` did ``event_type`` on ``item`` at ``timestamp`` (unix seconds)."""
+
+    user: Identifier
+    item: Identifier
+    timestamp: int = Field(ge=MIN_TIMESTAMP, le=MAX_TIMESTAMP, description="unix seconds")
+    event_type: EventType = EventType.view
+
+
+class EventBatch(_Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class ItemIn(_Strict):
+    """A new item: its text is encoded, it is placed in the interest tree and is recommendable at once."""
+
+    item: Identifier
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    description: Annotated[str, StringConstraints(max_length=5000)] = ""
+    brand: Annotated[str, StringConstraints(max_length=200)] = ""
+    category_path: list[Label] = Field(default_factory=list, max_length=10,
+                                       description="root first, e.g. ['Makeup', 'Lips', 'Lipstick']")
+
+
+class ItemBatch(_Strict):
+    items: list[ItemIn] = Field(min_length=1, max_length=1000)
+
+
+# -- responses --------------------------------------------------------------------------------------
+class EventsAccepted(BaseModel):
+    accepted: int = Field(description="events written (durably) and applied")
+    users: list[str] = Field(description="users whose state was updated")
+
+
+class InterestOf(BaseModel):
+    """The user's interest a recommendation serves: a node of the tree and its weight in the profile."""
+
+    level: int
+    node: int
+    path: list[str]
+    long_share: float = Field(description="share of the user's long-term events under this node")
+    short_share: float = Field(description="share of the user's recent events under this node")
+
+
+class Recommendation(BaseModel):
+    item: str
+    title: str
+    score: float
+    path: list[str] = Field(description="the item's interest path, coarse to fine")
+    interest: InterestOf | None = None
+    because: str | None = Field(None, description="the most similar item the user interacted with")
+    reason: str | None = None
+
+
+class Recommendations(BaseModel):
+    user: str
+    known: bool = Field(description="false: cold start (no events for this user)")
+    strategy: str = Field(description="model | popular-in-segments | popular-in-segment | stated-interest")
+    segment: int | None = None
+    items: list[Recommendation]
+
+
+class InterestNode(BaseModel):
+    level: int
+    node: int
+    parent: int = Field(description="index of the parent node at level - 1 (0 at level 1: the root)")
+    label: str
+    long: float = Field(description="share of long-term events under this node")
+    short: float = Field(description="share of the recent events under this node")
+
+
+class Interests(BaseModel):
+    user: str
+    known: bool
+    n_events: int
+    short_window: int
+    segment: int | None = None
+    levels: list[str] = Field(description="level names, coarse to fine")
+    nodes: list[InterestNode]
+
+
+class ItemsAdded(BaseModel):
+    added: int
+    items: list[dict] = Field(description="each new item with the interest path it was placed on")
+
+
+class Segment(BaseModel):
+    segment: int
+    label: str
+    n_users: int
+    top_items: list[str]
+
+
+class Segments(BaseModel):
+    segments: list[Segment]
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+    n_items: int
+    n_users_live: int
+    scorer: str
+    retrieval: str

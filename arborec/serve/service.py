@@ -1,0 +1,346 @@
+"""The service logic: ingest events into users' states, retrieve and explain recommendations, add items."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from arborec.diagnostics import DuplicateItemError, UnknownItemError, logger
+from arborec.serve.catalog import ServedCatalog
+from arborec.serve.retrieval import ItemIndex, top_k_dense
+from arborec.serve.scorers import OnlineScorer
+from arborec.serve.settings import ServeSettings
+from arborec.serve.store import Store, StoredItem
+
+N_NEIGHBOURS = 10  # text neighbours a new item borrows its score from
+NEIGHBOUR_TEMPERATURE = 0.05  # softmax temperature over their cosine similarities
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """What the service holds in memory for one user (replaced, never mutated, on each update)."""
+
+    state: dict
+    n_events: int
+    last_timestamp: int
+
+
+class InterestService:
+    """Users' real-time interest states over a catalogue, backed by a durable store.
+
+    Parameters
+    ----------
+    scorer : OnlineScorer
+    catalog : ServedCatalog (its items are the scorer's items, in the same order)
+    store : Store (events, users, added items)
+    settings : ServeSettings
+    base_histories : dict user id -> item indices (oldest first): the batch log the model was
+        trained on; live events from the store are applied on top of it
+    encoder : anything with ``encode(list[str]) -> (n, d)`` L2-normalised vectors (for new items and
+        stated interests); created on first use when None
+    """
+
+    def __init__(self, scorer: OnlineScorer, catalog: ServedCatalog, store: Store, settings: ServeSettings,
+                 base_histories: dict[str, np.ndarray] | None = None, encoder=None, name: str = "model"):
+        self.scorer = scorer
+        self.catalog = catalog
+        self.store = store
+        self.settings = settings
+        self.base_histories = base_histories or {}
+        self.encoder = encoder
+        self.name = name
+        self._users: dict[str, UserRecord] = {}
+        self._lock = threading.RLock()
+        self.text_index = ItemIndex(catalog.vectors)
+        vectors = scorer.item_vectors()
+        self.model_index = ItemIndex(vectors) if vectors is not None else None
+        self._segment_counts = self._base_segments()
+        self._restore_items()
+
+    # -- users' state -----------------------------------------------------------------------------
+    def user(self, user_id: str) -> UserRecord | None:
+        """The user's record: from memory, else rebuilt from the batch log plus the store; None if unknown."""
+        record = self._users.get(user_id)
+        if record is not None:
+            return record
+        with self._lock:
+            if user_id in self._users:
+                return self._users[user_id]
+            base = self.base_histories.get(user_id)
+            stored = self.store.user_events(user_id)
+            if base is None and not stored:
+                return None
+            index_of = self.catalog.index_of
+            live = [index_of[item] for item, _, _ in stored if item in index_of]
+            items = np.concatenate([base if base is not None else np.zeros(0, np.int64), np.array(live, np.int64)])
+            state = self.scorer.update(self.scorer.new_state(), items) if len(items) else self.scorer.new_state()
+            last = max((ts for _, ts, _ in stored), default=0)
+            record = UserRecord(state, int(len(items)), int(last))
+            self._users[user_id] = record
+            return record
+
+    def ingest(self, events: list) -> list[str]:
+        """Validate, store (committed) and apply ``events`` (objects with user, item, timestamp, event_type).
+
+        Returns the users whose state changed. Raises UnknownItemError before writing anything when
+        an event names an item the catalogue lacks.
+        """
+        index_of = self.catalog.index_of
+        unknown = sorted({e.item for e in events if e.item not in index_of})
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise UnknownItemError(f"unknown item id(s): {shown}; add items with POST /items first")
+        by_user: dict[str, list] = {}
+        for e in events:
+            by_user.setdefault(e.user, []).append(e)
+        with self._lock:
+            updated, snapshots = {}, {}
+            for user_id, evs in by_user.items():
+                old = self.user(user_id)
+                state = old.state if old is not None else self.scorer.new_state()
+                items = np.array([index_of[e.item] for e in evs], dtype=np.int64)
+                new_state = self.scorer.update(state, items)
+                last = max([e.timestamp for e in evs] + [old.last_timestamp if old else 0])
+                record = UserRecord(new_state, (old.n_events if old else 0) + len(evs), last)
+                updated[user_id] = (old, record)
+                snapshots[user_id] = {"n_events": record.n_events, "last_timestamp": last,
+                                      "state": self._summary(new_state)}
+            rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
+                     "event_type": getattr(e.event_type, "value", e.event_type)} for e in events]
+            self.store.add_events(rows=rows, user_states=snapshots)  # committed: now durable
+            for user_id, (old, record) in updated.items():
+                self._users[user_id] = record
+                self._move_segment(old, record)
+            np.add.at(self.catalog.counts, [index_of[e.item] for e in events], 1.0)
+        return list(by_user)
+
+    # -- recommendations --------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int = 10, explain: bool = True, diverse: bool = False,
+                  interest: str | None = None, segment: int | None = None) -> dict:
+        """Top-``k`` items for the user (history filtered), each with the interest path it serves."""
+        record = self.user(user_id)
+        if record is None or record.n_events == 0:
+            return self._cold_start(user_id, k, interest, segment)
+        state = record.state
+        seen = self.scorer.recent(state)
+        n_candidates = max(4 * k, 50) if diverse else k
+        query = self.scorer.query(state) if self.model_index is not None else None
+        if query is not None:
+            ids, scores = self.model_index.search(query, n_candidates, exclude=seen)
+        else:
+            ids, scores = top_k_dense(self.scorer.scores(state), n_candidates, exclude=seen)
+        if diverse:
+            ids, scores = _round_robin(ids, scores, self.catalog.tree.codes[ids, 0], k)
+        profile = _normalised(self.scorer.interests(state)) if explain else None
+        items = [self._describe(int(i), float(s), profile, seen if explain else None) for i, s in zip(ids, scores)]
+        return {"user": user_id, "known": True, "strategy": "model", "segment": self._segment(state),
+                "items": items}
+
+    def _cold_start(self, user_id: str, k: int, interest: str | None, segment: int | None) -> dict:
+        codes = self.catalog.tree.codes
+        counts = self.catalog.counts
+        if interest:
+            query = self._encode([interest])[0]
+            ids, sims = self.text_index.search(query, k)
+            items = [self._describe(int(i), float(s), None, None,
+                                    reason=f"close to your stated interest {interest!r} (cosine {s:.2f})")
+                     for i, s in zip(ids, sims)]
+            return {"user": user_id, "known": False, "strategy": "stated-interest", "segment": None, "items": items}
+        labels = self.catalog.tree.labels[0]
+        if segment is not None:
+            members = np.flatnonzero(codes[:, 0] == segment)
+            ids, scores = top_k_dense(counts[members], k)
+            ids = members[ids]
+            items = [self._describe(int(i), float(s), None, None, reason=f"popular in {labels[segment]}")
+                     for i, s in zip(ids, scores)]
+            return {"user": user_id, "known": False, "strategy": "popular-in-segment", "segment": segment,
+                    "items": items}
+        ids, scores = top_k_dense(counts, max(4 * k, 50))
+        ids, scores = _round_robin(ids, scores, codes[ids, 0], k)
+        items = [self._describe(int(i), float(s), None, None, reason=f"popular in {labels[codes[i, 0]]}")
+                 for i, s in zip(ids, scores)]
+        return {"user": user_id, "known": False, "strategy": "popular-in-segments", "segment": None, "items": items}
+
+    def _describe(self, item: int, score: float, profile: dict | None, seen: np.ndarray | None,
+                  reason: str | None = None) -> dict:
+        path = self.catalog.path_labels(item)
+        out = {"item": self.catalog.item_ids[item], "title": self.catalog.titles[item], "score": score,
+               "path": path, "interest": None, "because": None, "reason": reason}
+        if profile is not None:
+            codes = self.catalog.tree.codes[item]
+            for level in range(len(codes) - 1, -1, -1):  # the finest interest of the user this item sits under
+                node = int(codes[level])
+                long, short = profile["long"][level][node], profile["short"][level][node]
+                if long > 0 or short > 0:
+                    out["interest"] = {"level": level + 1, "node": node, "path": path[:level + 1],
+                                       "long_share": round(float(long), 4), "short_share": round(float(short), 4)}
+                    term = "recent" if short >= long else "long-term"
+                    out["reason"] = (f"serves your {term} interest in {' > '.join(path[:level + 1])} "
+                                     f"({100 * short:.0f}% of recent, {100 * long:.0f}% of all your events)")
+                    break
+            if out["reason"] is None:
+                out["reason"] = f"new direction for you: {' > '.join(path)}"
+        if seen is not None and len(seen):
+            recent = seen[-50:]
+            sims = self.catalog.vectors[recent] @ self.catalog.vectors[item]
+            out["because"] = self.catalog.titles[int(recent[int(np.argmax(sims))])] or self.catalog.item_ids[
+                int(recent[int(np.argmax(sims))])]
+        return out
+
+    # -- interests and segments -------------------------------------------------------------------
+    def interests(self, user_id: str) -> dict:
+        """The user's hierarchical profile: the share of long-term and recent events under each node."""
+        record = self.user(user_id)
+        tree = self.catalog.tree
+        levels = [f"level {i + 1}" for i in range(tree.n_levels)]
+        if record is None or record.n_events == 0:
+            return {"user": user_id, "known": False, "n_events": 0, "short_window": self.settings.short_window,
+                    "segment": None, "levels": levels, "nodes": []}
+        profile = _normalised(self.scorer.interests(record.state))
+        nodes = []
+        for level in range(tree.n_levels):
+            long, short = profile["long"][level], profile["short"][level]
+            for node in np.flatnonzero((long > 0) | (short > 0)):
+                nodes.append({"level": level + 1, "node": int(node), "parent": int(tree.parents[level][node]),
+                              "label": tree.labels[level][node], "long": round(float(long[node]), 5),
+                              "short": round(float(short[node]), 5)})
+        return {"user": user_id, "known": True, "n_events": record.n_events,
+                "short_window": self.settings.short_window, "segment": self._segment(record.state),
+                "levels": levels, "nodes": nodes}
+
+    def segments(self, top: int = 5) -> list[dict]:
+        """Users grouped by their dominant top-level interest, with the most popular items of each group."""
+        codes, counts = self.catalog.tree.codes, self.catalog.counts
+        out = []
+        for seg, label in enumerate(self.catalog.tree.labels[0]):
+            members = np.flatnonzero(codes[:, 0] == seg)
+            best, _ = top_k_dense(counts[members], top)
+            out.append({"segment": seg, "label": label, "n_users": int(self._segment_counts[seg]),
+                        "top_items": [self.catalog.item_ids[i] for i in members[best]]})
+        return out
+
+    def _segment(self, state: dict) -> int | None:
+        top = self.scorer.interests(state)["long"][0]
+        return int(np.argmax(top)) if top.sum() > 0 else None
+
+    def _base_segments(self) -> np.ndarray:
+        n_top = self.catalog.tree.level_sizes[0]
+        counts = np.zeros(n_top, dtype=np.int64)
+        top = self.catalog.tree.codes[:, 0]
+        for items in self.base_histories.values():
+            if len(items):
+                counts[np.argmax(np.bincount(top[items], minlength=n_top))] += 1
+        return counts
+
+    def _move_segment(self, old: UserRecord | None, new: UserRecord) -> None:
+        before = self._segment(old.state) if old is not None and old.n_events else None
+        after = self._segment(new.state)
+        if before != after:
+            if before is not None:
+                self._segment_counts[before] -= 1
+            if after is not None:
+                self._segment_counts[after] += 1
+
+    def _summary(self, state: dict, top: int = 3) -> dict:
+        """A small readable snapshot of a state for the users table: the top interests at level 1."""
+        profile = _normalised(self.scorer.interests(state))
+        labels = self.catalog.tree.labels[0]
+        out = {}
+        for term in ("long", "short"):
+            p = profile[term][0]
+            best = np.argsort(-p)[:top]
+            out[term] = {labels[j]: round(float(p[j]), 3) for j in best if p[j] > 0}
+        return out
+
+    # -- items ------------------------------------------------------------------------------------
+    def add_items(self, new: list) -> list[dict]:
+        """Encode, store and place new items (objects with item, title, description, brand,
+        category_path); they are recommendable when this returns."""
+        from arborec.text import ItemTextTemplate
+
+        ids = [it.item for it in new]
+        dupes = sorted({i for i in ids if i in self.catalog.index_of} | {i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise DuplicateItemError(f"item id(s) already present: {', '.join(dupes[:5])}")
+        frame = pd.DataFrame({"item": ids, "title": [it.title for it in new], "brand": [it.brand for it in new],
+                              "description": [it.description for it in new],
+                              "category_path": [list(it.category_path) for it in new]})
+        texts = ItemTextTemplate(drop_root_category=False).render(frame)
+        vectors = self._encode(texts)
+        stored = [StoredItem(it.item, it.title, text, list(it.category_path), vec) for it, text, vec in zip(new, texts, vectors)]
+        with self._lock:
+            if any(i in self.catalog.index_of for i in ids):
+                raise DuplicateItemError("item id(s) were added meanwhile")
+            self.store.add_items(stored)
+            return self._place_items(stored)
+
+    def _restore_items(self) -> None:
+        stored = [s for s in self.store.added_items() if s.item_id not in self.catalog.index_of]
+        if stored:
+            self._place_items(stored)
+            logger.info("restored %d items added through the API", len(stored))
+
+    def _place_items(self, stored: list[StoredItem]) -> list[dict]:
+        vectors = np.stack([s.vector for s in stored]).astype(np.float32)  # (n_new, d)
+        neighbours, weights, codes = [], [], []
+        n_known = self.catalog.n_items
+        for vec, s in zip(vectors, stored):
+            nb, sims = self.text_index.search(vec, N_NEIGHBOURS)
+            nb, sims = nb[nb < n_known], sims[nb < n_known]  # neighbours among items already placed
+            w = np.exp((sims - sims.max()) / NEIGHBOUR_TEMPERATURE)
+            neighbours.append(nb)
+            weights.append(w / w.sum())
+            codes.append(self.catalog.place(s.category_path, nb))
+        width = max(len(n) for n in neighbours)
+        nb_arr = np.zeros((len(stored), width), dtype=np.int64)
+        w_arr = np.zeros((len(stored), width), dtype=np.float32)
+        for j, (nb, w) in enumerate(zip(neighbours, weights)):
+            nb_arr[j, :len(nb)], w_arr[j, :len(w)] = nb, w
+        self.scorer.add_items(nb_arr, w_arr)
+        self.catalog.append([s.item_id for s in stored], [s.title for s in stored], vectors, np.stack(codes))
+        self.text_index.add(vectors)
+        if self.model_index is not None:
+            self.model_index.add(self.scorer.item_vectors()[self.model_index.n_items:])
+        return [{"item": s.item_id, "index": n_known + j, "path": self.catalog.path_labels(n_known + j),
+                 "neighbours": [self.catalog.item_ids[i] for i in nb_arr[j, :3]]} for j, s in enumerate(stored)]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.encoder is None:
+            from arborec.text import TextEncoder
+
+            self.encoder = TextEncoder(threads=1)
+        return np.asarray(self.encoder.encode(texts), dtype=np.float32)
+
+    # -- status -----------------------------------------------------------------------------------
+    def health(self) -> dict:
+        try:
+            store = "ok" if self.store.ping() else "error"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: health must answer
+            logger.warning("store ping failed: %s", exc)
+            store = "error"
+        retrieval = f"faiss-{self.model_index.kind_}" if self.model_index is not None else "dense"
+        return {"status": "ok" if store == "ok" else "degraded", "store": store, "n_items": self.catalog.n_items,
+                "n_users_live": len(self._users), "scorer": self.name, "retrieval": retrieval}
+
+
+def _normalised(interests: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarray]]:
+    """Each level's weights divided by their sum (zeros stay zeros)."""
+    return {term: [w / w.sum() if w.sum() > 0 else w for w in levels] for term, levels in interests.items()}
+
+
+def _round_robin(ids: np.ndarray, scores: np.ndarray, groups: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Diversify a ranked list: take the best remaining item of each group in turn (groups ordered by their best)."""
+    order: dict[int, list[int]] = {}
+    for pos, g in enumerate(groups):
+        order.setdefault(int(g), []).append(pos)
+    queues = list(order.values())  # dict keeps first-seen order = groups by best item
+    picked = []
+    while len(picked) < k and any(queues):
+        for q in queues:
+            if q and len(picked) < k:
+                picked.append(q.pop(0))
+    picked = np.array(picked, dtype=np.int64)
+    return ids[picked], scores[picked]

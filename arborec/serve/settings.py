@@ -1,0 +1,60 @@
+"""Service settings (pydantic-settings): store URL, API key hash, request limits; read from ARBOREC_* variables."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "test"}
+
+
+class ServeSettings(BaseSettings):
+    """Everything the service reads from its environment (``ARBOREC_<FIELD>``) or the command line."""
+
+    model_config = SettingsConfigDict(env_prefix="ARBOREC_", extra="ignore")
+
+    db_url: str = "sqlite:///arborec-serve.db"
+    """SQLAlchemy URL of the store: ``sqlite:///path.db`` (embedded, WAL) or ``postgresql+psycopg://...``."""
+
+    api_key_hash: str | None = None
+    """SHA-256 hex digest of the API key that writes and admin endpoints require (never the key itself)."""
+
+    sqlite_synchronous: str = "FULL"
+    """SQLite ``synchronous`` pragma: FULL survives power loss after an acknowledgement; NORMAL (WAL) survives
+    process crashes only. See benchmarks/results/serve_*.md for the cost of each."""
+
+    max_body_bytes: int = Field(1_000_000, ge=1_000)
+    """Requests with a larger body are refused with 413."""
+
+    max_batch: int = Field(1_000, ge=1)
+    """Most events (or items) in one POST."""
+
+    max_k: int = Field(200, ge=1)
+    """Largest ``k`` a recommendation request may ask for."""
+
+    short_window: int = Field(10, ge=1)
+    """Events that make a user's short-term interest (the most recent ones)."""
+
+    max_history: int = Field(200, ge=1)
+    """Most recent events kept in a user's in-memory state."""
+
+    @field_validator("api_key_hash")
+    @classmethod
+    def _real_hash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if value in _PLACEHOLDERS or not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("api_key_hash must be the 64-hex-digit SHA-256 of the API key "
+                             "(make one with `arborec serve --make-key`), not a placeholder")
+        return value
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _sync_mode(cls, value: str) -> str:
+        value = value.upper()
+        if value not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+        return value
