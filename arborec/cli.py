@@ -93,6 +93,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs", help="where JSON results and table.md go (default: runs)")
     p.set_defaults(run=cmd_benchmark)
 
+    p = sub.add_parser("serve", help="run the real-time interest service (HTTP API, store, web page)",
+                       description="Serve recommendations with reasons over HTTP: events update each user's "
+                                   "interests at once, POST /items adds items, GET / is a web page, "
+                                   "GET /docs the OpenAPI documentation. The model is a harness recommender "
+                                   "fitted at start on --data (or an arborec bundle with --bundle). Writes and "
+                                   "/metrics need the API key: give its SHA-256 with --api-key-hash or "
+                                   "$ARBOREC_API_KEY_HASH (make one with --make-key); without one, a key is "
+                                   "generated and printed once.",
+                       epilog=EPILOG_DATA)
+    p.add_argument("--data", metavar="DATA", help="dataset whose catalogue and history are served")
+    p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
+    p.add_argument("--model", default="ease", help="harness model fitted at start (default: %(default)s; "
+                                                   "see `arborec models`)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a model parameter (repeatable)")
+    p.add_argument("--bundle", help="a trained arborec bundle folder (instead of --data/--model)")
+    p.add_argument("--db", help="store URL: sqlite:///file.db (default, WAL) or postgresql+psycopg://user@host/db "
+                                "(else $ARBOREC_DB_URL, else sqlite:///arborec-serve.db)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--api-key-hash", help="SHA-256 hex of the API key (else $ARBOREC_API_KEY_HASH)")
+    p.add_argument("--make-key", action="store_true", help="print a new API key and its hash, then exit")
+    p.add_argument("--vectors", help="a .npy of the catalogue's text vectors, row i = item i (e.g. from "
+                                     "`arborec encode --output`); default: encoded now (cached)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for scoring (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the model fit (default: 0)")
+    p.set_defaults(run=cmd_serve)
+
     p = sub.add_parser("demo", help="the main job: prepare a dataset, train and evaluate the baselines",
                        description="Evaluate the baselines on MovieLens 100K when its files can be found "
                                    "(or downloaded), otherwise on the generated synthetic dataset; says "
@@ -265,6 +292,39 @@ def cmd_benchmark(args) -> int:
     (out_dir / "table.md").write_text(metric_table(records, markdown=True) + "\n")
     print("\n" + table)
     print(f"\nresults in {out_dir}/ (one JSON per run, table.md)")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from arborec.serve.security import make_api_key
+
+    if args.make_key:
+        key, digest = make_api_key()
+        print(f"API key (give it to clients, keep it secret): {key}\nits hash (give it to the server): {digest}")
+        return 0
+    import torch
+    import uvicorn
+
+    from arborec.serve import ServeSettings, create_app, load_service
+
+    torch.set_num_threads(args.threads)
+    overrides = {k: v for k, v in {"db_url": args.db, "api_key_hash": args.api_key_hash}.items() if v}
+    try:
+        settings = ServeSettings(**overrides)
+    except ValueError as exc:
+        raise ArborecError(f"invalid settings: {exc}") from None
+    if settings.api_key_hash is None:
+        key, digest = make_api_key()
+        settings = settings.model_copy(update={"api_key_hash": digest})
+        print(f"no API key configured: generated one for this run (writes need it):\n  X-API-Key: {key}",
+              file=sys.stderr, flush=True)
+    service = load_service(settings, data=args.data, model=args.model, params=_parse_params(args.param, args.model),
+                           data_dir=args.data_dir, bundle=args.bundle, seed=args.seed,
+                           vectors=args.vectors)
+    print(f"serving {service.name} on {service.catalog.n_items:,} items at http://{args.host}:{args.port}/ "
+          f"(store {settings.db_url.split('://')[0]})", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(service, settings), host=args.host, port=args.port, log_level="warning",
+                access_log=False)
     return 0
 
 

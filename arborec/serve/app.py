@@ -21,6 +21,12 @@ from arborec.serve.settings import ServeSettings
 STATIC = Path(__file__).parent / "static"
 UserId = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@~+=-]+$")]
 
+def _errors(*codes: int) -> dict:
+    what = {401: "no API key", 403: "wrong API key", 404: "not found", 409: "item already present",
+            413: "request too large", 422: "invalid request (the message says where)"}
+    return {code: {"model": schemas.ErrorOut, "description": what[code]} for code in codes}
+
+
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the service's API key")
 _bearer = HTTPBearer(auto_error=False, description="the API key as a bearer token (for Prometheus)")
 
@@ -74,6 +80,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
 
     # -- routes ---------------------------------------------------------------------------------
     @app.post("/events", response_model=schemas.EventsAccepted, dependencies=[Authorised],
+              responses=_errors(401, 403, 413, 422),
               summary="ingest one event or a batch; durable and applied when acknowledged")
     def post_events(body: schemas.EventBatch | schemas.EventIn) -> schemas.EventsAccepted:
         events = body.events if isinstance(body, schemas.EventBatch) else [body]
@@ -83,7 +90,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         metrics.events.inc(len(events))
         return schemas.EventsAccepted(accepted=len(events), users=users)
 
-    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations,
+    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations, responses=_errors(422),
              summary="top-k items with the interest each serves; cold-start answer for unknown users")
     def get_recommendations(
         user_id: UserId,
@@ -100,12 +107,13 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         return schemas.Recommendations(**service.recommend(user_id, k=k, explain=explain, diverse=diverse,
                                                            interest=interest, segment=segment))
 
-    @app.get("/users/{user_id}/interests", response_model=schemas.Interests,
+    @app.get("/users/{user_id}/interests", response_model=schemas.Interests, responses=_errors(422),
              summary="the user's hierarchical interest profile, long and short term")
     def get_interests(user_id: UserId) -> schemas.Interests:
         return schemas.Interests(**service.interests(user_id))
 
     @app.post("/items", response_model=schemas.ItemsAdded, dependencies=[Authorised],
+              responses=_errors(401, 403, 409, 413, 422),
               summary="add items: encoded, placed in the tree, recommendable at once")
     def post_items(body: schemas.ItemBatch) -> schemas.ItemsAdded:
         added = service.add_items(body.items)
@@ -119,7 +127,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
     def get_health() -> schemas.Health:
         return schemas.Health(**service.health())
 
-    @app.get("/metrics", dependencies=[Authorised], response_class=Response,
+    @app.get("/metrics", dependencies=[Authorised], response_class=Response, responses=_errors(401, 403),
              summary="Prometheus metrics (needs the API key, e.g. as a bearer token)")
     def get_metrics() -> Response:
         metrics.refresh()

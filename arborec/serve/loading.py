@@ -45,8 +45,12 @@ def service_from_data(data, recommender, settings: ServeSettings, *, vectors: np
 
 
 def load_service(settings: ServeSettings, *, data: str | None = None, model: str = "ease", params: dict | None = None,
-                 data_dir: str | None = None, bundle: str | None = None, seed: int = 0) -> InterestService:
-    """What `arborec serve` runs: fit ``model`` on ``data``'s leave-one-out training split (or load ``bundle``)."""
+                 data_dir: str | None = None, bundle: str | None = None, seed: int = 0,
+                 vectors: str | None = None) -> InterestService:
+    """What `arborec serve` runs: fit ``model`` on ``data``'s leave-one-out training split (or load ``bundle``).
+
+    ``vectors``: a .npy file of the catalogue's text vectors (row i = item i), else they are encoded (cached).
+    """
     if bundle is not None:
         raise ConfigError("--bundle needs the arborec model stage (arborec.model.load_bundle), which this build "
                           "does not include yet; serve a harness model with --data DATA --model NAME")
@@ -63,4 +67,10 @@ def load_service(settings: ServeSettings, *, data: str | None = None, model: str
         params.setdefault("seed", seed)
     recommender = make_model(model, **params).fit(split, prepared)
     logger.info("%s fitted on %s in %.1f s", model, prepared.name, time.perf_counter() - t0)
-    return service_from_data(prepared, recommender, settings)
+    item_vectors = None
+    if vectors is not None:
+        item_vectors = np.load(vectors)
+        if item_vectors.shape[0] != prepared.n_items:
+            raise ConfigError(f"--vectors {vectors}: {item_vectors.shape[0]} rows, but {prepared.name} has "
+                              f"{prepared.n_items} items")
+    return service_from_data(prepared, recommender, settings, vectors=item_vectors)

@@ -125,6 +125,13 @@ class Segments(BaseModel):
     segments: list[Segment]
 
 
+class ErrorOut(BaseModel):
+    """What every 4xx answer carries: a message, and for invalid requests where each problem is."""
+
+    detail: str
+    errors: list[dict] | None = None
+
+
 class Health(BaseModel):
     status: str
     store: str

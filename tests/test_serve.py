@@ -1,0 +1,340 @@
+"""The service API on synthetic data: contract, real-time updates, auth, bad input, cold start, new items,
+restart from the store, durability under SIGKILL, and a schema fuzz."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("faiss")
+pytest.importorskip("sqlalchemy")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from serve_helpers import HashingEncoder, free_port, make_service, start_server, synthetic_vectors  # noqa: E402
+
+MAX_EXAMPLES = int(os.environ.get("ARBOREC_FUZZ_EXAMPLES", "15"))  # per operation; raise for a longer fuzz
+KEY = "test-key-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(client, service, data) over a fresh SQLite store."""
+    from arborec.serve import create_app, hash_api_key
+
+    db = tmp_path_factory.mktemp("serve") / "store.db"
+    service, data = make_service(f"sqlite:///{db}", hash_api_key(KEY))
+    return TestClient(create_app(service)), service, data
+
+
+AUTH = {"X-API-Key": KEY}
+
+
+def _items_under(service, level: int, label: str) -> list[str]:
+    tree = service.catalog.tree
+    node = tree.labels[level - 1].index(label)
+    return [service.catalog.item_ids[i] for i in tree.members(level, node)]
+
+
+def test_health_and_schema(served):
+    client, service, _ = served
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["store"] == "ok" and health["n_items"] == service.catalog.n_items
+    paths = client.get("/openapi.json").json()["paths"]
+    for route in ("/events", "/users/{user_id}/recommendations", "/users/{user_id}/interests", "/items",
+                  "/segments", "/health", "/metrics"):
+        assert route in paths
+
+
+def test_recommendations_of_a_known_user(served):
+    client, service, data = served
+    user = str(data.user_ids[3])
+    history = {service.catalog.item_ids[i] for i in service.base_histories[user]}
+    body = client.get(f"/users/{user}/recommendations", params={"k": 7}).json()
+    assert body["known"] and body["strategy"] == "model" and len(body["items"]) == 7
+    scores = [r["score"] for r in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for rec in body["items"]:
+        assert rec["item"] not in history  # history filtered
+        assert rec["reason"] and len(rec["path"]) == service.catalog.tree.n_levels
+        if rec["interest"] is not None:  # the interest served is a node on the item's own path
+            assert rec["path"][:len(rec["interest"]["path"])] == rec["interest"]["path"]
+
+
+def test_events_update_interests_and_recommendations_at_once(served):
+    client, service, data = served
+    # a user whose whole history is outside Fragrance, then ten Fragrance events
+    user = next(str(u) for u, items in service.base_histories.items()
+                if service.catalog.tree.labels[0][0] == "Fragrance"
+                and not np.any(service.catalog.tree.codes[items, 0] == 0))
+    before = client.get(f"/users/{user}/interests").json()
+    recs_before = client.get(f"/users/{user}/recommendations", params={"k": 5}).json()["items"]
+    assert all(r["path"][0] != "Fragrance" for r in recs_before)
+    assert all(n["label"] != "Fragrance" for n in before["nodes"] if n["level"] == 1)
+    new_items = _items_under(service, 2, "Men's")[:10]
+    events = [{"user": user, "item": it, "timestamp": 1_700_000_000 + j, "event_type": "view"}
+              for j, it in enumerate(new_items)]
+    ack = client.post("/events", json={"events": events}, headers=AUTH)
+    assert ack.status_code == 200 and ack.json() == {"accepted": 10, "users": [user]}
+    after = client.get(f"/users/{user}/interests").json()
+    assert after["n_events"] == before["n_events"] + 10
+    top = {n["label"]: n for n in after["nodes"] if n["level"] == 1}
+    assert top["Fragrance"]["short"] == pytest.approx(1.0)  # the recent window is all Fragrance
+    assert 0 < top["Fragrance"]["long"] < 1.0
+    recs = client.get(f"/users/{user}/recommendations", params={"k": 5}).json()["items"]
+    fragrance = [r for r in recs if r["path"][0] == "Fragrance"]
+    assert len(fragrance) >= 2  # recommendations follow the new interest at once...
+    assert all("recent interest in Fragrance" in r["reason"] for r in fragrance)  # ...and say so
+    assert not set(new_items) & {r["item"] for r in recs}  # and skip what was just seen
+
+
+def test_writes_and_metrics_need_the_key(served):
+    client, service, data = served
+    event = {"user": "intruder", "item": service.catalog.item_ids[0], "timestamp": 1_700_000_000}
+    n_before = service.store.count_events()
+    assert client.post("/events", json=event).status_code == 401
+    assert client.post("/events", json=event, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert client.post("/events", json=event, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.post("/items", json={"items": [{"item": "x1", "title": "x"}]}).status_code == 401
+    assert client.get("/metrics").status_code == 401
+    assert service.store.count_events() == n_before  # nothing was written
+    assert client.get("/users/intruder/recommendations").status_code == 200  # reads are open
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert metrics.status_code == 200
+    assert 'route="/events",status="401"' in metrics.text and "arborec_http_request_seconds_bucket" in metrics.text
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"user": "u1", "item": "no-such-item", "timestamp": 1_700_000_000}, 422, "no-such-item"),
+    ({"user": "bad user/id", "item": "i0000", "timestamp": 1_700_000_000}, 422, "pattern"),
+    ({"user": "u1", "item": "i0000", "timestamp": -5}, 422, "greater than"),
+    ({"user": "u1", "item": "i0000", "timestamp": 1_700_000_000, "event_type": "teleport"}, 422, "view"),
+    ({"events": []}, 422, "at least 1"),
+    ({"events": [{"user": "u1", "item": "i0000", "timestamp": 1_700_000_000}] * 1001}, 422, "at most 1000"),
+])
+def test_bad_events_get_a_clear_4xx(served, body, status, message):
+    client, service, _ = served
+    n_before = service.store.count_events()
+    response = client.post("/events", json=body, headers=AUTH)
+    assert response.status_code == status
+    assert message in response.text and "Traceback" not in response.text
+    assert service.store.count_events() == n_before
+
+
+def test_limits_and_malformed_requests(served):
+    client, service, _ = served
+    big = b'{"events": [' + b",".join([b'{"user": "u", "item": "i0000", "timestamp": 1700000000}'] * 30000) + b"]}"
+    response = client.post("/events", content=big, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+    response = client.post("/events", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert client.get("/users/u0001/recommendations", params={"k": 0}).status_code == 422
+    assert client.get("/users/u0001/recommendations", params={"k": 10_000}).status_code == 422
+    n_segments = service.catalog.tree.level_sizes[0]
+    response = client.get("/users/new/recommendations", params={"segment": n_segments})
+    assert response.status_code == 422 and "GET /segments" in response.json()["detail"]
+
+
+def test_cold_start_answers(served):
+    client, service, _ = served
+    plain = client.get("/users/never-seen/recommendations", params={"k": 8}).json()
+    assert not plain["known"] and plain["strategy"] == "popular-in-segments"
+    assert len({r["path"][0] for r in plain["items"]}) == service.catalog.tree.level_sizes[0]  # every segment
+    seg = client.get("/users/never-seen/recommendations", params={"k": 5, "segment": 2}).json()
+    label = service.catalog.tree.labels[0][2]
+    assert seg["strategy"] == "popular-in-segment" and all(r["path"][0] == label for r in seg["items"])
+    stated = client.get("/users/never-seen/recommendations", params={"k": 5, "interest": "mascara"}).json()
+    assert stated["strategy"] == "stated-interest"
+    assert all(r["path"][-1] == "Mascara" for r in stated["items"])
+    assert client.get("/users/never-seen/interests").json() == {
+        "user": "never-seen", "known": False, "n_events": 0, "short_window": service.settings.short_window,
+        "segment": None, "levels": ["level 1", "level 2", "level 3"], "nodes": []}
+
+
+def test_new_items_are_placed_and_recommendable_at_once(served, tmp_path):
+    client, service, data = served
+    new = {"item": "new-lipstick-1", "title": "Avalon Bold Lipstick No. 99", "brand": "Avalon",
+           "category_path": ["Makeup", "Lips", "Lipstick"]}
+    odd = {"item": "new-oil-1", "title": "Verde Pure Body Oil Deluxe", "category_path": []}  # placed by its text
+    response = client.post("/items", json={"items": [new, odd]}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    placed = {it["item"]: it["path"] for it in response.json()["items"]}
+    assert placed == {"new-lipstick-1": ["Makeup", "Lips", "Lipstick"], "new-oil-1": ["Skin Care", "Body", "Body Oil"]}
+    assert client.post("/items", json={"items": [new]}, headers=AUTH).status_code == 409
+    # a user who has just viewed other lipsticks gets the new one among the first recommendations
+    lipsticks = _items_under(service, 3, "Lipstick")
+    events = [{"user": "lip-fan", "item": it, "timestamp": 1_700_000_000 + j} for j, it in enumerate(lipsticks[:6])]
+    assert client.post("/events", json={"events": events}, headers=AUTH).status_code == 200
+    recs = client.get("/users/lip-fan/recommendations", params={"k": 10}).json()["items"]
+    assert "new-lipstick-1" in [r["item"] for r in recs]
+    # and events on the new item are accepted and counted under its node
+    ok = client.post("/events", json={"user": "lip-fan", "item": "new-lipstick-1", "timestamp": 1_700_000_100},
+                     headers=AUTH)
+    assert ok.status_code == 200
+    nodes = client.get("/users/lip-fan/interests").json()["nodes"]
+    assert {n["label"]: n["long"] for n in nodes if n["level"] == 3} == {"Lipstick": 1.0}
+
+
+def test_state_is_rebuilt_from_the_store(served):
+    """A second service over the same store (a restart) has the added items and every user's events."""
+    client, service, data = served
+    from arborec.serve import create_app
+
+    client.post("/events", json={"user": "restart-me", "item": "i0000", "timestamp": 1_700_000_000}, headers=AUTH)
+    before = {u: client.get(f"/users/{u}/interests").json() for u in ("restart-me", "lip-fan", str(data.user_ids[3]))}
+    again, _ = make_service(service.store.url, service.settings.api_key_hash)
+    assert again.catalog.n_items == service.catalog.n_items  # items added through the API came back
+    client2 = TestClient(create_app(again))
+    for user, profile in before.items():
+        assert client2.get(f"/users/{user}/interests").json() == profile
+
+
+def test_segments_count_every_user_once(served):
+    client, service, data = served
+    segments = client.get("/segments").json()["segments"]
+    assert [s["label"] for s in segments] == service.catalog.tree.labels[0]
+    live_new = {u for u in service._users if u not in service.base_histories}
+    assert sum(s["n_users"] for s in segments) == len(service.base_histories) + len(live_new)
+    for s in segments:
+        assert all(service.catalog.tree.codes[service.catalog.index_of[i], 0] == s["segment"] for i in s["top_items"])
+
+
+def test_diverse_lists_spread_over_interests(served):
+    client, service, data = served
+    user = str(data.user_ids[5])
+    plain = client.get(f"/users/{user}/recommendations", params={"k": 8}).json()["items"]
+    diverse = client.get(f"/users/{user}/recommendations", params={"k": 8, "diverse": True}).json()["items"]
+    assert len({r["path"][0] for r in diverse}) >= max(2, len({r["path"][0] for r in plain}))
+
+
+def test_item_index_exact_and_hnsw_agree():
+    from arborec.serve import ItemIndex
+    from arborec.serve.retrieval import top_k_dense
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(2000, 32)).astype(np.float32)
+    query = rng.normal(size=32).astype(np.float32)
+    flat, hnsw = ItemIndex(vectors), ItemIndex(vectors, hnsw_threshold=1000)
+    assert (flat.kind_, hnsw.kind_) == ("flat", "hnsw")
+    exclude = np.argsort(-(vectors @ query))[:5]  # the five best are "already seen"
+    ids, scores = flat.search(query, 10, exclude=exclude)
+    dense_ids, _ = top_k_dense(vectors @ query, 10, exclude=exclude)
+    assert np.array_equal(ids, dense_ids) and not set(ids) & set(exclude)
+    approx, _ = hnsw.search(query, 10, exclude=exclude)
+    assert len(set(approx) & set(ids)) >= 9
+
+
+def test_tree_from_paths_drops_a_shared_root_and_pads_short_paths():
+    from arborec.serve import tree_from_paths
+
+    tree = tree_from_paths([["Beauty", "Hair", "Shampoo"], ["Beauty", "Skin"], ["Beauty", "Hair", "Gel", "Strong"]],
+                           max_levels=2)
+    assert tree.n_levels == 2 and tree.labels[0] == ["Hair", "Skin"]
+    assert tree.path_labels(1) == ["Skin", "Skin"] and tree.path_labels(2) == ["Hair", "Gel"]
+
+
+def test_sequential_models_retrieve_through_faiss(tmp_path):
+    """With SASRec the service searches item embeddings with faiss; the ranking equals the dense scores."""
+    from arborec.serve import hash_api_key
+
+    service, data = make_service(f"sqlite:///{tmp_path / 's.db'}", hash_api_key(KEY), n_users=150, model="sasrec",
+                                 hidden_size=16, n_layers=1, max_epochs=2, eval_every=2)
+    assert service.health()["retrieval"] == "faiss-flat"
+    user = str(data.user_ids[0])
+    state = service.user(user).state
+    got = [r["item"] for r in service.recommend(user, k=5, explain=False)["items"]]
+    from arborec.serve.retrieval import top_k_dense
+
+    dense, _ = top_k_dense(service.scorer.scores(state), 5, exclude=service.scorer.recent(state))
+    assert got == [service.catalog.item_ids[i] for i in dense]
+
+
+def test_acknowledged_events_survive_sigkill(tmp_path):
+    """Stream events to a real server process, SIGKILL it mid-stream, restart: every acknowledged event is there."""
+    import httpx
+
+    from arborec.data import make_synthetic, prepare
+    from arborec.serve import Store, hash_api_key
+
+    data = prepare(make_synthetic())
+    vectors = tmp_path / "vectors.npy"
+    np.save(vectors, synthetic_vectors(data, HashingEncoder()))
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    args = ["--data", "synthetic", "--vectors", str(vectors), "--db", db, "--api-key-hash", hash_api_key(KEY)]
+    port = free_port()
+    server = start_server(args, port)
+    acknowledged, stop = [], threading.Event()
+
+    def stream():
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=5.0) as http:
+            for j in range(100_000):
+                if stop.is_set():
+                    return
+                event = {"user": f"d{j % 7}", "item": str(data.item_ids[j % data.n_items]), "timestamp": 1_700_000_000 + j}
+                try:
+                    if http.post("/events", json=event).status_code == 200:
+                        acknowledged.append(event)
+                except httpx.HTTPError:
+                    return  # the server is gone
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while len(acknowledged) < 150 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    stop.set()
+    thread.join()
+    assert len(acknowledged) >= 150
+
+    stored = {(u, i, t) for u, i, t, _ in Store(db).all_events()}
+    assert {(e["user"], e["item"], e["timestamp"]) for e in acknowledged} <= stored
+    server = start_server(args, free_port() if False else port)
+    try:  # and the restarted service rebuilt the users' state from them
+        counts = {f"d{u}": sum(1 for e in acknowledged if e["user"] == f"d{u}") for u in range(7)}
+        for user, n in counts.items():
+            got = httpx.get(f"http://127.0.0.1:{port}/users/{user}/interests").json()["n_events"]
+            assert n <= got <= n + 1  # at most one more: an event written but killed before its answer
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_schema_fuzz_finds_no_server_error(tmp_path):
+    """Property-based requests generated from the OpenAPI schema (schemathesis): never a 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    from arborec.serve import create_app, hash_api_key
+
+    service, _ = make_service(f"sqlite:///{tmp_path / 'fuzz.db'}", hash_api_key(KEY), n_users=100)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service))
+    failures = []
+
+    def check(op, case):
+        response = case.call(headers=AUTH)
+        if response.status_code >= 500:
+            failures.append((op.label, response.status_code, response.text[:200]))
+        if op.method.upper() == "POST":  # the same write without any key is refused
+            case.headers = {k: v for k, v in (case.headers or {}).items() if k not in ("X-API-Key", "Authorization")}
+            response = case.call()
+            assert response.status_code == 401, (op.label, response.status_code)
+
+    def fuzz(op):
+        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def run(case):
+            check(op, case)
+        return run
+
+    for operation in schema.get_all_operations():
+        fuzz(operation.ok())()
+    assert not failures, json.dumps(failures[:5], indent=1)
