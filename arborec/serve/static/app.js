@@ -18,10 +18,26 @@ async function getJSON(url, options = {}) {
   return body;
 }
 
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf"];
+
+// One colour per top-level interest (the same in both charts), lighter at finer levels.
+function nodeColours(nodes) {
+  const byId = new Map(nodes.map((n) => [`${n.level}:${n.node}`, n]));
+  return nodes.map((n) => {
+    let top = n;
+    while (top.level > 1) top = byId.get(`${top.level - 1}:${top.parent}`) || { level: 1, node: top.parent };
+    const base = PALETTE[top.node % PALETTE.length];
+    const alpha = Math.round(255 * (1 - 0.22 * (n.level - 1))).toString(16).padStart(2, "0");
+    return base + alpha;
+  });
+}
+
 // Sunburst traces: leaves carry the shares, inner nodes 0 ("remainder": a parent is the sum of its children).
 function sunburstTrace(nodes, term, nLevels) {
   const kept = nodes.filter((n) => n[term] > 0);
   return {
+    marker: { colors: nodeColours(nodes).filter((_, i) => nodes[i][term] > 0), line: { color: "#fff", width: 1 } },
     type: "sunburst", branchvalues: "remainder", maxdepth: nLevels,
     ids: kept.map((n) => `${n.level}:${n.node}`),
     parents: kept.map((n) => (n.level > 1 ? `${n.level - 1}:${n.parent}` : "")),
@@ -40,9 +56,13 @@ function drawProfile(profile) {
     if (!profile.nodes.length) {
       Plotly.purge(target);
       target.textContent = "no events yet";
+      target.dataset.empty = "1";
       continue;
     }
-    target.textContent = "";
+    if (target.dataset.empty) {  // clear the message only: plotly keeps its own DOM inside the div
+      target.textContent = "";
+      delete target.dataset.empty;
+    }
     Plotly.react(target, [sunburstTrace(profile.nodes, term, nLevels)], layout, { displayModeBar: false });
   }
   $("short-caption").textContent = `Short term (last ${profile.short_window} events)`;

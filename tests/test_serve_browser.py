@@ -1,0 +1,110 @@
+"""The service's web page in a real browser (headless Chromium via Selenium): sunbursts, recommendations, posting an event."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("faiss")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+from serve_helpers import ROOT, free_port, make_service  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+KEY = "browser-test-key-0123456789abcdef0123"
+SCREENSHOT = ROOT / "docs" / "examples" / "serve_page.png"
+
+pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                                reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app under uvicorn in a thread, on a free loopback port."""
+    import uvicorn
+
+    from arborec.serve import create_app, hash_api_key
+
+    service, data = make_service(f"sqlite:///{tmp_path_factory.mktemp('browser') / 's.db'}", hash_api_key(KEY))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", service, data
+    srv.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_page_shows_interests_and_recommendations_and_posts_events(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, service, data = server
+    tree = service.catalog.tree
+    # a user with several top-level interests makes a readable sunburst
+    user = max(service.base_histories, key=lambda u: len(set(tree.codes[service.base_histories[u], 1])))
+    browser.get(f"{url}/?user={user}")
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rec-list li")) == 10)
+    for term in ("long", "short"):  # plotly drew a sunburst: one slice path per node
+        wait.until(lambda d, t=term: len(d.find_elements(By.CSS_SELECTOR, f"#sunburst-{t} g.slice")) >= 3)
+    first = browser.find_element(By.CSS_SELECTOR, "#rec-list li")
+    assert "interest in" in first.find_element(By.CLASS_NAME, "reason").text
+    note_before = browser.find_element(By.ID, "profile-note").text
+    n_before = int(note_before.split()[0])
+
+    # click a recommendation (fills the form), post it as a purchase, watch the profile update
+    first.click()
+    item = browser.find_element(By.ID, "event-item").get_attribute("value")
+    assert item == first.get_attribute("data-item")
+    browser.find_element(By.ID, "api-key").send_keys(KEY)
+    browser.find_element(By.ID, "event-button").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "profile-note"), f"{n_before + 1} events"))
+    items_now = [li.get_attribute("data-item") for li in browser.find_elements(By.CSS_SELECTOR, "#rec-list li")]
+    assert item not in items_now  # the posted item is now history, filtered out
+    assert service.user(user).n_events == n_before + 1
+    for term in ("long", "short"):  # the sunbursts were redrawn, not lost
+        wait.until(lambda d, t=term: len(d.find_elements(By.CSS_SELECTOR, f"#sunburst-{t} g.slice")) >= 3)
+    time.sleep(1.0)  # let plotly finish its transition before the screenshot
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 20_000
+
+
+def test_page_reports_refused_writes(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, service, data = server
+    browser.get(f"{url}/?user=someone-new")
+    wait = WebDriverWait(browser, 20)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "strategy"), "cold start"))
+    browser.find_element(By.ID, "event-item").send_keys(service.catalog.item_ids[0])
+    browser.find_element(By.ID, "event-button").click()  # no API key typed
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "401"))
+    assert service.user("someone-new") is None
