@@ -27,6 +27,7 @@ def _errors(*codes: int) -> dict:
     return {code: {"model": schemas.ErrorOut, "description": what[code]} for code in codes}
 
 
+_EVENT_FORMS = ("EventBatch", "EventIn")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the service's API key")
 _bearer = HTTPBearer(auto_error=False, description="the API key as a bearer token (for Prometheus)")
 
@@ -57,8 +58,15 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
     # -- errors: 4xx with a message, never a stack trace -------------------------------------------
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
+        found = exc.errors()
+        # a body that is one event or a batch: report against the form that was sent only
+        if any(len(e.get("loc", ())) > 1 and e["loc"][1] in _EVENT_FORMS for e in found):
+            body = getattr(exc, "body", None)
+            sent = "EventBatch" if isinstance(body, dict) and "events" in body else "EventIn"
+            found = [{**e, "loc": (e["loc"][0], *e["loc"][2:])} for e in found
+                     if len(e.get("loc", ())) < 2 or e["loc"][1] == sent]
         errors = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
-                  for e in exc.errors()][:20]
+                  for e in found][:20]
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
     @app.exception_handler(UnknownItemError)
@@ -142,7 +150,8 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         return FileResponse(_plotly_js(), media_type="application/javascript")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return _Guard(app, settings.max_body_bytes, metrics)
+    app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    return app
 
 
 class _Metrics:
@@ -161,19 +170,16 @@ class _Metrics:
 
     def refresh(self) -> None:
         self.items.set(self.service.catalog.n_items)
-        self.users.set(len(self.service._users))
+        self.users.set(self.service.n_users_live)
 
 
 class _Guard:
     """ASGI wrapper: refuses bodies over ``max_body_bytes`` (413) and records request metrics."""
 
-    def __init__(self, app: FastAPI, max_body_bytes: int, metrics: _Metrics):
+    def __init__(self, app, max_body_bytes: int, metrics: _Metrics):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
-
-    def __getattr__(self, name):  # expose the FastAPI app's attributes (openapi, state, routes...)
-        return getattr(self.app, name)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -46,7 +46,63 @@ class OnlineScorer(Protocol):
         (``(n_new, k)`` indices) with ``weights[j]`` (rows summing to 1)."""
 
 
-class HistoryScorer:
+class _BorrowedItems:
+    """New items as weighted mixes of known items (their text neighbours): scores, embeddings, history proxies.
+
+    Needs ``n_base_``, ``n_items``, ``_neighbours``, ``_weights``, ``_proxy`` and ``_item_vectors`` (or None).
+    """
+
+    def _init_borrowed(self, n_base: int) -> None:
+        self.n_base_ = int(n_base)
+        self.n_items = self.n_base_
+        self._neighbours = np.zeros((0, 1), dtype=np.int64)
+        self._weights = np.zeros((0, 1), dtype=np.float32)
+        self._proxy = np.arange(self.n_base_, dtype=np.int64)  # item -> known item standing for it
+
+    # -- new items --------------------------------------------------------------------------------
+    def add_items(self, neighbours: np.ndarray, weights: np.ndarray) -> None:
+        neighbours = np.asarray(neighbours, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float32)
+        base_nb, base_w = self._to_base(neighbours, weights)  # every new item as a mix of known items
+        self._neighbours = np.vstack([_pad(self._neighbours, base_nb.shape[1], 0), base_nb]) \
+            if len(self._neighbours) else base_nb
+        self._weights = np.vstack([_pad(self._weights, base_w.shape[1], 0.0), base_w]) \
+            if len(self._weights) else base_w
+        self._proxy = np.concatenate([self._proxy, base_nb[np.arange(len(base_nb)), base_w.argmax(1)]])
+        if self._item_vectors is not None:
+            new = np.einsum("nk,nkd->nd", base_w, self._item_vectors[base_nb])  # (n_new, D)
+            self._item_vectors = np.vstack([self._item_vectors, new.astype(np.float32)])
+        self.n_items += len(neighbours)
+
+    def _to_base(self, neighbours: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rewrite neighbours that are themselves added items as their own known-item mixes (same width)."""
+        k = neighbours.shape[1]
+        out_nb = np.zeros_like(neighbours)
+        out_w = np.zeros_like(weights)
+        for j in range(len(neighbours)):
+            mix: dict[int, float] = {}
+            for nb, w in zip(neighbours[j], weights[j]):
+                if nb < self.n_base_:
+                    mix[int(nb)] = mix.get(int(nb), 0.0) + float(w)
+                else:  # an earlier added item: already a mix of known items
+                    row = nb - self.n_base_
+                    for nb2, w2 in zip(self._neighbours[row], self._weights[row]):
+                        mix[int(nb2)] = mix.get(int(nb2), 0.0) + float(w) * float(w2)
+            top = sorted(mix.items(), key=lambda kv: -kv[1])[:k]
+            total = sum(w for _, w in top) or 1.0
+            for c, (nb, w) in enumerate(top):
+                out_nb[j, c], out_w[j, c] = nb, w / total
+        return out_nb, out_w
+
+    def _extend(self, base: np.ndarray) -> np.ndarray:
+        """Scores of the added items (weighted means of known items' scores) appended to ``base``."""
+        if self.n_items == self.n_base_:
+            return base
+        added = (base[self._neighbours] * self._weights).sum(1)  # (n_added,)
+        return np.concatenate([base, added.astype(np.float32)])
+
+
+class HistoryScorer(_BorrowedItems):
     """`OnlineScorer` over any fitted harness `Recommender`: the state is the user's recent history.
 
     Scores come from ``recommender.score(users, Histories)`` on the recent history (so EASE, ItemKNN,
@@ -71,11 +127,7 @@ class HistoryScorer:
         self.tree = tree
         self.max_history = max_history
         self.short_window = short_window
-        self.n_base_ = int(tree.n_items)
-        self.n_items = self.n_base_
-        self._neighbours = np.zeros((0, 1), dtype=np.int64)
-        self._weights = np.zeros((0, 1), dtype=np.float32)
-        self._proxy = np.arange(self.n_base_, dtype=np.int64)  # item -> known item standing for it
+        self._init_borrowed(tree.n_items)
         module = getattr(recommender, "module_", None)
         self._sequential = module is not None and hasattr(module, "item_emb")
         self._item_vectors = None
@@ -127,47 +179,43 @@ class HistoryScorer:
     def item_vectors(self) -> np.ndarray | None:
         return self._item_vectors
 
-    # -- new items --------------------------------------------------------------------------------
-    def add_items(self, neighbours: np.ndarray, weights: np.ndarray) -> None:
-        neighbours = np.asarray(neighbours, dtype=np.int64)
-        weights = np.asarray(weights, dtype=np.float32)
-        base_nb, base_w = self._to_base(neighbours, weights)  # every new item as a mix of known items
-        self._neighbours = np.vstack([_pad(self._neighbours, base_nb.shape[1], 0), base_nb]) \
-            if len(self._neighbours) else base_nb
-        self._weights = np.vstack([_pad(self._weights, base_w.shape[1], 0.0), base_w]) \
-            if len(self._weights) else base_w
-        self._proxy = np.concatenate([self._proxy, base_nb[np.arange(len(base_nb)), base_w.argmax(1)]])
-        if self._item_vectors is not None:
-            new = np.einsum("nk,nkd->nd", base_w, self._item_vectors[base_nb])  # (n_new, D)
-            self._item_vectors = np.vstack([self._item_vectors, new.astype(np.float32)])
-        self.n_items += len(neighbours)
 
-    def _to_base(self, neighbours: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rewrite neighbours that are themselves added items as their own known-item mixes (same width)."""
-        k = neighbours.shape[1]
-        out_nb = np.zeros_like(neighbours)
-        out_w = np.zeros_like(weights)
-        for j in range(len(neighbours)):
-            mix: dict[int, float] = {}
-            for nb, w in zip(neighbours[j], weights[j]):
-                if nb < self.n_base_:
-                    mix[int(nb)] = mix.get(int(nb), 0.0) + float(w)
-                else:  # an earlier added item: already a mix of known items
-                    row = nb - self.n_base_
-                    for nb2, w2 in zip(self._neighbours[row], self._weights[row]):
-                        mix[int(nb2)] = mix.get(int(nb2), 0.0) + float(w) * float(w2)
-            top = sorted(mix.items(), key=lambda kv: -kv[1])[:k]
-            total = sum(w for _, w in top) or 1.0
-            for c, (nb, w) in enumerate(top):
-                out_nb[j, c], out_w[j, c] = nb, w / total
-        return out_nb, out_w
+class ModelScorer(_BorrowedItems):
+    """`OnlineScorer` over a fitted arborec model (``arborec.model.ArboRec``, e.g. from ``load_bundle``).
 
-    def _extend(self, base: np.ndarray) -> np.ndarray:
-        """Scores of the added items (weighted means of known items' scores) appended to ``base``."""
-        if self.n_items == self.n_base_:
-            return base
-        added = (base[self._neighbours] * self._weights).sum(1)  # (n_added,)
-        return np.concatenate([base, added.astype(np.float32)])
+    The state is the model's own: the recurrent long-term state advanced one event at a time and the
+    recent window (``init_state``/``advance``); scores are ``score_state``; interests are the model's
+    predicted level distributions (``level_distributions_state``), long and short term. Items added
+    later borrow from their text neighbours, as in :class:`HistoryScorer`.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.tree = model.tree_
+        self._init_borrowed(model.n_items_)
+        self._item_vectors = None  # the model's score has a tree term: retrieval ranks the dense scores
+
+    def new_state(self) -> dict:
+        return self.model.init_state()
+
+    def update(self, state: dict, items: np.ndarray) -> dict:
+        return self.model.advance(state, [int(i) for i in self._proxy[np.asarray(items, dtype=np.int64)]])
+
+    def recent(self, state: dict) -> np.ndarray:
+        return np.asarray(state["window"], dtype=np.int64)
+
+    def interests(self, state: dict) -> dict[str, list[np.ndarray]]:
+        long, short = self.model.level_distributions_state(state)
+        return {"long": [np.asarray(p, dtype=float) for p in long], "short": [np.asarray(p, dtype=float) for p in short]}
+
+    def scores(self, state: dict) -> np.ndarray:
+        return self._extend(self.model.score_state(state))
+
+    def query(self, state: dict) -> np.ndarray | None:
+        return None
+
+    def item_vectors(self) -> np.ndarray | None:
+        return None
 
 
 def _pad(a: np.ndarray, width: int, value) -> np.ndarray:

@@ -60,6 +60,11 @@ class InterestService:
         self._segment_counts = self._base_segments()
         self._restore_items()
 
+    @property
+    def n_users_live(self) -> int:
+        """Users whose state is held in memory."""
+        return len(self._users)
+
     # -- users' state -----------------------------------------------------------------------------
     def user(self, user_id: str) -> UserRecord | None:
         """The user's record: from memory, else rebuilt from the batch log plus the store; None if unknown."""
@@ -171,10 +176,11 @@ class InterestService:
                "path": path, "interest": None, "because": None, "reason": reason}
         if profile is not None:
             codes = self.catalog.tree.codes[item]
+            floor = self.settings.min_share
             for level in range(len(codes) - 1, -1, -1):  # the finest interest of the user this item sits under
                 node = int(codes[level])
                 long, short = profile["long"][level][node], profile["short"][level][node]
-                if long > 0 or short > 0:
+                if max(long, short) >= floor and max(long, short) > 0:
                     out["interest"] = {"level": level + 1, "node": node, "path": path[:level + 1],
                                        "long_share": round(float(long), 4), "short_share": round(float(short), 4)}
                     term = "recent" if short >= long else "long-term"
@@ -203,7 +209,8 @@ class InterestService:
         nodes = []
         for level in range(tree.n_levels):
             long, short = profile["long"][level], profile["short"][level]
-            for node in np.flatnonzero((long > 0) | (short > 0)):
+            floor = max(self.settings.min_share, 1e-12)
+            for node in np.flatnonzero((long >= floor) | (short >= floor)):
                 nodes.append({"level": level + 1, "node": int(node), "parent": int(tree.parents[level][node]),
                               "label": tree.labels[level][node], "long": round(float(long[node]), 5),
                               "short": round(float(short[node]), 5)})
@@ -299,8 +306,9 @@ class InterestService:
         w_arr = np.zeros((len(stored), width), dtype=np.float32)
         for j, (nb, w) in enumerate(zip(neighbours, weights)):
             nb_arr[j, :len(nb)], w_arr[j, :len(w)] = nb, w
-        self.scorer.add_items(nb_arr, w_arr)
+        # the catalogue first: a concurrent reader may then see tree rows without scores, never the reverse
         self.catalog.append([s.item_id for s in stored], [s.title for s in stored], vectors, np.stack(codes))
+        self.scorer.add_items(nb_arr, w_arr)
         self.text_index.add(vectors)
         if self.model_index is not None:
             self.model_index.add(self.scorer.item_vectors()[self.model_index.n_items:])
@@ -323,7 +331,7 @@ class InterestService:
             store = "error"
         retrieval = f"faiss-{self.model_index.kind_}" if self.model_index is not None else "dense"
         return {"status": "ok" if store == "ok" else "degraded", "store": store, "n_items": self.catalog.n_items,
-                "n_users_live": len(self._users), "scorer": self.name, "retrieval": retrieval}
+                "n_users_live": self.n_users_live, "scorer": self.name, "retrieval": retrieval}
 
 
 def _normalised(interests: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarray]]:

@@ -37,6 +37,10 @@ class ServeSettings(BaseSettings):
     short_window: int = Field(10, ge=1)
     """Events that make a user's short-term interest (the most recent ones)."""
 
+    min_share: float = Field(0.01, ge=0.0, le=1.0)
+    """Interest nodes holding less than this share of a user's events (or probability) are left out of
+    profiles and reasons."""
+
     max_history: int = Field(200, ge=1)
     """Most recent events kept in a user's in-memory state."""
 
