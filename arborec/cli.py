@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="ease", help="harness model fitted at start (default: %(default)s; "
                                                    "see `arborec models`)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a model parameter (repeatable)")
-    p.add_argument("--bundle", help="a trained arborec bundle folder (instead of --data/--model)")
+    p.add_argument("--bundle", help="a trained arborec bundle folder (from `arborec fit`) instead of --model; "
+                                    "--data then only adds item titles and user histories")
     p.add_argument("--db", help="store URL: sqlite:///file.db (default, WAL) or postgresql+psycopg://user@host/db "
                                 "(else $ARBOREC_DB_URL, else sqlite:///arborec-serve.db)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")

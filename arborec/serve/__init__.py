@@ -2,14 +2,15 @@
 
 from arborec.serve.app import create_app
 from arborec.serve.catalog import ServedCatalog, tree_from_paths
-from arborec.serve.loading import load_service, service_from_data
+from arborec.serve.loading import load_service, service_from_data, service_from_model
 from arborec.serve.retrieval import ItemIndex
-from arborec.serve.scorers import HistoryScorer, OnlineScorer
+from arborec.serve.scorers import HistoryScorer, ModelScorer, OnlineScorer
 from arborec.serve.security import hash_api_key, make_api_key
 from arborec.serve.service import InterestService
 from arborec.serve.settings import ServeSettings
 from arborec.serve.store import Store
 
 __all__ = ["create_app", "InterestService", "OnlineScorer", "HistoryScorer", "ItemIndex", "ServedCatalog",
-           "ServeSettings", "Store", "tree_from_paths", "load_service", "service_from_data", "make_api_key",
+           "ServeSettings", "Store", "tree_from_paths", "load_service", "service_from_data", "service_from_model",
+           "ModelScorer", "make_api_key",
            "hash_api_key"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from arborec.diagnostics import ConfigError, logger
 from arborec.serve.catalog import ServedCatalog, tree_from_paths
-from arborec.serve.scorers import HistoryScorer
+from arborec.serve.scorers import HistoryScorer, ModelScorer
 from arborec.serve.service import InterestService
 from arborec.serve.settings import ServeSettings
 from arborec.serve.store import Store
@@ -44,6 +44,35 @@ def service_from_data(data, recommender, settings: ServeSettings, *, vectors: np
                            name=getattr(recommender, "name", type(recommender).__name__))
 
 
+def service_from_model(model, settings: ServeSettings, *, data=None, encoder=None) -> InterestService:
+    """An `InterestService` over a fitted arborec model (``arborec.model.load_bundle(path)``).
+
+    The bundle gives the items, their text vectors, the tree, popularity and (when saved) the users'
+    histories; ``data`` (a PreparedData with the same item ids), when given, adds titles and histories.
+    """
+    from arborec.hierarchy import InterestTree
+
+    item_ids = [str(i) for i in getattr(model, "item_ids_", range(model.n_items_))]
+    titles = list(item_ids)
+    histories: dict[str, np.ndarray] = {}
+    if data is not None:
+        title_of = dict(zip(data.catalog["item"].astype(str), data.catalog["title"].astype(str)))
+        titles = [title_of.get(i, i) or i for i in item_ids]
+        if list(map(str, data.item_ids)) == item_ids:
+            histories = full_histories(data)
+    if getattr(model, "user_histories_", None) is not None and not histories:
+        h = model.user_histories_
+        histories = {str(u): h.sequence(b).astype(np.int64) for b, u in enumerate(model.user_ids_)}
+    tree = model.tree_
+    served_tree = InterestTree(codes=tree.codes.copy(), parents=tree.parents, labels=tree.labels,
+                               centroids=tree.centroids, source=tree.source, meta=tree.meta)
+    catalog = ServedCatalog(item_ids, titles, np.asarray(model.vectors_, dtype=np.float32), served_tree,
+                            np.asarray(model.item_counts_, dtype=np.float64))
+    store = Store(settings.db_url, settings.sqlite_synchronous)
+    return InterestService(ModelScorer(model), catalog, store, settings, base_histories=histories, encoder=encoder,
+                           name="arborec")
+
+
 def load_service(settings: ServeSettings, *, data: str | None = None, model: str = "ease", params: dict | None = None,
                  data_dir: str | None = None, bundle: str | None = None, seed: int = 0,
                  vectors: str | None = None) -> InterestService:
@@ -52,8 +81,17 @@ def load_service(settings: ServeSettings, *, data: str | None = None, model: str
     ``vectors``: a .npy file of the catalogue's text vectors (row i = item i), else they are encoded (cached).
     """
     if bundle is not None:
-        raise ConfigError("--bundle needs the arborec model stage (arborec.model.load_bundle), which this build "
-                          "does not include yet; serve a harness model with --data DATA --model NAME")
+        try:
+            from arborec.model import load_bundle
+        except ImportError:
+            raise ConfigError("--bundle needs the arborec model stage (arborec.model), which this build lacks; "
+                              "serve a harness model with --data DATA --model NAME") from None
+        prepared = None
+        if data is not None:
+            from arborec.data import load_prepared
+
+            prepared = load_prepared(data, data_dir=data_dir)
+        return service_from_model(load_bundle(bundle), settings, data=prepared)
     if data is None:
         raise ConfigError("give --data DATA (with --model NAME) or --bundle PATH")
     from arborec.data import leave_one_out, load_prepared, make_synthetic, prepare
