@@ -66,7 +66,6 @@ def main() -> int:
     data = load_prepared(args.data, data_dir=args.data_dir)
     split = leave_one_out(data)
     path = Path(args.output_dir) / f"arborec_{data.name}.json"
-    records = json.loads(path.read_text()) if path.exists() else []
     for variant in args.variants.split(","):
         t0 = time.perf_counter()
         if variant == "sasrec":
@@ -89,6 +88,8 @@ def main() -> int:
             record["history"] = m.history_
         record["variant"] = variant
         record["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        # re-read first: several processes may run variants of the same dataset side by side
+        records = json.loads(path.read_text()) if path.exists() else []
         records = [r for r in records if r.get("variant") != variant] + [record]
         write_json(records, path)
         logging.info("%s %s: test ndcg@10 %.4f recall@10 %.4f (%.0f s)", data.name, variant,
