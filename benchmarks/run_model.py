@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=str(RESULTS))
+    parser.add_argument("--tag", default="", help="suffix of the result files, e.g. _ablation (arborec_<data><tag>.json)")
     parser.add_argument("--checkpoints", default="runs/checkpoints", help="checkpoint/plot folder per variant")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -65,7 +66,7 @@ def main() -> int:
 
     data = load_prepared(args.data, data_dir=args.data_dir)
     split = leave_one_out(data)
-    path = Path(args.output_dir) / f"arborec_{data.name}.json"
+    path = Path(args.output_dir) / f"arborec_{data.name}{args.tag}.json"
     for variant in args.variants.split(","):
         t0 = time.perf_counter()
         if variant == "sasrec":
@@ -73,7 +74,7 @@ def main() -> int:
                                params={"seed": args.seed, **sasrec}, seed=args.seed, command=command)
         else:
             params = {"seed": args.seed, **ours, **VARIANTS[variant],
-                      "checkpoint_dir": str(Path(args.checkpoints) / f"{data.name}-{variant}")}
+                      "checkpoint_dir": str(Path(args.checkpoints) / f"{data.name}{args.tag}-{variant}")}
             holder = {}
 
             def build(**p):
