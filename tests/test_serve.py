@@ -338,3 +338,45 @@ def test_schema_fuzz_finds_no_server_error(tmp_path):
     for operation in schema.get_all_operations():
         fuzz(operation.ok())()
     assert not failures, json.dumps(failures[:5], indent=1)
+
+
+def test_arborec_bundle_is_served_through_its_state_api(tmp_path):
+    """A saved arborec bundle: the rebuilt per-user state scores like the model on the full history,
+    interests are the model's level distributions, events move the state, new items are scorable."""
+    pytest.importorskip("arborec.model")
+    import torch
+
+    from arborec.data import Histories, leave_one_out, make_synthetic, prepare
+    from arborec.model import ArboRec, load_bundle, save_bundle
+    from arborec.serve import ServeSettings, hash_api_key, service_from_model
+    from arborec.serve.schemas import EventIn, ItemIn
+
+    torch.set_num_threads(1)
+    data = prepare(make_synthetic(n_users=200, seed=1))
+    split = leave_one_out(data)
+    encoder = HashingEncoder()
+    model = ArboRec(hidden_size=16, n_layers=1, max_len=12, max_epochs=2, eval_every=1, seed=0).fit(
+        split, data, vectors=synthetic_vectors(data, encoder))
+    save_bundle(model, tmp_path / "bundle", item_ids=data.item_ids)
+    settings = ServeSettings(db_url=f"sqlite:///{tmp_path / 'b.db'}", api_key_hash=hash_api_key(KEY))
+    service = service_from_model(load_bundle(tmp_path / "bundle"), settings, data=data, encoder=encoder)
+    assert service.health()["scorer"] == "arborec"
+
+    user = str(data.user_ids[0])
+    history = service.base_histories[user]
+    expected = model.score(np.zeros(1), Histories(np.array([0, len(history)]), history.astype(np.int32)))[0]
+    np.testing.assert_allclose(service.scorer.scores(service.user(user).state), expected, rtol=1e-4, atol=1e-4)
+    recs = service.recommend(user, k=5)
+    assert recs["strategy"] == "model" and len(recs["items"]) == 5
+    assert not {r["item"] for r in recs["items"]} & {data.item_ids[i] for i in history[-12:]}
+    profile = service.interests(user)
+    level1 = [n["long"] for n in profile["nodes"] if n["level"] == 1]
+    assert 0.5 < sum(level1) <= 1.0 + 1e-6  # probabilities (nodes under min_share left out)
+
+    service.ingest([EventIn(user=user, item=recs["items"][0]["item"], timestamp=1_700_000_000)])
+    assert service.user(user).n_events == len(history) + 1
+    assert recs["items"][0]["item"] not in {r["item"] for r in service.recommend(user, k=5)["items"]}
+    added = service.add_items([ItemIn(item="arb-new", title="Pico Bold Mascara No. 42",
+                                      category_path=["Makeup", "Eyes", "Mascara"])])
+    assert added[0]["path"][-1] == "Mascara"
+    assert len(service.scorer.scores(service.user(user).state)) == service.catalog.n_items

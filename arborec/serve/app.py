@@ -108,17 +108,17 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         interest: Annotated[str | None, Query(min_length=1, max_length=500,
                                               description="cold start: a stated interest in words")] = None,
         segment: Annotated[int | None, Query(ge=0, description="cold start: popular items of this segment")] = None,
-    ) -> schemas.Recommendations:
+    ):
         if segment is not None and segment >= service.catalog.tree.level_sizes[0]:
             raise HTTPException(422, f"segment={segment} does not exist: there are "
                                      f"{service.catalog.tree.level_sizes[0]} segments (see GET /segments)")
-        return schemas.Recommendations(**service.recommend(user_id, k=k, explain=explain, diverse=diverse,
-                                                           interest=interest, segment=segment))
+        # a plain dict: validated once, by response_model
+        return service.recommend(user_id, k=k, explain=explain, diverse=diverse, interest=interest, segment=segment)
 
     @app.get("/users/{user_id}/interests", response_model=schemas.Interests, responses=_errors(422),
              summary="the user's hierarchical interest profile, long and short term")
-    def get_interests(user_id: UserId) -> schemas.Interests:
-        return schemas.Interests(**service.interests(user_id))
+    def get_interests(user_id: UserId):
+        return service.interests(user_id)
 
     @app.post("/items", response_model=schemas.ItemsAdded, dependencies=[Authorised],
               responses=_errors(401, 403, 409, 413, 422),

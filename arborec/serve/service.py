@@ -26,6 +26,7 @@ class UserRecord:
     state: dict
     n_events: int
     last_timestamp: int
+    segment: int | None  # dominant top-level interest (long term), None without events
 
 
 class InterestService:
@@ -83,7 +84,8 @@ class InterestService:
             items = np.concatenate([base if base is not None else np.zeros(0, np.int64), np.array(live, np.int64)])
             state = self.scorer.update(self.scorer.new_state(), items) if len(items) else self.scorer.new_state()
             last = max((ts for _, ts, _ in stored), default=0)
-            record = UserRecord(state, int(len(items)), int(last))
+            segment = _dominant(self.scorer.interests(state)) if len(items) else None
+            record = UserRecord(state, int(len(items)), int(last), segment)
             self._users[user_id] = record
             return record
 
@@ -108,11 +110,12 @@ class InterestService:
                 state = old.state if old is not None else self.scorer.new_state()
                 items = np.array([index_of[e.item] for e in evs], dtype=np.int64)
                 new_state = self.scorer.update(state, items)
+                interests = self.scorer.interests(new_state)  # once per update: summary and segment
                 last = max([e.timestamp for e in evs] + [old.last_timestamp if old else 0])
-                record = UserRecord(new_state, (old.n_events if old else 0) + len(evs), last)
+                record = UserRecord(new_state, (old.n_events if old else 0) + len(evs), last, _dominant(interests))
                 updated[user_id] = (old, record)
                 snapshots[user_id] = {"n_events": record.n_events, "last_timestamp": last,
-                                      "state": self._summary(new_state)}
+                                      "state": self._summary(interests)}
             rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
                      "event_type": getattr(e.event_type, "value", e.event_type)} for e in events]
             self.store.add_events(rows=rows, user_states=snapshots)  # committed: now durable
@@ -141,7 +144,7 @@ class InterestService:
             ids, scores = _round_robin(ids, scores, self.catalog.tree.codes[ids, 0], k)
         profile = _normalised(self.scorer.interests(state)) if explain else None
         items = [self._describe(int(i), float(s), profile, seen if explain else None) for i, s in zip(ids, scores)]
-        return {"user": user_id, "known": True, "strategy": "model", "segment": self._segment(state),
+        return {"user": user_id, "known": True, "strategy": "model", "segment": record.segment,
                 "items": items}
 
     def _cold_start(self, user_id: str, k: int, interest: str | None, segment: int | None) -> dict:
@@ -215,7 +218,7 @@ class InterestService:
                               "label": tree.labels[level][node], "long": round(float(long[node]), 5),
                               "short": round(float(short[node]), 5)})
         return {"user": user_id, "known": True, "n_events": record.n_events,
-                "short_window": self.settings.short_window, "segment": self._segment(record.state),
+                "short_window": self.settings.short_window, "segment": record.segment,
                 "levels": levels, "nodes": nodes}
 
     def segments(self, top: int = 5) -> list[dict]:
@@ -229,10 +232,6 @@ class InterestService:
                         "top_items": [self.catalog.item_ids[i] for i in members[best]]})
         return out
 
-    def _segment(self, state: dict) -> int | None:
-        top = self.scorer.interests(state)["long"][0]
-        return int(np.argmax(top)) if top.sum() > 0 else None
-
     def _base_segments(self) -> np.ndarray:
         n_top = self.catalog.tree.level_sizes[0]
         counts = np.zeros(n_top, dtype=np.int64)
@@ -243,17 +242,17 @@ class InterestService:
         return counts
 
     def _move_segment(self, old: UserRecord | None, new: UserRecord) -> None:
-        before = self._segment(old.state) if old is not None and old.n_events else None
-        after = self._segment(new.state)
+        before = old.segment if old is not None else None
+        after = new.segment
         if before != after:
             if before is not None:
                 self._segment_counts[before] -= 1
             if after is not None:
                 self._segment_counts[after] += 1
 
-    def _summary(self, state: dict, top: int = 3) -> dict:
-        """A small readable snapshot of a state for the users table: the top interests at level 1."""
-        profile = _normalised(self.scorer.interests(state))
+    def _summary(self, interests: dict, top: int = 3) -> dict:
+        """A small readable snapshot of a state's interests for the users table: the top ones at level 1."""
+        profile = _normalised(interests)
         labels = self.catalog.tree.labels[0]
         out = {}
         for term in ("long", "short"):
@@ -332,6 +331,12 @@ class InterestService:
         retrieval = f"faiss-{self.model_index.kind_}" if self.model_index is not None else "dense"
         return {"status": "ok" if store == "ok" else "degraded", "store": store, "n_items": self.catalog.n_items,
                 "n_users_live": self.n_users_live, "scorer": self.name, "retrieval": retrieval}
+
+
+def _dominant(interests: dict[str, list[np.ndarray]]) -> int | None:
+    """The top-level node with the largest long-term weight (the user's segment); None when all are zero."""
+    top = interests["long"][0]
+    return int(np.argmax(top)) if top.sum() > 0 else None
 
 
 def _normalised(interests: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarray]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, create_engine,
-                        event, func, insert, select, update)
+                        event, func, insert, select)
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -92,17 +92,24 @@ class Store:
         Returns the number of events written. When this returns, the transaction is committed.
         """
         now = int(time.time() * 1000)
+        snapshots = [{"user_id": user_id, "n_events": snap["n_events"], "last_timestamp": snap["last_timestamp"],
+                      "state": json.dumps(snap.get("state")), "updated_at": now}
+                     for user_id, snap in user_states.items()]
         with self.engine.begin() as conn:
             conn.execute(insert(events), [{**r, "received_at": now} for r in rows])
-            known = set(conn.execute(select(users.c.user_id).where(users.c.user_id.in_(list(user_states)))).scalars())
-            for user_id, snap in user_states.items():
-                values = {"n_events": snap["n_events"], "last_timestamp": snap["last_timestamp"],
-                          "state": json.dumps(snap.get("state")), "updated_at": now}
-                if user_id in known:
-                    conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
-                else:
-                    conn.execute(insert(users).values(user_id=user_id, **values))
+            conn.execute(self._upsert_users(), snapshots)
         return len(rows)
+
+    def _upsert_users(self):
+        """INSERT ... ON CONFLICT (user_id) DO UPDATE, in the dialect of the engine (SQLite or PostgreSQL)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(users)
+        return stmt.on_conflict_do_update(index_elements=[users.c.user_id],
+                                          set_={c: stmt.excluded[c] for c in ("n_events", "last_timestamp", "state",
+                                                                               "updated_at")})
 
     def user_events(self, user_id: str) -> list[tuple[str, int, str]]:
         """(item_id, timestamp, event_type) of the user's stored events, in arrival order."""
