@@ -1,6 +1,7 @@
 """Load benchmark of `arborec serve`: server in one process, load generator in another, on loopback.
 
-Measures (all client-side, wall clock):
+Measures (all client-side, wall clock; the client is a minimal keep-alive HTTP/1.1 one, so its own CPU
+cost stays small next to the server's on a shared 2-core machine):
   1. recommendation latency, one request at a time (p50, p99);
   2. event-to-updated-recommendation latency: POST one event, then GET the user's recommendations,
      checking the answer reflects the event (the item is filtered as history, n_events grew);
@@ -48,66 +49,103 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+# -- a minimal keep-alive HTTP/1.1 client: the load generator's own cost stays small ----------------
+def _request_bytes(method: str, path: str, body, headers: dict) -> bytes:
+    data = json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(data)}\r\n"
+    if body is not None:
+        head += "Content-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return head.encode() + b"\r\n" + data
+
+
+def _parse_head(head: bytes) -> tuple[int, int]:
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = next(int(line.split(b":", 1)[1]) for line in lines[1:] if line.lower().startswith(b"content-length"))
+    return status, length
+
+
+class RawClient:
+    """One keep-alive connection; ``request`` returns (status, body bytes)."""
+
+    def __init__(self, host: str, port: int):
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None) -> tuple[int, bytes]:
+        self.sock.sendall(_request_bytes(method, path, body, headers or {}))
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        status, length = _parse_head(head)
+        while len(self.buf) < length:
+            self.buf += self.sock.recv(65536)
+        payload, self.buf = self.buf[:length], self.buf[length:]
+        return status, payload
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 # -- the load generator (runs in its own process) ----------------------------------------------------
-def load_process(base: str, key: str, users: list[str], items: list[str], args: dict, out: mp.Queue) -> None:
-    import httpx
-
+def load_process(host: str, port: int, key: str, users: list[str], items: list[str], args: dict, out: mp.Queue) -> None:
     rng = random.Random(0)
-    headers = {"X-API-Key": key}
+    auth = {"X-API-Key": key}
     result: dict = {}
-    with httpx.Client(base_url=base, timeout=10.0) as http:
-        for _ in range(300):  # warm-up: connections, caches, code paths
-            http.get(f"/users/{rng.choice(users)}/recommendations", params={"k": 10})
+    http = RawClient(host, port)
+    for _ in range(300):  # warm-up: connections, caches, code paths
+        http.request("GET", f"/users/{rng.choice(users)}/recommendations?k=10")
 
-        # 1. recommendation latency, sequential
-        lat = []
-        for _ in range(args["n_latency"]):
-            user = rng.choice(users)
-            t0 = time.perf_counter()
-            r = http.get(f"/users/{user}/recommendations", params={"k": 10, "explain": "true"})
-            lat.append(time.perf_counter() - t0)
-            assert r.status_code == 200, r.text
-        result["recommendations"] = percentiles(lat)
+    # 1. recommendation latency, sequential
+    lat = []
+    for _ in range(args["n_latency"]):
+        user = rng.choice(users)
+        t0 = time.perf_counter()
+        status, body = http.request("GET", f"/users/{user}/recommendations?k=10&explain=true")
+        lat.append(time.perf_counter() - t0)
+        assert status == 200, body
+    result["recommendations"] = percentiles(lat)
 
-        # 2. event -> updated recommendation
-        total, post_lat, get_lat, reflected = [], [], [], 0
-        ts = 1_700_000_000
-        for j in range(args["n_fresh"]):
-            user, item = rng.choice(users), rng.choice(items)
-            before = http.get(f"/users/{user}/interests").json()["n_events"]
-            t0 = time.perf_counter()
-            p = http.post("/events", json={"user": user, "item": item, "timestamp": ts + j}, headers=headers)
-            t1 = time.perf_counter()
-            g = http.get(f"/users/{user}/recommendations", params={"k": 10})
-            t2 = time.perf_counter()
-            assert p.status_code == 200 and g.status_code == 200, (p.text, g.text)
-            total.append(t2 - t0)
-            post_lat.append(t1 - t0)
-            get_lat.append(t2 - t1)
-            after = http.get(f"/users/{user}/interests").json()["n_events"]
-            reflected += int(after == before + 1 and item not in {x["item"] for x in g.json()["items"]})
-        result["event_to_recommendation"] = percentiles(total)
-        result["event_post"] = percentiles(post_lat)
-        result["recommendation_after_event"] = percentiles(get_lat)
-        result["event_reflected_fraction"] = reflected / args["n_fresh"]
+    # 2. event -> updated recommendation
+    total, post_lat, get_lat, reflected = [], [], [], 0
+    for j in range(args["n_fresh"]):
+        user, item = rng.choice(users), rng.choice(items)
+        before = json.loads(http.request("GET", f"/users/{user}/interests")[1])["n_events"]
+        t0 = time.perf_counter()
+        p_status, p_body = http.request("POST", "/events", {"user": user, "item": item,
+                                                            "timestamp": 1_700_000_000 + j}, auth)
+        t1 = time.perf_counter()
+        g_status, g_body = http.request("GET", f"/users/{user}/recommendations?k=10")
+        t2 = time.perf_counter()
+        assert p_status == 200 and g_status == 200, (p_body, g_body)
+        total.append(t2 - t0)
+        post_lat.append(t1 - t0)
+        get_lat.append(t2 - t1)
+        after = json.loads(http.request("GET", f"/users/{user}/interests")[1])["n_events"]
+        reflected += int(after == before + 1 and item not in {x["item"] for x in json.loads(g_body)["items"]})
+    result["event_to_recommendation"] = percentiles(total)
+    result["event_post"] = percentiles(post_lat)
+    result["recommendation_after_event"] = percentiles(get_lat)
+    result["event_reflected_fraction"] = reflected / args["n_fresh"]
+    http.close()
 
     # 3. sustained throughput
-    result["sustained"] = asyncio.run(sustained(base, headers, users, items, args["duration"], args["concurrency"],
-                                                args["write_fraction"]))
+    result["sustained"] = asyncio.run(sustained(host, port, auth, users, items, args["duration"],
+                                                args["concurrency"], args["write_fraction"]))
     out.put(result)
 
 
-async def sustained(base, headers, users, items, duration, concurrency, write_fraction) -> dict:
-    import httpx
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def sustained(host, port, auth, users, items, duration, concurrency, write_fraction) -> dict:
     counts = {"ok": 0, "errors": 0, "reads": 0, "writes": 0}
     lat: list[float] = []
     first_errors: list[str] = []
     stop = time.perf_counter() + duration
 
-    async def worker(w: int, http):
+    async def worker(w: int):
         rng = random.Random(1000 + w)
+        reader, writer = await asyncio.open_connection(host, port)
         j = 0
         while time.perf_counter() < stop:
             j += 1
@@ -115,25 +153,30 @@ async def sustained(base, headers, users, items, duration, concurrency, write_fr
             try:
                 if rng.random() < write_fraction:
                     counts["writes"] += 1
-                    r = await http.post("/events", headers=headers, json={
-                        "user": rng.choice(users), "item": rng.choice(items), "timestamp": 1_750_000_000 + j})
+                    raw = _request_bytes("POST", "/events", {"user": rng.choice(users), "item": rng.choice(items),
+                                                             "timestamp": 1_750_000_000 + j}, auth)
                 else:
                     counts["reads"] += 1
-                    r = await http.get(f"/users/{rng.choice(users)}/recommendations", params={"k": 10})
-                ok = r.status_code == 200
+                    raw = _request_bytes("GET", f"/users/{rng.choice(users)}/recommendations?k=10", None, {})
+                writer.write(raw)
+                await writer.drain()
+                status, length = _parse_head((await reader.readuntil(b"\r\n\r\n"))[:-4])
+                body = await reader.readexactly(length)
+                ok = status == 200
                 if not ok and len(first_errors) < 5:
-                    first_errors.append(f"{r.status_code}: {r.text[:200]}")
-            except httpx.HTTPError as exc:
+                    first_errors.append(f"{status}: {body[:200]!r}")
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 ok = False
                 if len(first_errors) < 5:
                     first_errors.append(repr(exc))
+                reader, writer = await asyncio.open_connection(host, port)
             lat.append(time.perf_counter() - t0)
             counts["ok" if ok else "errors"] += 1
+        writer.close()
 
-    async with httpx.AsyncClient(base_url=base, timeout=10.0, limits=limits) as http:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w, http) for w in range(concurrency)))
-        elapsed = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    elapsed = time.perf_counter() - t0
     return {"duration_s": round(elapsed, 2), "concurrency": concurrency, "write_fraction": write_fraction,
             "requests": counts["ok"] + counts["errors"], "errors": counts["errors"],
             "requests_per_s": round((counts["ok"] + counts["errors"]) / elapsed, 1), "reads": counts["reads"],
@@ -186,7 +229,12 @@ def main() -> int:
     from arborec.evaluate import code_version, machine, write_json
     from arborec.serve.security import make_api_key
 
-    data = load_prepared(args.data, data_dir=args.data_dir)
+    if args.data == "synthetic":  # a quick check of the script itself
+        from arborec.data import make_synthetic, prepare
+
+        data = prepare(make_synthetic())
+    else:
+        data = load_prepared(args.data, data_dir=args.data_dir)
     users = [str(u) for u in data.user_ids]
     items = [str(i) for i in data.item_ids]
     key, digest = make_api_key()
@@ -216,7 +264,7 @@ def main() -> int:
     load_before = load_average()
     queue: mp.Queue = mp.get_context("spawn").Queue()
     proc = mp.get_context("spawn").Process(target=load_process, args=(
-        f"http://127.0.0.1:{port}", key, users, items,
+        "127.0.0.1", port, key, users, items,
         {"n_latency": args.n_latency, "n_fresh": args.n_fresh, "duration": args.duration,
          "concurrency": args.concurrency, "write_fraction": args.write_fraction}, queue))
     proc.start()

@@ -21,9 +21,12 @@ class ServeSettings(BaseSettings):
     api_key_hash: str | None = None
     """SHA-256 hex digest of the API key that writes and admin endpoints require (never the key itself)."""
 
-    sqlite_synchronous: str = "FULL"
-    """SQLite ``synchronous`` pragma: FULL survives power loss after an acknowledgement; NORMAL (WAL) survives
-    process crashes only. See benchmarks/results/serve_*.md for the cost of each."""
+    sqlite_synchronous: str = "NORMAL"
+    """SQLite ``synchronous`` pragma (the store runs in WAL mode). NORMAL: a commit has written the event to
+    the WAL file before the answer, so acknowledged events survive any crash or kill of the service
+    (tested with SIGKILL); an OS crash or power cut may lose the last commits. FULL also fsyncs every
+    commit (survives power loss) for about 4-8 ms more per write on the benchmark machine; see
+    benchmarks/results/serve.md."""
 
     max_body_bytes: int = Field(1_000_000, ge=1_000)
     """Requests with a larger body are refused with 413."""

@@ -54,7 +54,7 @@ class StoredItem:
     vector: np.ndarray
 
 
-def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
+def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
     """An engine for ``url``; SQLite connections get WAL mode, the given ``synchronous`` level and a busy timeout."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -80,7 +80,7 @@ class Store:
     sqlite_synchronous : the SQLite ``synchronous`` pragma (ignored by other databases)
     """
 
-    def __init__(self, url: str, sqlite_synchronous: str = "FULL"):
+    def __init__(self, url: str, sqlite_synchronous: str = "NORMAL"):
         self.url = url
         self.engine = make_engine(url, sqlite_synchronous)
         metadata.create_all(self.engine)
