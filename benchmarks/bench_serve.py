@@ -203,6 +203,39 @@ def sqlite_commit_cost(n: int = 500) -> dict:
     return out
 
 
+def summarize(paths: list[str], out: str) -> None:
+    """A Markdown table of one or more result files (one column per file)."""
+    records = [json.loads(Path(p).read_text()) for p in paths]
+    rows = [
+        ("store", lambda r: f"SQLite WAL, synchronous={r['sqlite_synchronous']}"),
+        ("recommendations p50 / p99 (ms)", lambda r: f"{r['recommendations']['p50_ms']:.1f} / {r['recommendations']['p99_ms']:.1f}"),
+        ("event -> updated recommendation p50 / p99 (ms)",
+         lambda r: f"{r['event_to_recommendation']['p50_ms']:.1f} / {r['event_to_recommendation']['p99_ms']:.1f}"),
+        ("  of which POST /events p50 / p99 (ms)", lambda r: f"{r['event_post']['p50_ms']:.1f} / {r['event_post']['p99_ms']:.1f}"),
+        ("events reflected in the next answer", lambda r: f"{100 * r['event_reflected_fraction']:.0f}%"),
+        ("sustained requests/s (errors)", lambda r: f"{r['sustained']['requests_per_s']:.0f} ({r['sustained']['errors']} errors in "
+                                                    f"{r['sustained']['requests']:,} requests, {r['sustained']['duration_s']:.0f} s)"),
+        ("  latency under load p50 / p99 (ms)",
+         lambda r: f"{r['sustained']['latency']['p50_ms']:.1f} / {r['sustained']['latency']['p99_ms']:.1f}"),
+        ("one committed event, store only, p50 / p99 (ms)",
+         lambda r: f"{r['sqlite_commit'][r['sqlite_synchronous']]['p50_ms']:.2f} / "
+                   f"{r['sqlite_commit'][r['sqlite_synchronous']]['p99_ms']:.2f}"),
+        ("server start (fit included) / peak RSS", lambda r: f"{r['server_startup_s']:.0f} s / {r['server_peak_rss_mb']:,} MiB"),
+        ("load average before -> after", lambda r: f"{r['load_average_before'][0]} -> {r['load_average_after'][0]}"),
+    ]
+    lines = ["| | " + " | ".join(Path(p).stem for p in paths) + " |", "|---" * (len(paths) + 1) + "|"]
+    for name, cell in rows:
+        lines.append(f"| {name} | " + " | ".join(cell(r) for r in records) + " |")
+    fuzz = [r["fuzz"] for r in records if "fuzz" in r]
+    text = "\n".join(lines) + "\n"
+    if fuzz:
+        f = fuzz[0]
+        text += (f"\nSchema fuzz (schemathesis, {f['examples_per_operation']} examples per operation, every "
+                 f"operation, with and without the key): {'no 5xx' if f['passed'] else 'FAILED'} ({f['summary']}).\n")
+    text += "\nCommands:\n\n" + "\n".join(f"    {r['command']}" for r in records) + "\n"
+    Path(out).write_text(text)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,7 +256,12 @@ def main() -> int:
     parser.add_argument("--sync", default="FULL", help="SQLite synchronous level of the server")
     parser.add_argument("--fuzz-examples", type=int, default=0, help="also run the schema fuzz with N examples")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--summarize", nargs="+", metavar="JSON", help="only write a Markdown table of these results")
+    parser.add_argument("--markdown", default="benchmarks/results/serve.md", help="where --summarize writes")
     args = parser.parse_args()
+    if args.summarize:
+        summarize(args.summarize, args.markdown)
+        return 0
 
     from arborec.data import load_prepared
     from arborec.evaluate import code_version, machine, write_json

@@ -297,7 +297,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path):
 
     stored = {(u, i, t) for u, i, t, _ in Store(db).all_events()}
     assert {(e["user"], e["item"], e["timestamp"]) for e in acknowledged} <= stored
-    server = start_server(args, free_port() if False else port)
+    server = start_server(args, port)
     try:  # and the restarted service rebuilt the users' state from them
         counts = {f"d{u}": sum(1 for e in acknowledged if e["user"] == f"d{u}") for u in range(7)}
         for user, n in counts.items():
