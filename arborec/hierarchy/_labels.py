@@ -28,7 +28,8 @@ def node_keywords(tree: InterestTree, texts, top_n: int = 3, min_df: int = 2,
     word occurrences per sibling. Words come from scikit-learn's CountVectorizer (English stop
     words plus ``stop_words``, by default units and packaging; letters only; in at least ``min_df``
     items). A word whose singular form is already chosen ("shampoos" after "shampoo") is skipped.
-    An only child gets the keywords of its parent.
+    Siblings get different keyword sets where their words allow it (a smaller sibling whose top
+    words equal a larger one's takes its next-best word last). An only child gets its parent's words.
     """
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
@@ -49,7 +50,7 @@ def node_keywords(tree: InterestTree, texts, top_n: int = 3, min_df: int = 2,
         n_nodes = tree.level_sizes[level]
         onehot = sp.csr_matrix((np.ones(tree.n_items), (tree.codes[:, level], np.arange(tree.n_items))),
                                shape=(n_nodes, tree.n_items))
-        counts = (onehot @ X).toarray()  # (n_nodes, n_words) items of the node containing the word
+        counts = (onehot @ X).tocsr()  # (n_nodes, n_words) items of the node containing the word
         sizes = np.maximum(tree.node_sizes(level + 1), 1)[:, None]
         parents = tree.parents[level]
         level_words = [[] for _ in range(n_nodes)]
@@ -58,13 +59,21 @@ def node_keywords(tree: InterestTree, texts, top_n: int = 3, min_df: int = 2,
             if len(siblings) == 1 and level > 0:  # nothing to tell apart: say what the parent says
                 level_words[siblings[0]] = out[level - 1][p]
                 continue
-            group = counts[siblings]
+            group = counts[siblings].toarray()  # (n_siblings, n_words)
             f = group.sum(axis=0)
             A = group.sum() / len(siblings)
             scores = (group / sizes[siblings]) * np.log1p(A / np.maximum(f, 1e-12))
             scores[group < 1] = 0.0
-            for row, node in enumerate(siblings):
-                level_words[node] = _top_words(scores[row], words, top_n)
+            used = set()
+            for row in np.argsort(-sizes[siblings, 0], kind="stable"):  # largest sibling chooses first
+                candidates = _top_words(scores[row], words, top_n + 6)
+                chosen = candidates[:top_n]
+                for extra in candidates[top_n:]:
+                    if frozenset(chosen) not in used:
+                        break
+                    chosen = candidates[:top_n - 1] + [extra]
+                used.add(frozenset(chosen))
+                level_words[siblings[row]] = chosen
         out.append(level_words)
     return out
 

@@ -35,8 +35,11 @@ class TreeLearner:
     smoothing_steps : int, default 10
     graph_weight : float >= 0, default 0.5
         Weight of the extra graph (row-normalised, symmetrised) next to the kNN graph.
-    n_init : int, default 10
-        k-means restarts per node; many restarts make the tree stable across seeds.
+    n_init : int or tuple of int, default (32, 8)
+        k-means restarts per node, per level (the last value repeats for deeper levels). Many
+        restarts at the top make the tree stable across seeds: with 10, two seeds may land in
+        different near-optimal partitions of Amazon Beauty (ARI 0.62); with 32-40 they agree
+        (ARI >= 0.97).
     seed : int, default 0
         Seeds every k-means (per node, derived from the seed and the node's position).
     progress : bool, default False
@@ -50,7 +53,7 @@ class TreeLearner:
     """
 
     def __init__(self, branching=(8, 4, 4), n_neighbors: int = 10, smoothing: float = 0.9,
-                 smoothing_steps: int = 10, graph_weight: float = 0.5, n_init: int = 10, seed: int = 0,
+                 smoothing_steps: int = 10, graph_weight: float = 0.5, n_init=(32, 8), seed: int = 0,
                  progress: bool = False):
         self.branching = branching
         self.n_neighbors = n_neighbors
@@ -70,8 +73,15 @@ class TreeLearner:
         check_param("smoothing", self.smoothing, 0.0 <= self.smoothing < 1.0, "a number in [0, 1)")
         check_param("smoothing_steps", self.smoothing_steps, self.smoothing_steps >= 0, "an integer >= 0")
         check_param("graph_weight", self.graph_weight, self.graph_weight >= 0, "a number >= 0")
-        check_param("n_init", self.n_init, self.n_init >= 1, "an integer >= 1")
+        n_init = self.n_init if isinstance(self.n_init, (list, tuple)) else (self.n_init,)
+        check_param("n_init", self.n_init, len(n_init) >= 1 and all(isinstance(k, (int, np.integer)) and k >= 1
+                                                                      for k in n_init),
+                    "an integer >= 1, or one per level")
         return tuple(int(k) for k in b)
+
+    def _n_init(self, level: int) -> int:
+        n_init = self.n_init if isinstance(self.n_init, (list, tuple)) else (self.n_init,)
+        return int(n_init[min(level, len(n_init) - 1)])
 
     def fit(self, vectors: np.ndarray, graph: sp.spmatrix | None = None) -> "TreeLearner":
         """Cluster ``vectors`` ((n_items, d), finite) into the tree; sets ``tree_``, ``keys_``, ``smoothed_``.
@@ -93,7 +103,7 @@ class TreeLearner:
             for level, k in enumerate(branching):
                 next_groups = []
                 for node, items in enumerate(groups):
-                    child = self._split(X[items], k, seed=_node_seed(self.seed, level, node))
+                    child = self._split(X[items], k, self._n_init(level), seed=_node_seed(self.seed, level, node))
                     keys[items, level] = child
                     next_groups += [items[child == c] for c in range(int(child.max()) + 1)]
                     bar.update(1)
@@ -102,7 +112,8 @@ class TreeLearner:
         labels = [[f"L{level + 1}-{j}" for j in range(len(p))] for level, p in enumerate(parents)]
         meta = {"branching": list(branching), "n_neighbors": self.n_neighbors, "smoothing": self.smoothing,
                 "smoothing_steps": self.smoothing_steps, "graph_weight": self.graph_weight if graph is not None else 0.0,
-                "n_init": self.n_init, "seed": self.seed}
+                "n_init": list(self.n_init) if isinstance(self.n_init, (list, tuple)) else self.n_init,
+                "seed": self.seed}
         self.keys_, self.smoothed_ = keys, X
         self.tree_ = InterestTree(codes=codes, parents=parents, labels=labels, centroids=node_centroids(codes, X0),
                                   source="learned", meta=meta)
@@ -121,7 +132,7 @@ class TreeLearner:
             X = (1 - self.smoothing) * X0 + self.smoothing * (P @ X)  # (n, d)
         return l2_normalise(X)
 
-    def _split(self, X: np.ndarray, k: int, seed: int) -> np.ndarray:
+    def _split(self, X: np.ndarray, k: int, n_init: int, seed: int) -> np.ndarray:
         """(n,) child index in [0, k') of each row, k' <= k, every child non-empty, numbered 0..k'-1."""
         if len(X) <= 4 * k:
             k = min(k, len(np.unique(X, axis=0)))
@@ -129,7 +140,7 @@ class TreeLearner:
             return np.zeros(len(X), dtype=np.int64)
         from sklearn.cluster import KMeans
 
-        labels = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit_predict(X)
+        labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
         _, labels = np.unique(labels, return_inverse=True)  # drop empty clusters, renumber
         return labels.reshape(-1).astype(np.int64)
 
