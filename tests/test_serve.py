@@ -71,9 +71,9 @@ def test_recommendations_of_a_known_user(served):
 def test_events_update_interests_and_recommendations_at_once(served):
     client, service, data = served
     # a user whose whole history is outside Fragrance, then ten Fragrance events
+    frag_node = service.catalog.tree.labels[0].index("Fragrance")
     user = next(str(u) for u, items in service.base_histories.items()
-                if service.catalog.tree.labels[0][0] == "Fragrance"
-                and not np.any(service.catalog.tree.codes[items, 0] == 0))
+                if not np.any(service.catalog.tree.codes[items, 0] == frag_node))
     before = client.get(f"/users/{user}/interests").json()
     recs_before = client.get(f"/users/{user}/recommendations", params={"k": 5}).json()["items"]
     assert all(r["path"][0] != "Fragrance" for r in recs_before)
@@ -231,15 +231,6 @@ def test_item_index_exact_and_hnsw_agree():
     assert len(set(approx) & set(ids)) >= 9
 
 
-def test_tree_from_paths_drops_a_shared_root_and_pads_short_paths():
-    from arborec.serve import tree_from_paths
-
-    tree = tree_from_paths([["Beauty", "Hair", "Shampoo"], ["Beauty", "Skin"], ["Beauty", "Hair", "Gel", "Strong"]],
-                           max_levels=2)
-    assert tree.n_levels == 2 and tree.labels[0] == ["Hair", "Skin"]
-    assert tree.path_labels(1) == ["Skin", "Skin"] and tree.path_labels(2) == ["Hair", "Gel"]
-
-
 def test_sequential_models_retrieve_through_faiss(tmp_path):
     """With SASRec the service searches item embeddings with faiss; the ranking equals the dense scores."""
     from arborec.serve import hash_api_key
@@ -380,3 +371,14 @@ def test_arborec_bundle_is_served_through_its_state_api(tmp_path):
                                       category_path=["Makeup", "Eyes", "Mascara"])])
     assert added[0]["path"][-1] == "Mascara"
     assert len(service.scorer.scores(service.user(user).state)) == service.catalog.n_items
+
+    # what `arborec serve --bundle PATH` builds: the bundle alone (ids as titles), another encoder refused
+    from arborec.diagnostics import ConfigError
+    from arborec.serve import load_service
+
+    bare = load_service(settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'bare.db'}"}),
+                        bundle=str(tmp_path / "bundle"))
+    bare.encoder = HashingEncoder(dim=32)
+    assert bare.name == "arborec" and bare.catalog.titles[0] == str(data.item_ids[0])
+    with pytest.raises(ConfigError, match="dimensional"):
+        bare.add_items([ItemIn(item="x-1", title="x")])

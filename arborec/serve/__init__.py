@@ -1,7 +1,7 @@
 """Stage `serve`: the online service - event ingestion, real-time user interests, explained retrieval, API, page."""
 
 from arborec.serve.app import create_app
-from arborec.serve.catalog import ServedCatalog, tree_from_paths
+from arborec.serve.catalog import ServedCatalog
 from arborec.serve.loading import load_service, service_from_data, service_from_model
 from arborec.serve.retrieval import ItemIndex
 from arborec.serve.scorers import HistoryScorer, ModelScorer, OnlineScorer
@@ -11,6 +11,6 @@ from arborec.serve.settings import ServeSettings
 from arborec.serve.store import Store
 
 __all__ = ["create_app", "InterestService", "OnlineScorer", "HistoryScorer", "ItemIndex", "ServedCatalog",
-           "ServeSettings", "Store", "tree_from_paths", "load_service", "service_from_data", "service_from_model",
+           "ServeSettings", "Store", "load_service", "service_from_data", "service_from_model",
            "ModelScorer", "make_api_key",
            "hash_api_key"]

@@ -6,40 +6,6 @@ import numpy as np
 
 from arborec.hierarchy import InterestTree
 
-UNCATEGORISED = "(uncategorised)"
-
-
-def tree_from_paths(paths: list[list[str]], max_levels: int = 3) -> InterestTree:
-    """An `InterestTree` from category paths (root first), cut to ``max_levels`` levels.
-
-    A root shared by every path (``"Beauty"``) is dropped; a shorter path repeats its last node
-    downwards (the tree contract: every item has a node at every level); an empty path is
-    ``"(uncategorised)"``.
-    """
-    paths = [list(p) for p in paths]
-    roots = {p[0] for p in paths if len(p) > 1}
-    if len(roots) == 1 and all(len(p) > 1 and p[0] in roots for p in paths if p):
-        paths = [p[1:] for p in paths]
-    depth = max(1, min(max_levels, max((len(p) for p in paths), default=1)))
-    full = []
-    for p in paths:
-        p = p[:depth] or [UNCATEGORISED]
-        full.append(tuple(p + [p[-1]] * (depth - len(p))))
-    codes = np.zeros((len(full), depth), dtype=np.int64)
-    parents, labels = [], []
-    for level in range(depth):
-        keys = sorted({f[:level + 1] for f in full})
-        index = {key: j for j, key in enumerate(keys)}
-        codes[:, level] = [index[f[:level + 1]] for f in full]
-        if level == 0:
-            parents.append(np.zeros(len(keys), dtype=np.int64))
-        else:
-            up = {key: j for j, key in enumerate(sorted({f[:level] for f in full}))}
-            parents.append(np.array([up[key[:level]] for key in keys], dtype=np.int64))
-        labels.append([key[-1] for key in keys])
-    return InterestTree(codes=codes, parents=parents, labels=labels, source="categories",
-                        meta={"max_levels": max_levels})
-
 
 class ServedCatalog:
     """Items the service knows: ids, titles, text vectors, tree codes and event counts; items can be appended.

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from arborec.diagnostics import ConfigError, logger
-from arborec.serve.catalog import ServedCatalog, tree_from_paths
+from arborec.serve.catalog import ServedCatalog
 from arborec.serve.scorers import HistoryScorer, ModelScorer
 from arborec.serve.service import InterestService
 from arborec.serve.settings import ServeSettings
@@ -27,7 +27,8 @@ def service_from_data(data, recommender, settings: ServeSettings, *, vectors: np
     """An `InterestService` over ``data`` (a PreparedData) scoring with a FITTED harness ``recommender``.
 
     ``vectors``: the catalogue's text vectors (default: ``arborec.text.encode_items``, cached);
-    ``tree``: an InterestTree over the items (default: from the category paths).
+    ``tree``: an InterestTree over the items (default: ``arborec.hierarchy.build_tree``: the category
+    paths when the catalogue has informative ones, else a tree learned from the vectors).
     """
     if vectors is None:
         from arborec.text import TextEncoder, encode_items
@@ -35,7 +36,9 @@ def service_from_data(data, recommender, settings: ServeSettings, *, vectors: np
         encoder = encoder or TextEncoder(threads=1)
         vectors = encode_items(data.catalog, encoder)
     if tree is None:
-        tree = tree_from_paths(data.catalog["category_path"].tolist(), max_levels=max_levels)
+        from arborec.hierarchy import build_tree
+
+        tree = build_tree(data, vectors, source="auto", depth=max_levels)
     counts = np.bincount(data.interactions["item_idx"].to_numpy(), minlength=data.n_items)
     catalog = ServedCatalog(data.item_ids, data.catalog["title"].tolist(), vectors, tree, counts)
     scorer = HistoryScorer(recommender, tree, max_history=settings.max_history, short_window=settings.short_window)

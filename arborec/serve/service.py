@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from arborec.diagnostics import DuplicateItemError, UnknownItemError, logger
+from arborec.diagnostics import ConfigError, DuplicateItemError, UnknownItemError, logger
 from arborec.serve.catalog import ServedCatalog
 from arborec.serve.retrieval import ItemIndex, top_k_dense
 from arborec.serve.scorers import OnlineScorer
@@ -319,7 +319,12 @@ class InterestService:
             from arborec.text import TextEncoder
 
             self.encoder = TextEncoder(threads=1)
-        return np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        vectors = np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        if vectors.shape[1] != self.catalog.vectors.shape[1]:
+            raise ConfigError(f"the text encoder gives {vectors.shape[1]}-dimensional vectors but the catalogue's "
+                              f"are {self.catalog.vectors.shape[1]}-dimensional: serve with the text model the "
+                              "item vectors were made with")
+        return vectors
 
     # -- status -----------------------------------------------------------------------------------
     def health(self) -> dict:
