@@ -207,6 +207,7 @@ def summarize(paths: list[str], out: str) -> None:
     """A Markdown table of one or more result files (one column per file)."""
     records = [json.loads(Path(p).read_text()) for p in paths]
     rows = [
+        ("model (retrieval)", lambda r: f"{r['model']} ({r['health']['retrieval']})"),
         ("store", lambda r: f"SQLite WAL, synchronous={r['sqlite_synchronous']}"),
         ("recommendations p50 / p99 (ms)", lambda r: f"{r['recommendations']['p50_ms']:.1f} / {r['recommendations']['p99_ms']:.1f}"),
         ("event -> updated recommendation p50 / p99 (ms)",
@@ -248,6 +249,7 @@ def main() -> int:
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--model", default="ease")
     parser.add_argument("--param", action="append", default=[])
+    parser.add_argument("--bundle", help="serve this arborec bundle (ModelScorer) instead of fitting --model")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of sustained load")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--write-fraction", type=float, default=0.1)
@@ -278,9 +280,10 @@ def main() -> int:
     key, digest = make_api_key()
     tmp = tempfile.mkdtemp(prefix="arborec-bench-")
     port = free_port()
+    model_args = ["--bundle", args.bundle] if args.bundle else ["--model", args.model,
+                                                                *sum((["--param", p] for p in args.param), [])]
     cmd = [sys.executable, "-m", "arborec", "-q", "serve", "--data", args.data, "--data-dir", args.data_dir,
-           "--model", args.model, "--db", f"sqlite:///{tmp}/serve.db", "--port", str(port),
-           "--api-key-hash", digest, *sum((["--param", p] for p in args.param), [])]
+           *model_args, "--db", f"sqlite:///{tmp}/serve.db", "--port", str(port), "--api-key-hash", digest]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ARBOREC_SQLITE_SYNCHRONOUS": args.sync}
     print("server:", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
@@ -325,7 +328,8 @@ def main() -> int:
                           "seconds": round(time.perf_counter() - t1, 1), "summary": fuzz.stdout.strip().splitlines()[-1]}
     record = {
         "benchmark": "serve", "dataset": data.name, "n_users": data.n_users, "n_items": data.n_items,
-        "n_events": int(len(data.interactions)), "model": args.model, "params": args.param,
+        "n_events": int(len(data.interactions)), "model": "arborec (bundle)" if args.bundle else args.model,
+        "params": args.param,
         "sqlite_synchronous": args.sync, "server_startup_s": round(startup, 1), "server_peak_rss_mb": rss,
         "health": health, **result,
         "load_average_before": load_before, "load_average_after": load_after,

@@ -1,6 +1,6 @@
 """The FastAPI application: thin routes over `InterestService`, API-key checks, size limits, metrics, the page."""
 
-
+# No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime.
 import time
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +20,7 @@ from arborec.serve.settings import ServeSettings
 
 STATIC = Path(__file__).parent / "static"
 UserId = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@~+=-]+$")]
+
 
 def _errors(*codes: int) -> dict:
     what = {401: "no API key", 403: "wrong API key", 404: "not found", 409: "item already present",
