@@ -255,7 +255,7 @@ def main() -> int:
     parser.add_argument("--write-fraction", type=float, default=0.1)
     parser.add_argument("--n-latency", type=int, default=2000)
     parser.add_argument("--n-fresh", type=int, default=500)
-    parser.add_argument("--sync", default="FULL", help="SQLite synchronous level of the server")
+    parser.add_argument("--sync", default="NORMAL", help="SQLite synchronous level of the server (default: NORMAL)")
     parser.add_argument("--fuzz-examples", type=int, default=0, help="also run the schema fuzz with N examples")
     parser.add_argument("--output", default=None)
     parser.add_argument("--summarize", nargs="+", metavar="JSON", help="only write a Markdown table of these results")

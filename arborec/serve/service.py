@@ -27,6 +27,7 @@ class UserRecord:
     n_events: int
     last_timestamp: int
     segment: int | None  # dominant top-level interest (long term), None without events
+    interests: dict | None = None  # scorer.interests(state), computed once per update
 
 
 class InterestService:
@@ -84,8 +85,9 @@ class InterestService:
             items = np.concatenate([base if base is not None else np.zeros(0, np.int64), np.array(live, np.int64)])
             state = self.scorer.update(self.scorer.new_state(), items) if len(items) else self.scorer.new_state()
             last = max((ts for _, ts, _ in stored), default=0)
-            segment = _dominant(self.scorer.interests(state)) if len(items) else None
-            record = UserRecord(state, int(len(items)), int(last), segment)
+            interests = self.scorer.interests(state) if len(items) else None
+            record = UserRecord(state, int(len(items)), int(last), _dominant(interests) if interests else None,
+                                interests)
             self._users[user_id] = record
             return record
 
@@ -112,7 +114,8 @@ class InterestService:
                 new_state = self.scorer.update(state, items)
                 interests = self.scorer.interests(new_state)  # once per update: summary and segment
                 last = max([e.timestamp for e in evs] + [old.last_timestamp if old else 0])
-                record = UserRecord(new_state, (old.n_events if old else 0) + len(evs), last, _dominant(interests))
+                record = UserRecord(new_state, (old.n_events if old else 0) + len(evs), last, _dominant(interests),
+                                    interests)
                 updated[user_id] = (old, record)
                 snapshots[user_id] = {"n_events": record.n_events, "last_timestamp": last,
                                       "state": self._summary(interests)}
@@ -142,7 +145,7 @@ class InterestService:
             ids, scores = top_k_dense(self.scorer.scores(state), n_candidates, exclude=seen)
         if diverse:
             ids, scores = _round_robin(ids, scores, self.catalog.tree.codes[ids, 0], k)
-        profile = _normalised(self.scorer.interests(state)) if explain else None
+        profile = _normalised(record.interests) if explain else None
         items = [self._describe(int(i), float(s), profile, seen if explain else None) for i, s in zip(ids, scores)]
         return {"user": user_id, "known": True, "strategy": "model", "segment": record.segment,
                 "items": items}
@@ -208,7 +211,7 @@ class InterestService:
         if record is None or record.n_events == 0:
             return {"user": user_id, "known": False, "n_events": 0, "short_window": self.settings.short_window,
                     "segment": None, "levels": levels, "nodes": []}
-        profile = _normalised(self.scorer.interests(record.state))
+        profile = _normalised(record.interests)
         nodes = []
         for level in range(tree.n_levels):
             long, short = profile["long"][level], profile["short"][level]
