@@ -66,6 +66,10 @@ def test_recommendations_of_a_known_user(served):
         assert rec["reason"] and len(rec["path"]) == service.catalog.tree.n_levels
         if rec["interest"] is not None:  # the interest served is a node on the item's own path
             assert rec["path"][:len(rec["interest"]["path"])] == rec["interest"]["path"]
+            # and "because" names a history item under that same interest
+            because = next(i for i in service.base_histories[user] if service.catalog.titles[i] == rec["because"])
+            depth = len(rec["interest"]["path"])
+            assert service.catalog.path_labels(because)[:depth] == rec["interest"]["path"]
 
 
 def test_events_update_interests_and_recommendations_at_once(served):

@@ -196,10 +196,13 @@ class InterestService:
             if out["reason"] is None:
                 out["reason"] = f"new direction for you: {' > '.join(path)}"
         if seen is not None and len(seen):
+            # the recent item sharing the longest tree path with this one, the closest text among those
             recent = seen[-50:]
+            codes = self.catalog.tree.codes
+            shared = np.cumprod(codes[recent] == codes[item], axis=1).sum(1)  # (n_recent,) common path length
             sims = self.catalog.vectors[recent] @ self.catalog.vectors[item]
-            out["because"] = self.catalog.titles[int(recent[int(np.argmax(sims))])] or self.catalog.item_ids[
-                int(recent[int(np.argmax(sims))])]
+            best = int(recent[int(np.lexsort((sims, shared))[-1])])
+            out["because"] = self.catalog.titles[best] or self.catalog.item_ids[best]
         return out
 
     # -- interests and segments -------------------------------------------------------------------
