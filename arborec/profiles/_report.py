@@ -12,7 +12,7 @@ import numpy as np
 
 from arborec.hierarchy import InterestTree
 from arborec.profiles._profile import ProfileBatch, UserProfile
-from arborec.profiles._segments import Segmenter, profile_features
+from arborec.profiles._segments import Segmenter, readable_path
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;max-width:1250px;color:#222}
@@ -62,7 +62,7 @@ def build_report(tree: InterestTree, profiles: ProfileBatch, segmenter: Segmente
                  "interests with representative items (medoids of the user's items under the node).</p>"
                  "<div class='users'>")
     for b in _shown_users(segmenter, profiles, n_users):
-        p = profiles.profile(b, vectors=vectors, n_interests=5)
+        p = profiles.profile(b, vectors=vectors, n_interests=3 * tree.n_levels)
         segment = segmenter.labels_[b]
         parts.append(_user_card(p, tree, titles, colours, f"segment {segment}: {segmenter.names_[segment]}"))
     parts.append("</div>")
@@ -164,7 +164,7 @@ def _segment_map(profiles: ProfileBatch, segmenter: Segmenter, projection: str, 
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(profiles), max_points, replace=False)) if len(profiles) > max_points \
         else np.arange(len(profiles))
-    x = profile_features(profiles.flat()[rows])
+    x = segmenter.transform(profiles)[rows]
     if projection == "tsne":
         from sklearn.manifold import TSNE
 
@@ -179,7 +179,7 @@ def _segment_map(profiles: ProfileBatch, segmenter: Segmenter, projection: str, 
     order = np.argsort(-segmenter.sizes_, kind="stable")
     for s in order:
         m = labels == s
-        ax.scatter(xy[m, 0], xy[m, 1], s=7, alpha=0.55, color=cmap(s % cmap.N), linewidths=0,
+        ax.scatter(xy[m, 0], xy[m, 1], s=10, alpha=0.6, color=cmap(s % cmap.N), linewidths=0,
                    label=f"{s}: {_short(segmenter.names_[s], 60)} ({segmenter.sizes_[s]:,})")
     for s in order:  # the segment number at the median of its points
         m = labels == s
@@ -206,10 +206,10 @@ def _profile_bars(p: UserProfile, level: int, colours, top: int = 8):
             edgecolor="#555", label="long term")
     ax.barh(y - 0.2, p.short[level][nodes], height=0.38, color="white", edgecolor="#333", hatch="///",
             label="short term")
-    ax.set_yticks(y, [_short(" > ".join(p.path_labels(level + 1, int(j))[-2:]), 34) for j in nodes], fontsize=8)
+    ax.set_yticks(y, [_short(" > ".join(readable_path(p.path_labels(level + 1, int(j))).split(" > ")[-2:]), 34) for j in nodes], fontsize=8)
     ax.set_xlim(0, 1)
     ax.tick_params(axis="x", labelsize=8)
-    ax.legend(fontsize=8, loc="lower right", frameon=False)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return fig
@@ -231,7 +231,8 @@ def _tree_table(tree: InterestTree, share: list[np.ndarray], top: int = 12) -> s
 def _segment_table(seg: Segmenter) -> str:
     rows = []
     for d in seg.summary():
-        interests = "<br>".join(f"{html.escape(' > '.join(i['path']))} ({i['share']:.0%})" for i in d["interests"])
+        interests = "<br>".join(f"{html.escape(readable_path(i['path']))} ({i['share']:.0%})" for i in d["interests"]
+                                if i["share"] >= 0.05)
         reps = ", ".join(map(str, d["representatives"]))
         rows.append(f"<tr><td class='num'>{d['segment']}</td><td>{html.escape(d['name'])}</td>"
                     f"<td class='num'>{d['size']:,}</td><td class='num'>{d['share']:.1%}</td>"
@@ -249,9 +250,9 @@ def _user_card(p: UserProfile, tree: InterestTree, titles, colours, segment: str
     level = p.n_levels - 1
     recent = ", ".join(html.escape(_short(titles[i], 40)) for i in p.history[::-1][:5])
     rows = "".join(
-        f"<tr><td>{html.escape(' > '.join(i.path))}</td><td class='num'>{i.long:.2f}</td>"
+        f"<tr><td>{html.escape(readable_path(i.path))}</td><td class='num'>{i.long:.2f}</td>"
         f"<td class='num'>{i.short:.2f}</td><td>{'<br>'.join(html.escape(_short(titles[t], 48)) for t in i.items)}"
-        f"</td></tr>" for i in p.interests)
+        f"</td></tr>" for i in _distinct_interests(p.interests)[:6])
     return (f"<div class='card'><h3>user {html.escape(str(p.user))}</h3><div class='muted'>{html.escape(segment)}; "
             f"{len(p.history)} events; latest: {recent}</div>"
             f"<div class='fig'>{_svg(_profile_bars(p, level, colours))}</div>"
@@ -259,15 +260,23 @@ def _user_card(p: UserProfile, tree: InterestTree, titles, colours, segment: str
             f"{rows}</table></div>")
 
 
-def _shown_users(seg: Segmenter, profiles: ProfileBatch, n: int) -> list[int]:
-    """For each of the ``n`` largest segments, the representative user with the longest history."""
+def _shown_users(seg: Segmenter, profiles: ProfileBatch, n: int, pool: int = 25) -> list[int]:
+    """For each of the ``n`` largest segments, among its ``pool`` users nearest the mean, the longest history."""
     lengths = profiles.histories.lengths()
+    x = seg.transform(profiles)
     out = []
     for s in np.argsort(-seg.sizes_, kind="stable")[:n]:
-        rows = seg.representative_rows_[s]
+        rows = np.flatnonzero(seg.labels_ == s)
         if len(rows):
-            out.append(int(rows[np.argmax(lengths[rows])]))
+            near = rows[np.argsort(np.linalg.norm(x[rows] - seg.centers_[s], axis=1), kind="stable")[:pool]]
+            out.append(int(near[np.argmax(lengths[near])]))
     return out
+
+
+def _distinct_interests(interests) -> list:
+    """Drop an interest whose deeper descendant in the list carries the same weights (it says nothing more)."""
+    return [i for i in interests if not any(j.level > i.level and j.path[:i.level] == i.path
+                                            and abs(j.combined - i.combined) < 1e-9 for j in interests)]
 
 
 def _short(text: str, n: int) -> str:

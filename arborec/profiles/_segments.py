@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
-from arborec.diagnostics import NotFittedError, check_param, logger
+from arborec.diagnostics import ConfigError, NotFittedError, check_param, logger
 from arborec.profiles._profile import ProfileBatch, UserProfile, _path_of
 
 METHODS = ("kmeans", "agglomerative", "gmm")
 
 
-def profile_features(profiles) -> np.ndarray:
+def profile_features(profiles, levels=None) -> np.ndarray:
     """(B, D) Hellinger features: the square root of the flat combined profile (Euclidean = Hellinger).
 
-    ``profiles`` is a :class:`ProfileBatch`, one :class:`UserProfile`, a list of them, or a
-    (B, D) matrix of flat profiles.
+    ``profiles`` is a :class:`ProfileBatch`, one :class:`UserProfile` or a list of them. ``levels``
+    (1-based) keeps only those levels' blocks, each weighted as in the profile (None: all).
     """
     if isinstance(profiles, ProfileBatch):
-        flat = profiles.flat().toarray()
-    elif isinstance(profiles, UserProfile):
-        flat = profiles.flat()[None, :]
-    elif isinstance(profiles, (list, tuple)) and profiles and isinstance(profiles[0], UserProfile):
-        flat = np.stack([p.flat() for p in profiles])
+        blocks = [(w * c).toarray() for w, c in zip(profiles.level_weights, profiles.combined)]
     else:
-        flat = profiles.toarray() if sp.issparse(profiles) else np.atleast_2d(np.asarray(profiles, dtype=np.float64))
-    return np.sqrt(np.maximum(flat, 0.0))
+        profiles = [profiles] if isinstance(profiles, UserProfile) else list(profiles)
+        if not profiles or not isinstance(profiles[0], UserProfile):
+            raise ConfigError("profiles must be a ProfileBatch, a UserProfile or a list of UserProfiles")
+        blocks = [np.stack([p.level_weights[lv] * p.combined[lv] for p in profiles])
+                  for lv in range(profiles[0].n_levels)]
+    if levels is not None:
+        bad = [lv for lv in levels if not 1 <= lv <= len(blocks)]
+        check_param("levels", levels, not bad and len(levels) > 0, f"1-based levels in [1, {len(blocks)}]")
+        blocks = [blocks[lv - 1] for lv in levels]
+    return np.sqrt(np.maximum(np.hstack(blocks), 0.0))
 
 
 class Segmenter:
@@ -57,6 +60,9 @@ class Segmenter:
         diagonal covariances fit poorly to many near-empty dimensions).
     n_representatives : int, default 5
         Representative users kept per segment (closest to the segment mean).
+    levels : sequence of int or None, default None
+        Tree levels (1-based) whose distributions form the features (None: all). Coarse levels
+        give better separated segments; names still read every level.
     min_share : float, default 0.3
         A segment's label names the deepest level where its top node holds at least this share.
 
@@ -77,7 +83,8 @@ class Segmenter:
 
     def __init__(self, method: str = "kmeans", n_segments="auto", k_range=(2, 12), seed: int = 0, n_init: int = 4,
                  silhouette_sample: int = 4000, select_sample: int = 4000, max_fit: int = 6000,
-                 n_components: int | None = None, n_representatives: int = 5, min_share: float = 0.3):
+                 n_components: int | None = None, levels=None, n_representatives: int = 5,
+                 min_share: float = 0.3):
         self.method = method
         self.n_segments = n_segments
         self.k_range = k_range
@@ -87,6 +94,7 @@ class Segmenter:
         self.select_sample = select_sample
         self.max_fit = max_fit
         self.n_components = n_components
+        self.levels = levels
         self.n_representatives = n_representatives
         self.min_share = min_share
 
@@ -106,7 +114,7 @@ class Segmenter:
         """Cluster the users of ``profiles``; label, size and describe each segment."""
         from sklearn.decomposition import PCA
 
-        features = profile_features(profiles)
+        features = profile_features(profiles, self.levels)
         self._validate(len(features))
         n_components = self.n_components if self.n_components is not None else (20 if self.method == "gmm" else None)
         self.pca_ = None
@@ -210,10 +218,16 @@ class Segmenter:
         """
         if not hasattr(self, "centers_"):
             raise NotFittedError("Segmenter.predict called before fit")
-        x = self._space(profile_features(profiles))
+        x = self._space(profile_features(profiles, self.levels))
         if self.method == "gmm":
             return self.model_.predict(x).astype(np.int64)
         return _nearest(x, self.centers_)
+
+    def transform(self, profiles) -> np.ndarray:
+        """(B, D') the profiles in the space the segments live in (features, PCA-projected if set)."""
+        if not hasattr(self, "centers_"):
+            raise NotFittedError("Segmenter.transform called before fit")
+        return self._space(profile_features(profiles, self.levels))
 
     def fit_predict(self, profiles) -> np.ndarray:
         return self.fit(profiles).labels_
@@ -236,6 +250,12 @@ def _nearest(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return pairwise_distances_argmin(x, centers).astype(np.int64)
 
 
+def readable_path(path) -> str:
+    """'A > B > C' with consecutive repeated labels (a shallow branch continued downwards) written once."""
+    out = [p for i, p in enumerate(path) if i == 0 or p != path[i - 1]]
+    return " > ".join(out)
+
+
 def _segment_interests(tree, means: list[np.ndarray], top: int = 3) -> list[tuple[list[str], int, float]]:
     """The top nodes of a segment at its most telling level (the deepest with a node >= 10 %), plus level 1."""
     lv = max([l for l, m in enumerate(means) if m.max() >= 0.1], default=0)
@@ -252,7 +272,7 @@ def _segment_name(tree, means: list[np.ndarray], min_share: float) -> str:
     lv = max([l for l, m in enumerate(means) if m.max() >= min_share], default=0)
     order = np.argsort(-means[lv], kind="stable")
     first = int(order[0])
-    name = f"{' > '.join(_path_of(tree, lv, first))} ({means[lv][first]:.0%})"
+    name = f"{readable_path(_path_of(tree, lv, first))} ({means[lv][first]:.0%})"
     if len(order) > 1:
         second = int(order[1])
         if means[lv][second] >= max(0.15, 0.5 * means[lv][first]):
