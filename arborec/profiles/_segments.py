@@ -63,8 +63,9 @@ class Segmenter:
     levels : sequence of int or None, default None
         Tree levels (1-based) whose distributions form the features (None: all). Coarse levels
         give better separated segments; names still read every level.
-    min_share : float, default 0.3
-        A segment's label names the deepest level where its top node holds at least this share.
+    min_share : float, default 0.2
+        A segment's name lists its (up to two) deepest nodes holding at least this share of the
+        segment's mean profile at their level.
 
     Attributes
     ----------
@@ -84,7 +85,7 @@ class Segmenter:
     def __init__(self, method: str = "kmeans", n_segments="auto", k_range=(2, 12), seed: int = 0, n_init: int = 4,
                  silhouette_sample: int = 4000, select_sample: int = 4000, max_fit: int = 6000,
                  n_components: int | None = None, levels=None, n_representatives: int = 5,
-                 min_share: float = 0.3):
+                 min_share: float = 0.2):
         self.method = method
         self.n_segments = n_segments
         self.k_range = k_range
@@ -268,13 +269,31 @@ def _segment_interests(tree, means: list[np.ndarray], top: int = 3) -> list[tupl
 
 
 def _segment_name(tree, means: list[np.ndarray], min_share: float) -> str:
-    """'A > B > C (45%) + D (20%)': the deepest level whose top node has at least ``min_share``."""
-    lv = max([l for l, m in enumerate(means) if m.max() >= min_share], default=0)
-    order = np.argsort(-means[lv], kind="stable")
-    first = int(order[0])
-    name = f"{readable_path(_path_of(tree, lv, first))} ({means[lv][first]:.0%})"
-    if len(order) > 1:
-        second = int(order[1])
-        if means[lv][second] >= max(0.15, 0.5 * means[lv][first]):
-            name += f" + {tree.labels[lv][second]} ({means[lv][second]:.0%})"
-    return name
+    """The (up to) two strongest interest paths of a segment, e.g. 'Makeup > Lips (50%) + Eyes (48%)'.
+
+    Candidates are the nodes holding at least ``min_share`` of the segment's mean profile at their
+    level; a node gives way to a descendant candidate that holds at least half its share (the
+    deeper path says more). With no candidate, the top level-1 node names the segment.
+    """
+    cands = [(float(m[j]), lv, int(j)) for lv, m in enumerate(means) for j in np.flatnonzero(m >= min_share)]
+    paths = {(lv, j): _path_of(tree, lv, j) for _, lv, j in cands}
+
+    def refined(c):
+        share, lv, j = c
+        return any(lv2 > lv and paths[(lv2, j2)][:lv + 1] == paths[(lv, j)] and s2 >= 0.5 * share
+                   for s2, lv2, j2 in cands)
+
+    keep = sorted((c for c in cands if not refined(c)), key=lambda c: (-c[0], c[1], c[2]))[:2]
+    if not keep:
+        j = int(np.argmax(means[0]))
+        keep = [(float(means[0][j]), 0, j)]
+    parts, previous = [], None
+    for share, lv, j in keep:
+        path = readable_path(paths.get((lv, j)) or _path_of(tree, lv, j)).split(" > ")
+        shown = path
+        if previous is not None:  # drop the prefix shared with the first path: "Makeup > Lips + Eyes"
+            common = next((i for i, (a, b) in enumerate(zip(previous, path)) if a != b), min(len(path), len(previous)))
+            shown = path[common:] if common < len(path) else path
+        parts.append(f"{' > '.join(shown)} ({share:.0%})")
+        previous = path
+    return " + ".join(parts)
