@@ -1,5 +1,6 @@
 """User interest profiles, segments, explanations and the HTML report (arborec.profiles)."""
 
+import html
 import json
 import shutil
 import subprocess
@@ -199,3 +200,44 @@ def test_segment_count_is_chosen_by_the_criterion(setup):
         Segmenter(method="dbscan").fit(batch)
     with pytest.raises(NotFittedError):
         Segmenter().predict(batch)
+
+
+@pytest.fixture(scope="module")
+def report_html(setup):
+    pytest.importorskip("matplotlib")
+    from arborec.profiles import build_report
+
+    data, _, tree, _, _, batch = setup
+    seg = Segmenter(n_segments=4, levels=[1], seed=0).fit(batch)
+    return seg, build_report(tree, batch, seg, titles=data.catalog["title"], n_users=3, dataset="synthetic")
+
+
+def test_report_is_self_contained_html_with_the_figures(report_html, setup):
+    seg, text = report_html
+    data = setup[0]
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert text.count("<svg") == 2 + 3  # sunburst, segment map, one bar chart per shown user
+    assert "<script" not in text and "<link" not in text and "src=" not in text  # nothing fetched
+    for name in seg.names_:
+        assert html.escape(name) in text
+    assert "Volumizing Shampoo" in text or "Mascara" in text  # tree labels drawn as text
+    shown = [t for t in data.catalog["title"] if html.escape(t) in text]
+    assert len(shown) >= 3  # representative and recent items are named
+
+
+def test_report_renders_in_a_browser(report_html, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    page = tmp_path / "report.html"
+    page.write_text(report_html[1], encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,2000", page.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists()
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert pixels.shape == (2000, 1200)
+    assert pixels.std() > 20  # not a blank page: figures and text were drawn
+    assert (pixels < 128).mean() > 0.02
