@@ -64,8 +64,8 @@ class Segmenter:
         Tree levels (1-based) whose distributions form the features (None: all). Coarse levels
         give better separated segments; names still read every level.
     min_share : float, default 0.2
-        A segment's name lists its (up to two) deepest nodes holding at least this share of the
-        segment's mean profile at their level.
+        A segment's name lists its (up to two) level-1 nodes holding at least this share of the
+        segment's mean profile, each followed down while one child holds most of it.
 
     Attributes
     ----------
@@ -268,32 +268,42 @@ def _segment_interests(tree, means: list[np.ndarray], top: int = 3) -> list[tupl
     return out
 
 
-def _segment_name(tree, means: list[np.ndarray], min_share: float) -> str:
+def _segment_name(tree, means: list[np.ndarray], min_share: float, narrow: float = 0.6) -> str:
     """The (up to) two strongest interest paths of a segment, e.g. 'Makeup > Lips (50%) + Eyes (48%)'.
 
-    Candidates are the nodes holding at least ``min_share`` of the segment's mean profile at their
-    level; a node gives way to a descendant candidate that holds at least half its share (the
-    deeper path says more). With no candidate, the top level-1 node names the segment.
+    The level-1 nodes holding at least ``min_share`` of the segment's mean profile are its interests
+    (the top one when none does); a single one is split into its children when two of them hold
+    ``min_share``. Each interest then goes down its path while one child holds at least ``narrow``
+    of its share (the deeper path still describes most of it).
     """
-    cands = [(float(m[j]), lv, int(j)) for lv, m in enumerate(means) for j in np.flatnonzero(m >= min_share)]
-    paths = {(lv, j): _path_of(tree, lv, j) for _, lv, j in cands}
+    def strong(lv, nodes):
+        nodes = np.asarray(nodes, dtype=np.int64)
+        nodes = nodes[means[lv][nodes] >= min_share]
+        return [int(j) for j in nodes[np.argsort(-means[lv][nodes], kind="stable")][:2]]
 
-    def refined(c):
-        share, lv, j = c
-        return any(lv2 > lv and paths[(lv2, j2)][:lv + 1] == paths[(lv, j)] and s2 >= 0.5 * share
-                   for s2, lv2, j2 in cands)
+    def descend(lv, j):
+        while lv + 1 < len(means):
+            kids = np.flatnonzero(tree.parents[lv + 1] == j)
+            if not len(kids):
+                break
+            best = int(kids[np.argmax(means[lv + 1][kids])])
+            if means[lv + 1][best] < narrow * means[lv][j]:
+                break
+            lv, j = lv + 1, best
+        return lv, j
 
-    keep = sorted((c for c in cands if not refined(c)), key=lambda c: (-c[0], c[1], c[2]))[:2]
-    if not keep:
-        j = int(np.argmax(means[0]))
-        keep = [(float(means[0][j]), 0, j)]
+    top = strong(0, np.arange(len(means[0]))) or [int(np.argmax(means[0]))]
+    start = [(0, j) for j in top]
+    if len(top) == 1 and len(means) > 1:
+        kids = strong(1, np.flatnonzero(tree.parents[1] == top[0]))
+        start = [(1, j) for j in kids] if len(kids) == 2 else start
     parts, previous = [], None
-    for share, lv, j in keep:
-        path = readable_path(paths.get((lv, j)) or _path_of(tree, lv, j)).split(" > ")
+    for lv, j in (descend(lv, j) for lv, j in start):
+        path = readable_path(_path_of(tree, lv, j)).split(" > ")
         shown = path
         if previous is not None:  # drop the prefix shared with the first path: "Makeup > Lips + Eyes"
             common = next((i for i, (a, b) in enumerate(zip(previous, path)) if a != b), min(len(path), len(previous)))
             shown = path[common:] if common < len(path) else path
-        parts.append(f"{' > '.join(shown)} ({share:.0%})")
+        parts.append(f"{' > '.join(shown)} ({means[lv][j]:.0%})")
         previous = path
     return " + ".join(parts)
