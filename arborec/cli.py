@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a saved InterestTree (.npz); auto: categories when the catalogue has them (default)")
     p.add_argument("--segments", default="auto", help="number of segments, or 'auto' (chosen by the silhouette; "
                                                       "BIC for gmm) (default: auto)")
+    p.add_argument("--k-range", default="4,12", metavar="LOW,HIGH",
+                   help="numbers of segments 'auto' compares (default: 4,12; on diffuse data the silhouette "
+                        "often prefers 2 or 3 segments, which say little in a report)")
     p.add_argument("--method", default="kmeans", choices=("kmeans", "agglomerative", "gmm"),
                    help="clustering method (default: kmeans)")
     p.add_argument("--segment-levels", default="1",
@@ -339,7 +342,9 @@ def cmd_report(args) -> int:
     levels = None if args.segment_levels == "all" else [int(x) for x in args.segment_levels.split(",")]
     levels = [lv for lv in levels if lv <= tree.n_levels] or None if levels else None  # a shallower tree: fewer
     n_segments = args.segments if args.segments == "auto" else int(args.segments)
-    segmenter = Segmenter(method=args.method, n_segments=n_segments, levels=levels, seed=args.seed).fit(profiles)
+    k_range = tuple(int(k) for k in args.k_range.split(","))
+    segmenter = Segmenter(method=args.method, n_segments=n_segments, k_range=k_range, levels=levels,
+                          seed=args.seed).fit(profiles)
     titles = data.catalog["title"] if "title" in data.catalog.columns else data.item_ids
     out = write_report(args.out, tree, profiles, segmenter, titles=titles, vectors=vectors, n_users=args.users,
                        dataset=data.name, projection=args.projection, seed=args.seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from arborec.hierarchy import InterestTree
-from arborec.profiles._profile import ProfileBatch, UserProfile
+from arborec.profiles._profile import ProfileBatch, UserProfile, _path_of
 from arborec.profiles._segments import Segmenter, readable_path
 
 CSS = """
@@ -37,7 +37,8 @@ def build_report(tree: InterestTree, profiles: ProfileBatch, segmenter: Segmente
     import matplotlib
 
     matplotlib.use("Agg")
-    titles = [str(i) for i in range(tree.n_items)] if titles is None else [str(t) for t in titles]
+    # Source titles may already hold HTML entities (Amazon's do): read them as text, escape once on output.
+    titles = [str(i) for i in range(tree.n_items)] if titles is None else [html.unescape(str(t)) for t in titles]
     event_share = [np.asarray(c.sum(axis=0)).ravel() for c in profiles.long]  # population weight of each node
     colours = _node_colours(tree)
     parts = [f"<h1>arborec interest report{': ' + html.escape(dataset) if dataset else ''}</h1>",
@@ -207,7 +208,7 @@ def _profile_bars(p: UserProfile, level: int, colours, top: int = 8):
     ax.barh(y - 0.2, p.short[level][nodes], height=0.38, color="white", edgecolor="#333", hatch="///",
             label="short term")
     ax.set_yticks(y, [_short(" > ".join(readable_path(p.path_labels(level + 1, int(j))).split(" > ")[-2:]), 34) for j in nodes], fontsize=8)
-    ax.set_xlim(0, 1)
+    ax.set_xlim(0, min(1.0, 1.1 * max(p.long[level][nodes].max(), p.short[level][nodes].max())))
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     for side in ("top", "right"):
@@ -221,7 +222,7 @@ def _tree_table(tree: InterestTree, share: list[np.ndarray], top: int = 12) -> s
     for lv in range(tree.n_levels):
         total = share[lv].sum() or 1.0
         best = np.argsort(-share[lv], kind="stable")[:top]
-        cells = ", ".join(f"{html.escape(tree.labels[lv][j])} ({share[lv][j] / total:.0%})" for j in best
+        cells = ", ".join(f"{html.escape(_node_name(tree, lv, j))} ({share[lv][j] / total:.0%})" for j in best
                           if share[lv][j] > 0)
         rows.append(f"<tr><td>{lv + 1}</td><td class='num'>{tree.level_sizes[lv]}</td><td>{cells}</td></tr>")
     return ("<table><tr><th>level</th><th>nodes</th><th>largest nodes (share of activity)</th></tr>"
@@ -261,16 +262,26 @@ def _user_card(p: UserProfile, tree: InterestTree, titles, colours, segment: str
 
 
 def _shown_users(seg: Segmenter, profiles: ProfileBatch, n: int, pool: int = 25) -> list[int]:
-    """For each of the ``n`` largest segments, among its ``pool`` users nearest the mean, the longest history."""
+    """Users near the segment means with long histories: the longest of each segment's ``pool`` nearest,
+    largest segments first, then the next longest, until ``n``."""
     lengths = profiles.histories.lengths()
     x = seg.transform(profiles)
-    out = []
-    for s in np.argsort(-seg.sizes_, kind="stable")[:n]:
+    ranked = []
+    for s in np.argsort(-seg.sizes_, kind="stable"):
         rows = np.flatnonzero(seg.labels_ == s)
-        if len(rows):
-            near = rows[np.argsort(np.linalg.norm(x[rows] - seg.centers_[s], axis=1), kind="stable")[:pool]]
-            out.append(int(near[np.argmax(lengths[near])]))
+        near = rows[np.argsort(np.linalg.norm(x[rows] - seg.centers_[s], axis=1), kind="stable")[:pool]]
+        ranked.append([int(r) for r in near[np.argsort(-lengths[near], kind="stable")]])
+    out = []
+    for depth in range(pool):
+        for users in ranked:
+            if depth < len(users) and len(out) < n:
+                out.append(users[depth])
     return out
+
+
+def _node_name(tree: InterestTree, lv: int, j: int) -> str:
+    """A node's label with its parent's ('Makeup > Face'), so equal labels under different parents differ."""
+    return " > ".join(readable_path(_path_of(tree, lv, j)).split(" > ")[-2:])
 
 
 def _distinct_interests(interests) -> list:

@@ -64,7 +64,7 @@ class Segmenter:
         Tree levels (1-based) whose distributions form the features (None: all). Coarse levels
         give better separated segments; names still read every level.
     min_share : float, default 0.2
-        A segment's name lists its (up to two) level-1 nodes holding at least this share of the
+        A segment's name lists its (up to three) level-1 nodes holding at least this share of the
         segment's mean profile, each followed down while one child holds most of it.
 
     Attributes
@@ -269,17 +269,17 @@ def _segment_interests(tree, means: list[np.ndarray], top: int = 3) -> list[tupl
 
 
 def _segment_name(tree, means: list[np.ndarray], min_share: float, narrow: float = 0.6) -> str:
-    """The (up to) two strongest interest paths of a segment, e.g. 'Makeup > Lips (50%) + Eyes (48%)'.
+    """The (up to) three strongest interest paths of a segment, e.g. 'Makeup > Lips (50%) + Eyes (48%)'.
 
     The level-1 nodes holding at least ``min_share`` of the segment's mean profile are its interests
-    (the top one when none does); a single one is split into its children when two of them hold
+    (the top one when none does); a single one is split into its children when two or more hold
     ``min_share``. Each interest then goes down its path while one child holds at least ``narrow``
     of its share (the deeper path still describes most of it).
     """
     def strong(lv, nodes):
         nodes = np.asarray(nodes, dtype=np.int64)
         nodes = nodes[means[lv][nodes] >= min_share]
-        return [int(j) for j in nodes[np.argsort(-means[lv][nodes], kind="stable")][:2]]
+        return [int(j) for j in nodes[np.argsort(-means[lv][nodes], kind="stable")][:3]]
 
     def descend(lv, j):
         while lv + 1 < len(means):
@@ -296,7 +296,7 @@ def _segment_name(tree, means: list[np.ndarray], min_share: float, narrow: float
     start = [(0, j) for j in top]
     if len(top) == 1 and len(means) > 1:
         kids = strong(1, np.flatnonzero(tree.parents[1] == top[0]))
-        start = [(1, j) for j in kids] if len(kids) == 2 else start
+        start = [(1, j) for j in kids] if len(kids) >= 2 else start
     parts, previous = [], None
     for lv, j in (descend(lv, j) for lv, j in start):
         path = readable_path(_path_of(tree, lv, j)).split(" > ")
