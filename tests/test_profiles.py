@@ -241,3 +241,16 @@ def test_report_renders_in_a_browser(report_html, tmp_path):
     assert pixels.shape == (2000, 1200)
     assert pixels.std() > 20  # not a blank page: figures and text were drawn
     assert (pixels < 128).mean() > 0.02
+
+
+def test_segment_names_read_the_dominant_paths():
+    from arborec.profiles._segments import _segment_name
+
+    tree = _tiny_tree()  # A/{a, b}, B/{c}
+    # one strong top split into its two children
+    assert _segment_name(tree, [np.array([0.9, 0.1]), np.array([0.5, 0.4, 0.1])], 0.2) == "A > a (50%) + b (40%)"
+    # two tops; B is followed down to its only child, A is not (no child holds 60 % of it)
+    assert _segment_name(tree, [np.array([0.6, 0.4]), np.array([0.3, 0.3, 0.4])], 0.2) == "A (60%) + B > c (40%)"
+    # an over-represented top that is not among the strongest is added with its lift
+    name = _segment_name(tree, [np.array([0.9, 0.1]), np.array([0.8, 0.1, 0.1])], 0.2, population=np.array([0.98, 0.02]))
+    assert name == "A > a (80%) · B ×5.0"

@@ -195,6 +195,7 @@ class Segmenter:
         self.interests_, self.names_, self.representatives_, self.representative_rows_ = [], [], [], []
         tree = profiles.tree if isinstance(profiles, ProfileBatch) else None
         combined = profiles.combined if tree is not None else None
+        population = np.asarray(combined[0].mean(axis=0)).ravel() if tree is not None else None
         ids = profiles.users if tree is not None and profiles.users is not None else np.arange(len(x))
         for s in range(k):
             rows = np.flatnonzero(self.labels_ == s)
@@ -208,7 +209,7 @@ class Segmenter:
                 continue
             means = [np.asarray(c[rows].mean(axis=0)).ravel() for c in combined]
             self.interests_.append(_segment_interests(tree, means))
-            self.names_.append(_segment_name(tree, means, self.min_share))
+            self.names_.append(_segment_name(tree, means, self.min_share, population))
 
     # -- new users ---------------------------------------------------------------------------
     def predict(self, profiles) -> np.ndarray:
@@ -268,13 +269,16 @@ def _segment_interests(tree, means: list[np.ndarray], top: int = 3) -> list[tupl
     return out
 
 
-def _segment_name(tree, means: list[np.ndarray], min_share: float, narrow: float = 0.6) -> str:
+def _segment_name(tree, means: list[np.ndarray], min_share: float, population: np.ndarray | None = None,
+                  narrow: float = 0.6, min_lift: float = 1.5) -> str:
     """The (up to) three strongest interest paths of a segment, e.g. 'Makeup > Lips (50%) + Eyes (48%)'.
 
     The level-1 nodes holding at least ``min_share`` of the segment's mean profile are its interests
     (the top one when none does); a single one is split into its children when two or more hold
     ``min_share``. Each interest then goes down its path while one child holds at least ``narrow``
-    of its share (the deeper path still describes most of it).
+    of its share (the deeper path still describes most of it). With the ``population``'s level-1
+    distribution, the level-1 node most over-represented in the segment (lift >= ``min_lift``, share
+    >= 5 %) is added when it is not named yet: ' · Horror ×3.2'.
     """
     def strong(lv, nodes):
         nodes = np.asarray(nodes, dtype=np.int64)
@@ -306,4 +310,11 @@ def _segment_name(tree, means: list[np.ndarray], min_share: float, narrow: float
             shown = path[common:] if common < len(path) else path
         parts.append(f"{' > '.join(shown)} ({means[lv][j]:.0%})")
         previous = path
-    return " + ".join(parts)
+    name = " + ".join(parts)
+    if population is not None:
+        lift = np.where((means[0] >= 0.05) & (population > 0), means[0] / np.maximum(population, 1e-12), 0.0)
+        named = {_path_of(tree, lv, j)[0] for lv, j in start}
+        j = int(np.argmax(lift))
+        if lift[j] >= min_lift and tree.labels[0][j] not in named:
+            name += f" · {tree.labels[0][j]} ×{lift[j]:.1f}"
+    return name
