@@ -135,6 +135,11 @@ def test_from_distributions_normalises_and_checks_shapes():
     np.testing.assert_allclose(p.combined[1], [0.125, 0.125, 0.75])
     with pytest.raises(ConfigError, match="shape"):
         UserProfile.from_distributions(tree, [np.ones(3), np.ones(3)], [np.ones(2), np.ones(3)])
+    # a model's profile of a new user (no history): the deepest node with enough weight explains
+    new = UserProfile.from_distributions(tree, [np.array([0.9, 0.1]), np.array([0.88, 0.01, 0.11])],
+                                         [np.array([0.9, 0.1]), np.array([0.88, 0.01, 0.11])])
+    assert explain(new, 2, tree).level == 1 and explain(new, 2, tree).support == []  # A/b holds 1 %
+    assert explain(new, 0, tree).level == 2 and explain(new, 0, tree).time_scale == "long"
 
 
 def test_explanations_point_to_real_history_items(setup):
@@ -168,6 +173,7 @@ def test_explain_outside_interests_and_bad_item():
     assert e.level == 0 and e.support == [] and "outside" in str(e)
     e = explain(p, 2, tree)
     assert e.level == 1 and e.path == ["A"] and e.support == [1, 0]
+    assert explain(json.loads(json.dumps(p.to_dict())), 2, tree) == e  # from the JSON form too
     with pytest.raises(ConfigError, match="item"):
         explain(p, 99, tree)
 

@@ -42,15 +42,19 @@ class Explanation:
                 f"(level {self.level}, weight {self.weight:.2f}), supported by items {self.support}")
 
 
-def explain(profile: UserProfile, item: int, tree: InterestTree, history=None, max_support: int = 5,
+def explain(profile: UserProfile | dict, item: int, tree: InterestTree, history=None, max_support: int = 5,
             min_weight: float = 0.05) -> Explanation:
     """Explain one recommended ``item`` (from any recommender) by ``profile``'s interests.
 
+    ``profile`` is a :class:`UserProfile` (from :class:`ProfileBuilder` or a model's distributions)
+    or its JSON dict.
     ``history`` (item indices, oldest first) defaults to the profile's own history. The chosen
     node is the deepest on the item's path under which the user has history items (with no
     history: the deepest holding at least ``min_weight``). Supporting items are the history items
     under that node, most recent first, without repeats.
     """
+    if isinstance(profile, dict):  # a profile read back from JSON (UserProfile.to_dict)
+        profile = UserProfile.from_dict(profile)
     if not 0 <= int(item) < tree.n_items:
         raise ConfigError(f"item={item!r} is not allowed: expected an item index in [0, {tree.n_items})")
     if profile.n_levels != tree.n_levels:
