@@ -100,7 +100,8 @@ class UserProfile:
         if len(long) != len(sizes) or len(short) != len(sizes):
             raise ConfigError(f"the tree has {len(sizes)} levels but {len(long)} long and {len(short)} short "
                               "distributions were given")
-        long = [_normalise(np.asarray(d, dtype=np.float64), n, f"long[{i}]") for i, (d, n) in enumerate(zip(long, sizes))]
+        long = [_normalise(np.asarray(d, dtype=np.float64), n, f"long[{i}]")
+                for i, (d, n) in enumerate(zip(long, sizes))]
         short = [_normalise(np.asarray(d, dtype=np.float64), n, f"short[{i}]")
                  for i, (d, n) in enumerate(zip(short, sizes))]
         combined = [long_weight * a + (1.0 - long_weight) * b for a, b in zip(long, short)]
@@ -340,7 +341,8 @@ def _top_interests(tree: InterestTree, long, short, combined, level_weights, his
     out = []
     for _, lv, j in scores[:n_interests]:
         mine = history[tree.codes[history, lv] == j] if len(history) else history
-        out.append(Interest(level=lv + 1, node=j, path=_path_of(tree, lv, j), long=float(long[lv][j]), short=float(short[lv][j]),
+        out.append(Interest(level=lv + 1, node=j, path=_path_of(tree, lv, j), long=float(long[lv][j]),
+                            short=float(short[lv][j]),
                             combined=float(combined[lv][j]), items=representative_items(mine, vectors, n_items)))
     return out
 

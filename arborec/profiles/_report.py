@@ -39,7 +39,7 @@ def build_report(tree: InterestTree, profiles: ProfileBatch, segmenter: Segmente
     matplotlib.use("Agg")
     # Source titles may already hold HTML entities (Amazon's do): read them as text, escape once on output.
     titles = [str(i) for i in range(tree.n_items)] if titles is None else [html.unescape(str(t)) for t in titles]
-    event_share = [np.asarray(c.sum(axis=0)).ravel() for c in profiles.long]  # population weight of each node
+    event_share = [np.asarray(c.sum(axis=0)).ravel() for c in profiles.long]  # summed long-term profiles per node
     colours = _node_colours(tree)
     parts = [f"<h1>arborec interest report{': ' + html.escape(dataset) if dataset else ''}</h1>",
              f"<p class='sub'>{len(profiles):,} users, {tree.n_items:,} items, a {tree.source} tree with "
@@ -47,9 +47,10 @@ def build_report(tree: InterestTree, profiles: ProfileBatch, segmenter: Segmente
              f"{segmenter.n_segments_} segments ({segmenter.method}, silhouette {segmenter.silhouette_:.3f}). "
              f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"]
 
-    parts.append("<h2>The interest tree</h2><p class='muted'>Rings from the centre outwards are levels 1.."
-                 f"{tree.n_levels}; a wedge's angle is the node's share of the users' (decayed) activity; "
-                 "colours follow the level-1 node.</p>")
+    rings = (f"Rings from the centre outwards are levels 1 to {tree.n_levels}" if tree.n_levels > 1
+             else "One ring: the tree has one level")
+    parts.append(f"<h2>The interest tree</h2><p class='muted'>{rings}; a wedge's angle is the node's share of the "
+                 "users' long-term interest (each user counts once); colours follow the level-1 node.</p>")
     parts.append(f"<div class='fig'>{_svg(_sunburst(tree, event_share, colours))}</div>")
     parts.append(_tree_table(tree, event_share))
 
@@ -152,7 +153,7 @@ def _sunburst(tree: InterestTree, share: list[np.ndarray], colours):
             ax.text(theta, inner + lv + 0.5, label, rotation=rot, rotation_mode="anchor", ha="center", va="center",
                     fontsize=8 if lv else 9, color="#222")
     ax.set_ylim(0, inner + L)
-    ax.set_title("interest tree (share of activity)", fontsize=11)
+    ax.set_title("interest tree (share of the users' long-term interest)", fontsize=11)
     return fig
 
 
@@ -207,7 +208,8 @@ def _profile_bars(p: UserProfile, level: int, colours, top: int = 8):
             edgecolor="#555", label="long term")
     ax.barh(y - 0.2, p.short[level][nodes], height=0.38, color="white", edgecolor="#333", hatch="///",
             label="short term")
-    ax.set_yticks(y, [_short(" > ".join(readable_path(p.path_labels(level + 1, int(j))).split(" > ")[-2:]), 34) for j in nodes], fontsize=8)
+    names = [" > ".join(readable_path(p.path_labels(level + 1, int(j))).split(" > ")[-2:]) for j in nodes]
+    ax.set_yticks(y, [_short(name, 34) for name in names], fontsize=8)
     ax.set_xlim(0, min(1.0, 1.1 * max(p.long[level][nodes].max(), p.short[level][nodes].max())))
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
@@ -225,7 +227,8 @@ def _tree_table(tree: InterestTree, share: list[np.ndarray], top: int = 12) -> s
         cells = ", ".join(f"{html.escape(_node_name(tree, lv, j))} ({share[lv][j] / total:.0%})" for j in best
                           if share[lv][j] > 0)
         rows.append(f"<tr><td>{lv + 1}</td><td class='num'>{tree.level_sizes[lv]}</td><td>{cells}</td></tr>")
-    return ("<table><tr><th>level</th><th>nodes</th><th>largest nodes (share of activity)</th></tr>"
+    return ("<table><tr><th>level</th><th>nodes</th>"
+            "<th>largest nodes (share of the users' long-term interest)</th></tr>"
             + "".join(rows) + "</table>")
 
 
