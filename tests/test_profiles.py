@@ -142,6 +142,22 @@ def test_from_distributions_normalises_and_checks_shapes():
     assert explain(new, 0, tree).level == 2 and explain(new, 0, tree).time_scale == "long"
 
 
+def test_batch_from_a_models_distributions_equals_the_counted_one(setup):
+    from arborec.profiles import ProfileBatch
+
+    _, _, tree, histories, _, batch = setup
+    long = [3.0 * m.toarray() for m in batch.long]  # unnormalised on purpose
+    short = [m.toarray() for m in batch.short]
+    again = ProfileBatch.from_distributions(tree, long, short, histories, long_weight=batch.long_weight)
+    for a, b in zip(again.combined, batch.combined):
+        np.testing.assert_allclose(a.toarray(), b.toarray(), atol=1e-12)
+    assert [(i.level, i.node, i.items) for i in again.profile(4).interests] == \
+        [(i.level, i.node, i.items) for i in batch.profile(4).interests]
+    np.testing.assert_allclose(again.flat().toarray(), batch.flat().toarray(), atol=1e-12)
+    with pytest.raises(ConfigError, match="long"):
+        ProfileBatch.from_distributions(tree, long[:1], short, histories)
+
+
 def test_explanations_point_to_real_history_items(setup):
     _, split, tree, histories, _, batch = setup
     checked = 0

@@ -165,7 +165,9 @@ class UserProfile:
 class ProfileBatch:
     """Profiles of many users as sparse matrices, one (B, n_nodes_l) CSR per level and time scale.
 
-    Rows sum to one. :meth:`profile` turns row ``b`` into a :class:`UserProfile`.
+    Rows sum to one. :meth:`profile` turns row ``b`` into a :class:`UserProfile`. Made by
+    :meth:`ProfileBuilder.transform` (counting histories) or :meth:`from_distributions` (a model's
+    predicted distributions); :class:`Segmenter` takes either.
     """
 
     long: list[sp.csr_matrix]
@@ -178,6 +180,28 @@ class ProfileBatch:
 
     def __len__(self) -> int:
         return len(self.histories)
+
+    @classmethod
+    def from_distributions(cls, tree: InterestTree, long, short, histories: Histories, *, long_weight: float = 0.5,
+                           level_weights=None, users=None) -> "ProfileBatch":
+        """A batch from given (B, n_nodes_l) distributions per level, e.g. a model's
+        ``level_distributions(histories)``; rows are normalised (an all-zero row becomes uniform)."""
+        check_param("long_weight", long_weight, 0.0 <= long_weight <= 1.0, "a number in [0, 1]")
+        B, sizes = len(histories), tree.level_sizes
+        mats = []
+        for name, dists in (("long", long), ("short", short)):
+            if len(dists) != len(sizes):
+                raise ConfigError(f"the tree has {len(sizes)} levels but {len(dists)} {name} distributions were given")
+            level_mats = []
+            for lv, (d, n) in enumerate(zip(dists, sizes)):
+                d = np.asarray(d, dtype=np.float64)
+                if d.shape != (B, n) or np.any(d < 0) or not np.all(np.isfinite(d)):
+                    raise ConfigError(f"{name}[{lv}] must be ({B}, {n}) non-negative and finite, got {d.shape}")
+                level_mats.append(_row_normalise(sp.csr_matrix(d), np.full(n, 1.0 / n)))
+            mats.append(level_mats)
+        return cls(long=mats[0], short=mats[1], long_weight=float(long_weight),
+                   level_weights=_level_weights(level_weights, len(sizes)), histories=histories,
+                   users=None if users is None else np.asarray(users), tree=tree)
 
     @property
     def combined(self) -> list[sp.csr_matrix]:
