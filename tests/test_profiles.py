@@ -276,3 +276,16 @@ def test_segment_names_read_the_dominant_paths():
     # an over-represented top that is not among the strongest is added with its lift
     name = _segment_name(tree, [np.array([0.9, 0.1]), np.array([0.8, 0.1, 0.1])], 0.2, population=np.array([0.98, 0.02]))
     assert name == "A > a (80%) · B ×5.0"
+
+
+def test_report_command_writes_the_page(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from arborec.cli import main
+
+    out = tmp_path / "r.html"
+    assert main(["-q", "report", "--data", "synthetic", "--no-cache", "--no-vectors", "--segments", "4",
+                 "--users", "2", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.count("<svg") == 2 + 2
+    printed = capsys.readouterr().out
+    assert "4 segments" in printed and str(out) in printed
