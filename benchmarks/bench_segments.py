@@ -120,7 +120,10 @@ def markdown(r: dict) -> str:
              f"Tree: `{r['tree']}`. Profiles: ProfileBuilder defaults (half-life 20 events, short window 5, "
              f"long weight 0.5, equal level weights), test-time histories; {r['profile_seconds']} s for all users.",
              f"Silhouette in the Hellinger feature space (4,000 users sampled); stability = adjusted Rand index "
-             f"between the labelings of {r['seeds']} seeds at the same k (mean, min over pairs).", "",
+             f"between the labelings of {r['seeds']} seeds at the same k (mean, min over pairs). Ward "
+             "(agglomerative) has no randomness: a seed only changes the sample of at most 6,000 users it is "
+             "fitted on, so with fewer users every seed gives the same segments (ARI 1 says nothing there). "
+             "'level 1': features from the coarsest level only; 'all levels': every level, equally weighted.", "",
              "| method | features | k | silhouette | ARI mean | ARI min | fit s (seed 0) |", "|---|---|---|---|---|---|---|"]
     for run in r["runs"]:
         k = f"{run['k']} ({'auto' if run['mode'] == 'auto' else 'fixed'})"

@@ -304,7 +304,8 @@ def _segment_name(tree, means: list[np.ndarray], min_share: float, population: n
         kids = strong(1, np.flatnonzero(tree.parents[1] == top[0]))
         start = [(1, j) for j in kids] if len(kids) >= 2 else start
     parts, previous = [], None
-    for lv, j in (descend(lv, j) for lv, j in start):
+    ends = sorted((descend(lv, j) for lv, j in start), key=lambda e: -means[e[0]][e[1]])  # strongest first
+    for lv, j in ends:
         path = readable_path(_path_of(tree, lv, j)).split(" > ")
         shown = path
         if previous is not None:  # drop the prefix shared with the first path: "Makeup > Lips + Eyes"
