@@ -32,7 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def genre_labels(tree, catalog):
     """Readable labels for a learned tree: each node's two most telling genres (share x log lift), e.g.
-    "Horror/Thriller #5" (the learned tree's own labels are only L1-0, L1-1, ...)."""
+    "Horror/Thriller #1.5" (level 1, node 5; the learned tree's own labels are only L1-0, L1-1, ...)."""
     column = catalog["genres"] if "genres" in catalog.columns else catalog["category_path"].map(" ".join)
     items_genres = [str(g).split() for g in column]
     vocab = sorted({g for gs in items_genres for g in gs})
@@ -46,7 +46,7 @@ def genre_labels(tree, catalog):
         for j in range(tree.level_sizes[lv]):
             share = onehot[tree.codes[:, lv] == j].mean(axis=0)
             score = share * np.log(np.maximum(share, 1e-9) / overall)
-            names.append("/".join(vocab[t] for t in np.argsort(-score, kind="stable")[:2]) + f" #{j}")
+            names.append("/".join(vocab[t] for t in np.argsort(-score, kind="stable")[:2]) + f" #{lv + 1}.{j}")
         labels.append(names)
     tree.labels = labels
     return tree
