@@ -207,7 +207,8 @@ def test_segments_find_the_planted_tops_and_assign_new_users_deterministically(s
     assert first.dtype == np.int64 and np.array_equal(first, seg.predict(new))
     again = Segmenter(method=method, n_segments=4, seed=0).fit(batch)
     assert np.array_equal(again.predict(new), first)
-    assert seg.predict(batch.profile(0))[0] == seg.predict(batch)[0]
+    assert seg.predict(batch.profile(0))[0] == seg.labels_[0]
+    assert np.array_equal(seg.predict(batch), seg.labels_)  # fitted users are assigned as they were clustered
     for s, reps in enumerate(seg.representatives_):
         assert all(seg.labels_[r] == s for r in reps)
 

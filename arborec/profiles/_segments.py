@@ -73,7 +73,8 @@ class Segmenter:
     ----------
     n_segments_ : int
     labels_ : (B,) int, segment of each fitted user
-    centers_ : (k, D') float, segment means in the clustering space (used to assign new users)
+    centers_ : (k, D') float, segment centres in the clustering space (k-means and agglomerative
+        assign every user, fitted or new, to the nearest; gmm: the component means)
     pca_ : fitted sklearn PCA or None
     sizes_ : (k,) int
     names_ : list of k str, readable labels from the dominant interest paths
@@ -143,10 +144,8 @@ class Segmenter:
             logger.info("segments: k=%d chosen by %s among %s", k, "BIC" if self.method == "gmm" else "silhouette", ks)
         else:
             k = int(self.n_segments)
-        labels, self.model_ = self._cluster(x, k)
+        labels, self.model_, self.centers_ = self._cluster(x, k)
         self.n_segments_ = k
-        self.centers_ = np.stack([x[labels == s].mean(axis=0) if np.any(labels == s) else np.zeros(x.shape[1])
-                                  for s in range(k)])
         self.labels_ = labels
         self.sizes_ = np.bincount(labels, minlength=k)
         self.silhouette_ = self._silhouette(features, labels)
@@ -165,23 +164,23 @@ class Segmenter:
         return {k: fcluster(tree, t=k, criterion="maxclust").astype(np.int64) - 1 for k in ks}
 
     def _cluster(self, x: np.ndarray, k: int):
-        """(labels, fitted model) for k segments."""
+        """(labels, fitted model, (k, D') segment centers that ``predict`` assigns to) for k segments."""
         from sklearn.cluster import KMeans
         from sklearn.mixture import GaussianMixture
 
         if self.method == "kmeans":
             model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed).fit(x)
-            return model.labels_.astype(np.int64), model
+            return _nearest(x, model.cluster_centers_), model, model.cluster_centers_
         if self.method == "gmm":
             model = GaussianMixture(n_components=k, covariance_type="diag", n_init=self.n_init, reg_covar=1e-4,
                                     random_state=self.seed).fit(x)
-            return model.predict(x).astype(np.int64), model
+            return model.predict(x).astype(np.int64), model, model.means_
         # Ward on at most max_fit users; everyone is then assigned to the nearest segment mean.
         rng = np.random.default_rng(self.seed)
         rows = np.sort(rng.choice(len(x), self.max_fit, replace=False)) if len(x) > self.max_fit else np.arange(len(x))
         sub = self._ward_cuts(x[rows], [k])[k]
         centers = np.stack([x[rows][sub == s].mean(axis=0) for s in range(k)])
-        return _nearest(x, centers), None
+        return _nearest(x, centers), None, centers
 
     def _silhouette(self, x: np.ndarray, labels: np.ndarray) -> float:
         from sklearn.metrics import silhouette_score
@@ -215,7 +214,7 @@ class Segmenter:
 
     # -- new users ---------------------------------------------------------------------------
     def predict(self, profiles) -> np.ndarray:
-        """Segment of each profile (a ProfileBatch, UserProfile(s) or flat matrix), without re-clustering.
+        """Segment of each profile (a ProfileBatch, a UserProfile or a list of them), without re-clustering.
 
         Deterministic: k-means and agglomerative assign to the nearest segment mean, gmm to the
         most probable component (no randomness at prediction time).
