@@ -98,7 +98,8 @@ def main() -> int:
 
     n_ref = [int(sum(r is not None for r in ref)) for ref in refs]
     result = {
-        "dataset": data.name, "n_items": len(catalog), "text": "title + brand (no category path)",
+        "dataset": data.name, "n_items": len(catalog),
+        "text": " + ".join(f for f in ("title", "brand") if f in catalog.columns) + " (no category path)",
         "reference": {"level1_classes": len({r for r in refs[0] if r is not None}),
                       "level2_classes": len({r for r in refs[1] if r is not None}),
                       "items_with_level1": n_ref[0], "items_with_level2": n_ref[1]},
