@@ -75,6 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the vectors to this .npy file (row i = item i of the catalogue)")
     p.set_defaults(run=cmd_encode)
 
+    p = sub.add_parser("tree", help="build the interest tree of a dataset's catalogue and print it",
+                       description="Build the interest tree: from the catalogue's category paths (when it has "
+                                   "informative ones), learned from the item text vectors (graph-smoothed "
+                                   "recursive k-means), or residual-quantisation semantic ids. Prints the "
+                                   "level sizes and an outline of the largest nodes with their labels.",
+                       epilog=EPILOG_DATA + " Example: arborec tree --data amazon-beauty --source learned "
+                                            "--branching 8,4,4 --out beauty-tree.npz")
+    _add_data_args(p)
+    p.add_argument("--source", default="auto", choices=("auto", "categories", "learned", "rq"),
+                   help="auto: the category paths when at least half the items have one, else learned "
+                        "(default: auto)")
+    p.add_argument("--depth", type=int, default=3, help="levels below the root (default: 3)")
+    p.add_argument("--branching", help="learned tree: children per node at each level, e.g. 8,4,4 (default: 8 "
+                                       "then 4 per level; its length overrides --depth)")
+    p.add_argument("--codebook-size", type=int, default=32, help="rq: codes per level (default: 32)")
+    p.add_argument("--text-fields", help="catalog fields encoded for learned/rq trees, e.g. title,brand "
+                                         "(default: the full item text, which includes the category path)")
+    p.add_argument("--cooccurrence", action="store_true",
+                   help="learned tree: smooth the text vectors over the training co-occurrence graph too")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--show", type=int, default=8, help="nodes shown per parent in the outline (default: 8)")
+    p.add_argument("--show-depth", type=int, default=2, help="levels shown in the outline (default: 2)")
+    p.add_argument("--out", help="write the tree to this .npz file (InterestTree.load reads it back)")
+    p.add_argument("--json", help="write the nodes (labels, parents, sizes) to this JSON file")
+    p.set_defaults(run=cmd_tree)
+
     p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
                        description="Fit a model on the leave-one-out training split, select parameters on "
                                    "validation NDCG@10 (with --tune), evaluate once on test with full "
@@ -248,6 +274,47 @@ def cmd_encode(args) -> int:
     if args.output:
         np.save(args.output, vectors)
         print(f"written to {args.output}")
+    return 0
+
+
+def cmd_tree(args) -> int:
+    import time
+
+    from arborec.hierarchy import build_tree, cooccurrence_graph
+    from arborec.hierarchy._categories import has_informative_categories
+
+    t0 = time.perf_counter()
+    data = _prepared(args, args.data)
+    source = args.source
+    if source == "auto":
+        source = "categories" if has_informative_categories(data.catalog) else "learned"
+    vectors, graph = None, None
+    if source != "categories":
+        from arborec.text import ItemTextTemplate, encode_items
+
+        fields = tuple(f.strip() for f in args.text_fields.split(",")) if args.text_fields else None
+        template = ItemTextTemplate(fields=fields) if fields else None
+        vectors = encode_items(data.catalog, template=template, progress=not args.quiet)
+    if args.cooccurrence and source == "learned":
+        from arborec.data import leave_one_out
+
+        graph = cooccurrence_graph(leave_one_out(data).train_matrix())
+    try:
+        branching = tuple(int(k) for k in args.branching.split(",")) if args.branching else None
+    except ValueError:
+        raise ArborecError(f"--branching {args.branching!r}: expected comma-separated integers such as 8,4,4")
+    depth = len(branching) if branching else args.depth
+    tree = build_tree(data, vectors, source=source, depth=depth, branching=branching, seed=args.seed, graph=graph,
+                      codebook_size=args.codebook_size, progress=not args.quiet and source == "learned")
+    print(f"{data.name}: {source} tree of {tree.n_items:,} items, {tree.n_levels} levels, nodes per level "
+          f"{tree.level_sizes} ({time.perf_counter() - t0:.1f} s)")
+    print(tree.to_text(max_children=args.show, max_depth=args.show_depth))
+    if args.out:
+        print(f"written to {tree.save(args.out)}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(tree.to_dict(), indent=1) + "\n")
+        print(f"nodes written to {args.json}")
     return 0
 
 

@@ -83,6 +83,43 @@ class InterestTree:
         """Indices at ``level + 1`` of the children of ``node`` at ``level`` (0 = root)."""
         return np.flatnonzero(self.parents[level] == node)
 
+    def node_label(self, level: int, node: int) -> str:
+        """Label of ``node`` at ``level`` (1-based)."""
+        return self.labels[level - 1][node]
+
+    # -- showing ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-able nodes, level by level: ``{"source", "level_sizes", "levels": [[{"id", "parent",
+        "label", "size"}, ...], ...], "meta"}`` (item codes are not included: see ``codes``)."""
+        levels = []
+        for level in range(1, self.n_levels + 1):
+            sizes = self.node_sizes(level)
+            levels.append([{"id": j, "parent": int(self.parents[level - 1][j]), "label": self.labels[level - 1][j],
+                            "size": int(sizes[j])} for j in range(self.level_sizes[level - 1])])
+        return {"source": self.source, "n_items": self.n_items, "level_sizes": self.level_sizes, "levels": levels,
+                "meta": self.meta}
+
+    def to_text(self, max_children: int = 8, max_depth: int = 2) -> str:
+        """An indented outline of the largest nodes: ``max_children`` per node, ``max_depth`` levels."""
+        lines = []
+
+        def walk(level: int, node: int, indent: str) -> None:  # children of `node` at `level` (0 = root)
+            if level >= min(max_depth, self.n_levels):
+                return
+            kids = self.children(level, node)
+            all_sizes = self.node_sizes(level + 1)
+            kids = kids[np.argsort(-all_sizes[kids], kind="stable")]  # largest first
+            for j in kids[:max_children]:
+                size = int(all_sizes[j])
+                lines.append(f"{indent}{self.labels[level][j]}  ({size:,} items, {100.0 * size / self.n_items:.1f}%)")
+                walk(level + 1, int(j), indent + "    ")
+            if len(kids) > max_children:
+                rest = int(all_sizes[kids[max_children:]].sum())
+                lines.append(f"{indent}... {len(kids) - max_children} more ({rest:,} items)")
+
+        walk(0, 0, "")
+        return "\n".join(lines)
+
     # -- checking --------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise ConfigError unless codes, parents and labels describe one consistent tree."""
