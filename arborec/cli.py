@@ -378,7 +378,7 @@ def cmd_report(args) -> int:
     import numpy as np
 
     from arborec.data import Histories
-    from arborec.hierarchy import InterestTree, learn_tree, tree_from_categories
+    from arborec.hierarchy import InterestTree, build_tree
     from arborec.profiles import ProfileBuilder, Segmenter, write_report
 
     t0 = time.perf_counter()
@@ -390,14 +390,8 @@ def cmd_report(args) -> int:
         vectors = encode_items(data.catalog, progress=not args.quiet)
     if args.tree not in ("auto", "categories", "learned"):
         tree = InterestTree.load(args.tree)
-    elif args.tree == "learned" or (args.tree == "auto" and not _has_categories(data.catalog)):
-        if vectors is None:
-            from arborec.text import encode_items
-
-            vectors = encode_items(data.catalog, progress=not args.quiet)
-        tree = learn_tree(vectors, seed=args.seed)
-    else:
-        tree = tree_from_categories(data.catalog)
+    else:  # learned nodes get keyword labels (class-based TF-IDF over the titles)
+        tree = build_tree(data, vectors, source=args.tree, seed=args.seed)
     if tree.n_items != data.n_items:
         raise ArborecError(f"the tree has {tree.n_items} items, the dataset {data.n_items}")
     # Every user's whole history (interactions are ordered by user, then time).
@@ -421,16 +415,6 @@ def cmd_report(args) -> int:
         print(f"  {d['segment']:>2} {d['size']:>7,} users  {d['name']}")
     print(f"report written to {out} ({out.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - t0:.1f} s")
     return 0
-
-
-def _has_categories(catalog) -> bool:
-    """True when most items have a category path and there are at least two top categories."""
-    from arborec.hierarchy import normalise_paths
-
-    if "category_path" not in catalog.columns:
-        return False
-    tops = [p[0] for p in normalise_paths(catalog["category_path"], max_depth=1) if p]  # shared root dropped
-    return len(tops) >= 0.5 * len(catalog) and len(set(tops)) >= 2
 
 
 def cmd_demo(args) -> int:
