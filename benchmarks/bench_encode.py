@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--data", default="amazon-beauty")
     parser.add_argument("--data-dir")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--backends", default="torch,onnx,onnx-int8")
+    parser.add_argument("--backends", default="torch,torch-bf16,onnx-int8")
     args = parser.parse_args()
     data = load_prepared(args.data, data_dir=args.data_dir)
     texts = ItemTextTemplate().render(data.catalog)
@@ -42,6 +42,7 @@ def main() -> int:
     encoders = {b: TextEncoder(backend=b) for b in backends}
     for enc in encoders.values():  # load the model, export/quantise ONNX: not part of the timing
         enc.encode(texts[:8])
+    load = os.getloadavg()
     seconds = {b: [] for b in backends}
     vectors = {}
     for r in range(args.repeats):
@@ -76,7 +77,8 @@ def main() -> int:
         "seconds": seconds, "items_per_second_median": rate,
         "speedup_vs_torch": {b: rate[b] / rate["torch"] for b in backends} if "torch" in rate else {},
         "warm_cache_cli_seconds": warm, "warm_cache_cli_seconds_median": median(warm),
-        "cosine_vs_torch_fp32": cos, "peak_memory_mb": peak_memory_mb(), "machine": machine(),
+        "cosine_vs_torch_fp32": cos, "peak_memory_mb": peak_memory_mb(),
+        "load_average_before": load[0], "load_average_after": os.getloadavg()[0], "machine": machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
     }
@@ -91,7 +93,10 @@ def main() -> int:
         lines.append(f"| {b} | {rate[b]:.0f} | {result['speedup_vs_torch'].get(b, float('nan')):.2f} | "
                      f"{', '.join(f'{s:.1f}' for s in seconds[b])} | "
                      + (f"{c['min']:.4f} / {c['p1']:.4f} / {c['mean']:.4f}" if c else "reference") + " |")
-    lines += ["", f"Second `arborec encode` run (fresh process, warm cache): median {median(warm):.2f} s "
+    lines += ["", f"`auto` picks `{TextEncoder()._resolved_backend()}` on this machine. "
+                  f"Load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (timings are pessimistic "
+                  "under load; the ratios are measured in the same interleaved runs).",
+              "", f"Second `arborec encode` run (fresh process, warm cache): median {median(warm):.2f} s "
                   f"({', '.join(f'{s:.2f}' for s in warm)})", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -151,6 +151,8 @@ def test_small_nodes_and_duplicates_still_give_a_complete_tree():
     tree = learn_tree(v, branching=(5, 4), n_init=1, smoothing=0.0)
     assert_tree_invariants(tree, 7)
     assert tree.level_sizes == [3, 3]  # never more children than distinct items
+    one = learn_tree(np.ones((1, 4), dtype=np.float32), branching=(3, 2))
+    assert one.level_sizes == [1, 1] and one.path(0) == [0, 0]
 
 
 # -- RQ semantic ids -------------------------------------------------------------------------

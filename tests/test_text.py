@@ -32,9 +32,10 @@ def test_vectors_normalised_deterministic_and_semantic(torch_vectors):
     assert sim[0, 1] > sim[0, 2] + 0.3 and sim[0, 1] > sim[0, 3]  # creams closer to each other than to a drill
 
 
-@pytest.mark.parametrize("backend,min_cos,mean_cos", [("onnx", 0.999, 0.9999), ("onnx-int8", 0.98, 0.99)])
+@pytest.mark.parametrize("backend,min_cos,mean_cos", [("onnx", 0.999, 0.9999), ("onnx-int8", 0.98, 0.99),
+                                                      ("torch-bf16", 0.999, 0.9995)])
 def test_fast_path_agrees_with_reference(backend, min_cos, mean_cos, torch_vectors, onnx_dir):
-    # int8 on all 12,101 Beauty items: see benchmarks/results/encode_amazon-beauty.md (min >= 0.99 there)
+    # on all 12,101 Beauty items: see benchmarks/results/encode_amazon-beauty.md (min >= 0.99 there)
     fast = TextEncoder(backend=backend, cache_dir=onnx_dir).encode(TEXTS)
     cos = (fast * torch_vectors).sum(axis=1)
     assert cos.min() >= min_cos and cos.mean() >= mean_cos, cos
@@ -49,6 +50,16 @@ class CountingEncoder(TextEncoder):
     def encode(self, texts, progress=False):
         self.encoded += len(texts)
         return super().encode(texts, progress)
+
+
+def test_auto_backend_follows_the_cpu(monkeypatch):
+    import arborec.text._encoder as enc_module
+
+    monkeypatch.setattr(enc_module, "cpu_has_bf16_units", lambda: True)
+    assert TextEncoder()._resolved_backend() == "torch-bf16" and TextEncoder().precision == "bf16"
+    monkeypatch.setattr(enc_module, "cpu_has_bf16_units", lambda: False)
+    assert TextEncoder()._resolved_backend() == "onnx-int8"
+    assert TextEncoder().model_key != TextEncoder(backend="torch").model_key  # cached apart
 
 
 def test_cache_is_incremental(tmp_path):

@@ -100,10 +100,11 @@ def tree_from_categories(catalog: pd.DataFrame, max_depth: int = 3, vectors: np.
 
 
 def category_labels(catalog: pd.DataFrame, level: int, drop_shared_root: bool = True) -> np.ndarray:
-    """(n_items,) object array: each item's category name at ``level`` (1-based, after the shared root
-    is dropped), or None when its path is shallower. For comparing a learned tree with the given one."""
+    """(n_items,) object array: each item's category at ``level`` (1-based, after the shared root is
+    dropped) as its path prefix ("Makeup > Face", distinct from "Skin Care > Face"), or None when its
+    path is shallower. For comparing a learned tree with the given one."""
     paths = normalise_paths(catalog["category_path"], drop_shared_root=drop_shared_root)
-    return np.array([p[level - 1] if len(p) >= level else None for p in paths], dtype=object)
+    return np.array([" > ".join(p[:level]) if len(p) >= level else None for p in paths], dtype=object)
 
 
 def has_informative_categories(catalog: pd.DataFrame, min_coverage: float = 0.5) -> bool:

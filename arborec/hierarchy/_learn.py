@@ -165,11 +165,9 @@ def knn_graph(X: np.ndarray, n_neighbors: int) -> sp.csr_matrix:
     n = len(X)
     k = min(n_neighbors, n - 1)
     idx = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)  # (n, k + 1)
-    rows = np.repeat(np.arange(n), k + 1)
-    A = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, idx.ravel())), shape=(n, n))
-    A.setdiag(0)  # duplicates may put an item's own row anywhere among its neighbours
-    A.eliminate_zeros()
-    A.data[:] = 1.0
+    rows, cols = np.repeat(np.arange(n), k + 1), idx.ravel()
+    keep = rows != cols  # with duplicate vectors an item's own row may sit anywhere among its neighbours
+    A = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])), shape=(n, n))
     return _row_normalise(A + A.T)
 
 
@@ -178,10 +176,9 @@ def cooccurrence_graph(train_matrix: sp.spmatrix) -> sp.csr_matrix:
     (n_users, n_items) training matrix such as ``Split.train_matrix()``."""
     M = sp.csr_matrix(train_matrix, dtype=np.float32)
     M.data[:] = 1.0
-    C = (M.T @ M).tocsr()
-    C.setdiag(0)
-    C.eliminate_zeros()
-    return C
+    C = (M.T @ M).tocoo()
+    off = C.row != C.col
+    return sp.csr_matrix((C.data[off], (C.row[off], C.col[off])), shape=C.shape)
 
 
 def learn_tree(vectors: np.ndarray, branching=(8, 4, 4), seed: int = 0, graph: sp.spmatrix | None = None,

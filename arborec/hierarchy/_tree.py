@@ -107,15 +107,15 @@ class InterestTree:
             if level >= min(max_depth, self.n_levels):
                 return
             kids = self.children(level, node)
-            sizes = self.node_sizes(level + 1)[kids]
-            order = kids[np.argsort(-sizes, kind="stable")]
-            for j in order[:max_children]:
-                share = 100.0 * sizes[kids == j][0] / max(self.n_items, 1)
-                lines.append(f"{indent}{self.labels[level][j]}  ({sizes[kids == j][0]:,} items, {share:.1f}%)")
+            all_sizes = self.node_sizes(level + 1)
+            kids = kids[np.argsort(-all_sizes[kids], kind="stable")]  # largest first
+            for j in kids[:max_children]:
+                size = int(all_sizes[j])
+                lines.append(f"{indent}{self.labels[level][j]}  ({size:,} items, {100.0 * size / self.n_items:.1f}%)")
                 walk(level + 1, int(j), indent + "    ")
-            if len(order) > max_children:
-                rest = int(sizes.sum() - np.sort(sizes)[::-1][:max_children].sum())
-                lines.append(f"{indent}... {len(order) - max_children} more ({rest:,} items)")
+            if len(kids) > max_children:
+                rest = int(all_sizes[kids[max_children:]].sum())
+                lines.append(f"{indent}... {len(kids) - max_children} more ({rest:,} items)")
 
         walk(0, 0, "")
         return "\n".join(lines)

