@@ -73,7 +73,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "when installed, else sentence-transformers fp32 (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
     p.add_argument("--output", help="also write the vectors to this .npy file (row i = item i of the catalogue)")
+    _add_engine_args(p)
     p.set_defaults(run=cmd_encode)
+
+    p = sub.add_parser("recommend", help="top-k items and interest profiles for every user, written as Parquet",
+                       description="Fit a model on the leave-one-out training split, then score every user's full "
+                                   "history (all but the test event with --stage test) and write one row per user: "
+                                   "user_idx, the k best unseen items with scores and, with --profiles, the "
+                                   "strongest nodes of each level of the user's interest profile (catalogue "
+                                   "categories). --engine ray runs the scoring as a Ray Data job.",
+                       epilog=EPILOG_DATA)
+    _add_data_args(p)
+    _add_model_args(p, multiple=False)
+    p.add_argument("--k", type=int, default=20, help="items per user (default: %(default)s)")
+    p.add_argument("--stage", choices=("valid", "test"), default="test",
+                   help="history used: 'valid' = training events only, 'test' = all but the last (default)")
+    p.add_argument("--profiles", action="store_true", help="add per-level profile nodes (needs category paths)")
+    p.add_argument("--out", required=True, help="Parquet file (local engine) or folder of Parquet files (ray)")
+    _add_engine_args(p)
+    p.set_defaults(run=cmd_recommend)
 
     p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
                        description="Fit a model on the leave-one-out training split, select parameters on "
@@ -177,6 +195,16 @@ def _add_data_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the prepared-data cache")
 
 
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default, no Ray needed); ray: a Ray Data job (pip install "
+                        "\"arborec[ray]\")")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: an existing cluster ('auto', or ray://HEAD:10001); default: start a "
+                        "local Ray instance on this machine's CPUs")
+    p.add_argument("--actors", type=int, default=2, help="with --engine ray: worker actors, 1 CPU each (default: 2)")
+
+
 def _add_model_args(p: argparse.ArgumentParser, multiple: bool) -> None:
     # Model names are listed by `arborec models`: importing the registry here would load torch for every command.
     if multiple:
@@ -262,12 +290,53 @@ def cmd_encode(args) -> int:
     t0 = time.perf_counter()
     data = _prepared(args, args.data)
     encoder = TextEncoder(args.text_model, backend=args.backend, batch_size=args.batch_size)
-    vectors = encode_items(data.catalog, encoder, progress=not args.quiet)
+    if args.engine == "ray":
+        from arborec.scale import encode_items_ray, ray_session
+
+        with ray_session(args.address):
+            vectors = encode_items_ray(data.catalog, encoder, actors=args.actors)
+    else:
+        vectors = encode_items(data.catalog, encoder, progress=not args.quiet)
     print(f"{data.name}: {vectors.shape[0]:,} item vectors of dimension {vectors.shape[1]} "
           f"({encoder.model}, {encoder.backend_ or 'cache'}) in {time.perf_counter() - t0:.1f} s")
     if args.output:
         np.save(args.output, vectors)
         print(f"written to {args.output}")
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    import numpy as np
+
+    from arborec.data import leave_one_out
+    from arborec.recommenders import MODELS, make_model
+    from arborec.scale import batch_recommend, batch_recommend_ray, check_engine, ray_session
+
+    check_engine(args.engine)
+    if args.model not in MODELS:
+        raise ArborecError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS))}")
+    data = _prepared(args, args.data)
+    split = leave_one_out(data)
+    params = _parse_params(args.param, args.model)
+    if "seed" in MODELS[args.model]().get_params():
+        params = {"seed": args.seed, **params}
+    model = make_model(args.model, **params).fit(split, data)
+    builder = None
+    if args.profiles:
+        from arborec.hierarchy import tree_from_categories
+        from arborec.profiles import ProfileBuilder
+
+        users = np.arange(split.n_users)
+        builder = ProfileBuilder(tree_from_categories(data.catalog)).fit(split.histories(args.stage, users))
+    if args.engine == "ray":
+        with ray_session(args.address):
+            out = batch_recommend_ray(model, split, args.out, k=args.k, stage=args.stage, profiles=builder,
+                                      actors=args.actors)
+    else:
+        batch_recommend(model, split, k=args.k, stage=args.stage, profiles=builder, output=args.out)
+        out = args.out
+    print(f"{data.name}: top-{args.k} items{' and profiles' if builder else ''} of {split.n_users:,} users "
+          f"({args.model}, engine {args.engine}) written to {out}")
     return 0
 
 
