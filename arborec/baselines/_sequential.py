@@ -237,13 +237,15 @@ class SequentialRecommender(Recommender):
                 if self.verbose:
                     tqdm.write(line)
                 logger.debug(line)
-                if ndcg > self.best_valid_ndcg_:
+                improved = ndcg > self.best_valid_ndcg_
+                if improved:
                     self.best_epoch_, self.best_valid_ndcg_, bad = epoch, ndcg, 0
                     best_state = copy.deepcopy(self.module_.state_dict())
                 else:
                     bad += 1
-                    if bad >= self.patience:
-                        break
+                self._on_validated(record, improved)
+                if bad >= self.patience:
+                    break
 
             # -- 5. restore the best epoch's weights -----------------------------------------
             if best_state is not None:
@@ -253,6 +255,9 @@ class SequentialRecommender(Recommender):
         logger.info("%s: best valid ndcg@10 %.4f at epoch %d of %d, %.2fs/epoch", self.name,
                     self.best_valid_ndcg_, self.best_epoch_, len(self.history_), self.epoch_seconds_)
         return self
+
+    def _on_validated(self, record: dict, improved: bool) -> None:
+        """Hook called after each validation (``improved``: a new best); subclasses write checkpoints here."""
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Mean cross-entropy over the whole catalogue at every non-padding position."""

@@ -1,0 +1,197 @@
+"""The arborec network: fused item table, long (GRU) and short (causal attention) user streams, tree-level heads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from arborec.baselines.sasrec import Block, SASRecConfig
+
+
+@dataclass
+class ArboRecConfig:
+    n_items: int  # catalogue size; item i is row i + 1 of every item table (row 0 = padding)
+    level_sizes: list[int] = field(default_factory=list)  # nodes per tree level, coarse to fine
+    text_dim: int = 384  # width of the frozen language-model vectors
+    max_len: int = 50  # the short-term window (attention) and the training window
+    hidden_size: int = 64  # D
+    n_layers: int = 2  # attention blocks of the short-term stream
+    n_heads: int = 1
+    gru_layers: int = 1  # recurrent layers of the long-term stream
+    dropout: float = 0.2
+    use_id: bool = True  # the item's own ID embedding in the fused item table
+    use_text: bool = True  # the projected language-model vector
+    use_tree: bool = True  # the embeddings of the item's path nodes
+    use_long: bool = True  # the recurrent long-term stream
+    use_short: bool = True  # the attention short-term stream
+    use_heads: bool = True  # the per-level interest heads (multi-task loss and score term)
+
+
+class ItemEncoder(nn.Module):
+    """Every item's representation (n_items + 1, D): a per-item gated mix of ID, text and tree parts.
+
+    ``gate = softmax(W [id; text; tree])`` weighs the three parts per item. An item never seen in
+    training has its ID part masked out (its gate renormalises over text and tree), so a brand-new
+    item is represented from its text and path alone.
+    """
+
+    def __init__(self, cfg: ArboRecConfig, vectors: torch.Tensor, codes: torch.Tensor, seen: torch.Tensor):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.hidden_size
+        self.register_buffer("vectors", vectors.float(), persistent=False)  # (n_items, text_dim), frozen
+        self.register_buffer("codes", codes.long(), persistent=False)  # (n_items, L)
+        self.register_buffer("seen", seen.bool(), persistent=False)  # (n_items,) has training events
+        self.id_emb = nn.Embedding(cfg.n_items + 1, D, padding_idx=0)
+        self.text_proj = nn.Linear(cfg.text_dim, D)
+        self.node_emb = nn.ModuleList(nn.Embedding(n, D) for n in cfg.level_sizes)
+        self.parts = [p for p, on in (("id", cfg.use_id), ("text", cfg.use_text), ("tree", cfg.use_tree)) if on]
+        assert self.parts, "at least one of use_id, use_text, use_tree"
+        self.gate = nn.Linear(len(self.parts) * D, len(self.parts)) if len(self.parts) > 1 else None
+
+    def forward(self) -> torch.Tensor:
+        parts = []
+        if self.cfg.use_id:
+            parts.append(self.id_emb.weight[1:] * self.seen[:, None])  # (n_items, D), zero for unseen items
+        if self.cfg.use_text:
+            parts.append(self.text_proj(self.vectors))  # (n_items, D)
+        if self.cfg.use_tree:
+            parts.append(sum(emb(self.codes[:, level]) for level, emb in enumerate(self.node_emb)))  # (n_items, D)
+        if self.gate is None:
+            items = parts[0]
+        else:
+            logits = self.gate(torch.cat(parts, dim=1))  # (n_items, P)
+            if self.cfg.use_id:  # unseen items: no ID part
+                logits = logits.masked_fill((~self.seen)[:, None] & (torch.arange(len(parts), device=logits.device) == 0),
+                                            float("-inf"))
+            w = torch.softmax(logits, dim=1)  # (n_items, P)
+            items = len(parts) * sum(w[:, p, None] * x for p, x in enumerate(parts))  # (n_items, D)
+        return torch.cat([items.new_zeros(1, items.shape[1]), items])  # (n_items + 1, D), row 0 = padding
+
+
+class LevelHeads(nn.Module):
+    """Per-level log-distributions over tree nodes, coarse to fine.
+
+    Level 1 is a softmax over its nodes; level l + 1 is ``log P(parent) + log P(child | parent)``,
+    the child distribution being a softmax among siblings, so every level's distribution is the
+    marginal of the next one.
+    """
+
+    def __init__(self, hidden_size: int, level_sizes: list[int], parents: list[torch.Tensor]):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in level_sizes)
+        for level, p in enumerate(parents):
+            self.register_buffer(f"parent_{level}", p.long(), persistent=False)
+        self.level_sizes = list(level_sizes)
+
+    def forward(self, h: torch.Tensor) -> list[torch.Tensor]:
+        """h (..., D) -> list of L log-probabilities (..., n_nodes_l)."""
+        out = []
+        for level, head in enumerate(self.heads):
+            logits = head(h)  # (..., n_l)
+            if level == 0:
+                out.append(torch.log_softmax(logits, dim=-1))
+                continue
+            parent = getattr(self, f"parent_{level}")  # (n_l,) index into level - 1
+            m = logits.max(dim=-1, keepdim=True).values.detach()  # (..., 1)
+            group = torch.zeros(*logits.shape[:-1], self.level_sizes[level - 1], dtype=logits.dtype,
+                                device=logits.device)  # (..., n_{l-1})
+            group = group.index_add(-1, parent, torch.exp(logits - m))
+            lse = torch.log(group.clamp_min(1e-30)) + m  # (..., n_{l-1})
+            out.append(out[-1][..., parent] + logits - lse[..., parent])  # (..., n_l)
+        return out
+
+
+class ArboRecModule(nn.Module):
+    """Left-padded item ids (B, W) -> fused user states (B, W, D); position t sees positions <= t only."""
+
+    def __init__(self, cfg: ArboRecConfig, vectors: torch.Tensor, codes: torch.Tensor, seen: torch.Tensor,
+                 parents: list[torch.Tensor]):
+        super().__init__()
+        assert cfg.use_long or cfg.use_short, "at least one of use_long, use_short"
+        self.cfg = cfg
+        D = cfg.hidden_size
+        self.items = ItemEncoder(cfg, vectors, codes, seen)
+        self.dropout = nn.Dropout(cfg.dropout)
+        # short-term stream: SASRec's pre-LN causal blocks over the recent window
+        scfg = SASRecConfig(n_items=cfg.n_items, max_len=cfg.max_len, hidden_size=D, n_layers=cfg.n_layers,
+                            n_heads=cfg.n_heads, dropout=cfg.dropout)
+        self.pos_emb = nn.Embedding(cfg.max_len, D)  # counted from the right
+        self.blocks = nn.ModuleList(Block(scfg) for _ in range(cfg.n_layers))
+        self.ln_short = nn.LayerNorm(D)
+        # long-term stream: a GRU over the whole history, advanced one event at a time when serving
+        self.gru = nn.GRU(D, D, num_layers=cfg.gru_layers, batch_first=True,
+                          dropout=cfg.dropout if cfg.gru_layers > 1 else 0.0)
+        self.long_out = nn.Linear(D, D)
+        self.ln_long = nn.LayerNorm(D)
+        # per-user, per-step gate between the two streams
+        self.fuse = nn.Linear(2 * D, D)
+        self.heads = LevelHeads(D, cfg.level_sizes, parents) if cfg.use_heads and cfg.level_sizes else None
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            nn.init.zeros_(m.weight[m.padding_idx])
+
+    # -- the two streams ---------------------------------------------------------------------
+    def embed(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """(B, W) ids + 1 -> (B, W, D) input embeddings (padding rows are zero)."""
+        return F.embedding(seq, table) * math.sqrt(self.cfg.hidden_size)
+
+    def short_stream(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """(B, W) -> (B, W, D), causal self-attention; W <= max_len."""
+        B, W = seq.shape
+        real = seq > 0  # (B, W)
+        pos = torch.arange(self.cfg.max_len - W, self.cfg.max_len, device=seq.device)  # (W,)
+        x = self.dropout(self.embed(seq, table) + self.pos_emb(pos)) * real.unsqueeze(-1)  # (B, W, D)
+        causal = torch.ones(W, W, dtype=torch.bool, device=seq.device).tril()  # (W, W)
+        eye = torch.eye(W, dtype=torch.bool, device=seq.device)
+        allowed = ((causal & real[:, None, :]) | eye).unsqueeze(1)  # (B, 1, W, W)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.ln_short(x)  # (B, W, D)
+
+    def gru_inputs(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.embed(seq, table))  # (B, W, D)
+
+    def long_stream(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """(B, W) -> (B, W, D) raw GRU outputs (left-padded like the input; the padding is skipped)."""
+        B, W = seq.shape
+        lengths = (seq > 0).sum(1).clamp(min=1)  # (B,)
+        cols = torch.arange(W, device=seq.device)
+        src = (cols[None, :] + (W - lengths)[:, None]) % W  # left- -> right-padded
+        x = self.gru_inputs(seq.gather(1, src), table)  # (B, W, D)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = self.gru(packed)
+        h, _ = pad_packed_sequence(h, batch_first=True, total_length=W)  # (B, W, D) right-padded
+        back = (cols[None, :] - (W - lengths)[:, None]) % W
+        return h.gather(1, back.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # (B, W, D) left-padded
+
+    def long_repr(self, gru_out: torch.Tensor) -> torch.Tensor:
+        return self.ln_long(self.long_out(self.dropout(gru_out)))  # (..., D)
+
+    def fuse_streams(self, long: torch.Tensor | None, short: torch.Tensor | None) -> torch.Tensor:
+        """Gate g = sigmoid(W [long; short]) per user, step and dimension; user = g * long + (1 - g) * short."""
+        if long is None:
+            return short
+        if short is None:
+            return long
+        g = torch.sigmoid(self.fuse(torch.cat([long, short], dim=-1)))  # (..., D)
+        return g * long + (1 - g) * short
+
+    def forward(self, seq: torch.Tensor, table: torch.Tensor | None = None):
+        """(B, W) -> (user (B, W, D), long (B, W, D) or None, short (B, W, D) or None, item table)."""
+        table = self.items() if table is None else table  # (n_items + 1, D)
+        long = self.long_repr(self.long_stream(seq, table)) if self.cfg.use_long else None
+        short = self.short_stream(seq, table) if self.cfg.use_short else None
+        return self.fuse_streams(long, short), long, short, table

@@ -1,0 +1,388 @@
+"""`ArboRec`: the hierarchical long/short-term user-interest recommender (fit, score, per-event state, profiles)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from arborec.baselines._sequential import SequentialRecommender, full_softmax_cross_entropy, pad_left
+from arborec.data import Histories, Split
+from arborec.diagnostics import ConfigError, check_param, logger
+from arborec.hierarchy import InterestTree
+from arborec.model._network import ArboRecConfig, ArboRecModule
+
+PATH_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)  # candidates for path_weight="auto", chosen on validation NDCG@10
+
+
+class ArboRec(SequentialRecommender):
+    """Hierarchical, two-scale, text- and tree-grounded sequential recommender.
+
+    An item is a gated mix of its ID embedding, a learned projection of its (frozen) language-model
+    vector and the embeddings of its tree-path nodes. A user is a GRU over the whole history
+    (long-term) and causal self-attention over the last ``max_len`` events (short-term), fused by a
+    learned gate per step. Heads predict, at every tree level, the distribution of the next event's
+    node; they are trained with the next-item cross-entropy (weight ``head_weight``) and the item
+    score is ``user . item + path_weight * mean_l log P_l(item's node at level l)``.
+
+    Parameters
+    ----------
+    hidden_size, n_layers, n_heads, gru_layers : width, attention blocks, heads, GRU layers
+    max_len : the short-term window and the training window
+    dropout, lr, weight_decay, batch_size, max_epochs, patience, eval_every, earlier_windows :
+        as in :class:`arborec.baselines.SASRec`
+    head_weight : weight of the level heads' cross-entropy in the loss
+    path_weight : float, or "auto" to pick it after training among ``PATH_WEIGHTS`` on validation
+    use_text, use_tree, use_long, use_short, use_heads : the ablation switches
+    tree_source : which tree ``fit`` builds when none is given (see :func:`arborec.model.default_tree`)
+    text_model : sentence-transformers model of the item vectors (when ``fit`` gets none)
+    sampled_above : catalogues larger than this train with sampled softmax (log-q corrected)
+    n_negatives : shared negatives per batch for the sampled softmax
+    checkpoint_dir : if set, the best weights, the history and a loss/metric plot are written there
+    seed, device, verbose
+
+    Attributes after ``fit``
+    ------------------------
+    module_, n_items_, history_, epoch_seconds_, best_epoch_, best_valid_ndcg_ (see the base class)
+    tree_ : InterestTree, vectors_ : (n_items, d) float32, path_weight_ : float,
+    path_weight_scores_ : {weight: valid NDCG@10} when path_weight="auto"
+    """
+
+    name = "arborec"
+    search_space = {"lr": [1e-3, 2e-3], "dropout": [0.2, 0.3], "head_weight": [0.1, 0.3]}
+
+    def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
+                 max_len: int = 50, dropout: float = 0.2, lr: float = 1e-3, weight_decay: float = 0.0,
+                 batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
+                 earlier_windows: bool = False, head_weight: float = 0.3, path_weight="auto",
+                 use_text: bool = True, use_tree: bool = True, use_long: bool = True, use_short: bool = True,
+                 use_heads: bool = True, tree_source: str = "auto", text_model: str = "all-MiniLM-L6-v2",
+                 sampled_above: int = 100_000, n_negatives: int = 2048, checkpoint_dir: str | None = None,
+                 seed: int = 0, device: str = "cpu", verbose: bool = False):
+        self.hidden_size = hidden_size
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.gru_layers = gru_layers
+        self.max_len = max_len
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.eval_every = eval_every
+        self.earlier_windows = earlier_windows
+        self.head_weight = head_weight
+        self.path_weight = path_weight
+        self.use_text = use_text
+        self.use_tree = use_tree
+        self.use_long = use_long
+        self.use_short = use_short
+        self.use_heads = use_heads
+        self.tree_source = tree_source
+        self.text_model = text_model
+        self.sampled_above = sampled_above
+        self.n_negatives = n_negatives
+        self.checkpoint_dir = checkpoint_dir
+        self.seed = seed
+        self.device = device
+        self.verbose = verbose
+
+    # -- fitting -----------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_param("use_long/use_short", (self.use_long, self.use_short), self.use_long or self.use_short,
+                    "at least one stream on")
+        check_param("head_weight", self.head_weight, self.head_weight >= 0, "a float >= 0")
+        check_param("path_weight", self.path_weight,
+                    self.path_weight == "auto" or (isinstance(self.path_weight, (int, float)) and self.path_weight >= 0),
+                    '"auto" or a float >= 0')
+
+    def fit(self, split: Split, data=None, *, vectors: np.ndarray | None = None,
+            tree: InterestTree | None = None) -> "ArboRec":
+        """Train on ``split``. Item vectors and the tree come from the arguments, else from ``data``."""
+        from arborec.model._trees import default_tree
+
+        if vectors is None:
+            if data is None:
+                raise ConfigError("ArboRec.fit needs item vectors: pass vectors=... or the prepared data")
+            from arborec.text import TextEncoder, encode_items
+
+            vectors = encode_items(data.catalog, TextEncoder(self.text_model))
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(vectors) != split.n_items:
+            raise ConfigError(f"vectors has {len(vectors)} rows, expected one per item ({split.n_items})")
+        if tree is None:
+            tree = default_tree(data, vectors, source=self.tree_source, seed=self.seed)
+        if tree.n_items != split.n_items:
+            raise ConfigError(f"tree covers {tree.n_items} items, expected {split.n_items}")
+        self.vectors_, self.tree_ = vectors, tree
+        self.item_counts_ = split.item_train_counts()
+        self.path_weight_ = 0.0 if self.path_weight == "auto" else float(self.path_weight)
+        self._q = None
+        super().fit(split, data)
+        if self.path_weight == "auto" and self.module_.heads is not None:
+            self._select_path_weight(split)
+        if self.checkpoint_dir:
+            self._write_checkpoint(final=True)
+        return self
+
+    def _build_module(self, n_items: int) -> ArboRecModule:
+        cfg = self.config_ = ArboRecConfig(
+            n_items=n_items, level_sizes=self.tree_.level_sizes, text_dim=self.vectors_.shape[1],
+            max_len=self.max_len, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
+            gru_layers=self.gru_layers, dropout=self.dropout, use_text=self.use_text, use_tree=self.use_tree,
+            use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads)
+        return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ > 0)
+
+    def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Next-item cross-entropy at every position + head_weight * the level heads' cross-entropy."""
+        user, long, short, table = self.module_(seq)  # (B, W, D) x3, (n_items + 1, D)
+        mask = tgt > 0  # (B, W)
+        target = tgt[mask] - 1  # (N,)
+        h = user[mask]  # (N, D)
+        items = table[1:]  # (n_items, D)
+        if self.n_items_ > self.sampled_above:
+            loss = self._sampled_softmax(h, items, target)
+        else:
+            loss = full_softmax_cross_entropy(h, items, target)
+        heads = self.module_.heads
+        if heads is not None and self.head_weight > 0:
+            codes = self.module_.items.codes[target]  # (N, L)
+            reps = [r[mask] for r in (user, long, short) if r is not None]  # the fused user, and each stream
+            head_loss = sum(F.nll_loss(logp, codes[:, level])
+                            for r in reps for level, logp in enumerate(heads(r)))
+            loss = loss + self.head_weight * head_loss / (len(reps) * len(heads.level_sizes))
+        return loss, int(h.shape[0])
+
+    def _sampled_softmax(self, h: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against the target and ``n_negatives`` shared negatives drawn by popularity, log-q corrected."""
+        if self._q is None:
+            q = (self.item_counts_ + 1.0) ** 0.75
+            self._q = torch.as_tensor(q / q.sum(), dtype=torch.float32, device=h.device)  # (n_items,)
+        neg = torch.multinomial(self._q, self.n_negatives, replacement=True)  # (K,)
+        logq = torch.log(self._q)
+        pos = (h * items[target]).sum(-1, keepdim=True) - logq[target, None]  # (N, 1)
+        negs = h @ items[neg].T - logq[neg][None, :]  # (N, K)
+        negs = negs.masked_fill(neg[None, :] == target[:, None], float("-inf"))  # accidental hits
+        logits = torch.cat([pos, negs], dim=1)  # (N, 1 + K)
+        return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
+
+    def _on_validated(self, record: dict, improved: bool) -> None:
+        if self.checkpoint_dir and improved:
+            self._write_checkpoint(final=False)
+
+    def _write_checkpoint(self, final: bool) -> None:
+        from safetensors.torch import save_file
+
+        from arborec.model._plot import plot_history
+
+        out = Path(self.checkpoint_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()},
+                  str(out / "best.safetensors"))
+        (out / "history.json").write_text(json.dumps(self.history_, indent=1) + "\n")
+        if final:
+            plot_history(self.history_, out / "training.png", title=f"{self.name}")
+
+    @torch.no_grad()
+    def _select_path_weight(self, split: Split) -> None:
+        """Pick path_weight_ among PATH_WEIGHTS on validation NDCG@10 (one scoring pass)."""
+        from arborec.evaluate._metrics import rank_metrics, target_ranks
+
+        users = split.eval_users("valid")
+        targets = split.targets("valid", users)
+        ranks = {w: [] for w in PATH_WEIGHTS}
+        for start in range(0, len(users), 1024):
+            hist = split.histories("valid", users[start:start + 1024])
+            match, path = self._score_parts(hist)
+            rows = np.repeat(np.arange(len(hist)), hist.lengths())
+            for w in PATH_WEIGHTS:
+                s = match + w * path
+                s[rows, hist.items] = -np.inf
+                ranks[w].append(target_ranks(s, targets[start:start + 1024]))
+        self.path_weight_scores_ = {w: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for w, r in ranks.items()}
+        self.path_weight_ = max(self.path_weight_scores_, key=self.path_weight_scores_.get)
+        logger.info("%s: path_weight %.2f (valid ndcg@10 by weight: %s)", self.name, self.path_weight_,
+                    {w: round(v, 4) for w, v in self.path_weight_scores_.items()})
+
+    # -- scoring -----------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.module_.parameters()).device
+
+    @torch.no_grad()
+    def _last_states(self, histories: Histories, table: torch.Tensor):
+        """(user, long, short) at the last event of each history: (B, D) tensors (None for an off stream).
+
+        The long stream reads the whole history; the short stream its last ``max_len`` events.
+        """
+        m, device = self.module_, self._device()
+        lengths = histories.lengths()
+        long = short = None
+        if m.cfg.use_long:
+            seq = torch.from_numpy(pad_left(histories.indptr, histories.items, max(int(lengths.max()), 1))).to(device)
+            long = m.long_repr(m.long_stream(seq, table)[:, -1])  # (B, D)
+        if m.cfg.use_short:
+            seq = pad_left(histories.indptr, histories.items, self.max_len)
+            width = max(int((seq > 0).sum(1).max()), 1)
+            short = m.short_stream(torch.from_numpy(seq[:, -width:]).to(device), table)[:, -1]  # (B, D)
+        return m.fuse_streams(long, short), long, short
+
+    @torch.no_grad()
+    def _score_parts(self, histories: Histories, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """(match, path): (B, n_items) user . item, and mean over levels of log P_l(item's node)."""
+        self._check_fitted("module_")
+        m = self.module_
+        was_training = m.training
+        m.eval()
+        table = m.items()  # (n_items + 1, D)
+        match = np.empty((len(histories), self.n_items_), dtype=np.float32)
+        path = np.zeros_like(match)
+        for start in range(0, len(histories), batch_size):
+            stop = min(start + batch_size, len(histories))
+            ptr = histories.indptr[start:stop + 1]
+            part = Histories(ptr - ptr[0], histories.items[ptr[0]:ptr[-1]])
+            user, _, _ = self._last_states(part, table)
+            match[start:stop] = (user @ table[1:].T).cpu().numpy()
+            path[start:stop] = self._path_term(user).cpu().numpy()
+        m.train(was_training)
+        return match, path
+
+    def _path_term(self, user: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, n_items): mean over levels of the log-probability of each item's node."""
+        heads = self.module_.heads
+        if heads is None:
+            return user.new_zeros(len(user), self.n_items_)
+        codes = self.module_.items.codes  # (n_items, L)
+        logps = heads(user)
+        return sum(logp[:, codes[:, level]] for level, logp in enumerate(logps)) / len(logps)
+
+    def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:
+        """(B, n_items) float32: user . item + path_weight_ * mean_l log P_l(item's node)."""
+        match, path = self._score_parts(histories, batch_size)
+        return match + np.float32(self.path_weight_) * path if self.path_weight_ else match
+
+    # -- interest profiles -------------------------------------------------------------------
+    @torch.no_grad()
+    def level_distributions(self, histories: Histories) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Each user's predicted interest distribution at every tree level, long- and short-term.
+
+        Returns ``(long, short)``: two lists of L float32 arrays (B, n_nodes_l), coarse to fine, rows
+        summing to 1. ``long`` is the level heads applied to the recurrent stream's state after the
+        whole history, ``short`` the same heads applied to the attention stream's state over the last
+        ``max_len`` events; both are trained to predict the node of the next event. When a stream is
+        switched off its list is the fused user's distributions.
+        """
+        self._check_fitted("module_")
+        if self.module_.heads is None:
+            raise ConfigError("level_distributions needs the level heads: this model was fitted with use_heads=False")
+        m = self.module_
+        was_training = m.training
+        m.eval()
+        user, long, short = self._last_states(histories, m.items())
+        out = tuple([p.exp().cpu().numpy() for p in m.heads(user if r is None else r)] for r in (long, short))
+        m.train(was_training)
+        return out
+
+    # -- per-event state (the service) -------------------------------------------------------
+    def init_state(self) -> dict:
+        """A user with no events: zero recurrent state, empty window."""
+        self._check_fitted("module_")
+        return {"gru": np.zeros((self.gru_layers, self.hidden_size), dtype=np.float32).tolist(), "window": [],
+                "n_events": 0}
+
+    @torch.no_grad()
+    def advance(self, state: dict, items: list[int]) -> dict:
+        """A new state: the GRU advanced by ``items`` (0-based item indices, oldest first), the window extended.
+
+        Equals running the long stream over the whole history again, without doing so.
+        """
+        self._check_fitted("module_")
+        items = [int(i) for i in items]
+        if any(i < 0 or i >= self.n_items_ for i in items):
+            raise ConfigError(f"items must be item indices in [0, {self.n_items_}), got {items}")
+        gru = np.asarray(state["gru"], dtype=np.float32)
+        if items and self.use_long:
+            m = self.module_
+            was_training = m.training
+            m.eval()
+            seq = torch.as_tensor([[i + 1 for i in items]], device=self._device())  # (1, k)
+            h0 = torch.from_numpy(gru).to(self._device())[:, None, :]  # (layers, 1, D)
+            _, h = m.gru(m.gru_inputs(seq, self._table()), h0)  # (layers, 1, D)
+            gru = h[:, 0, :].cpu().numpy()
+            m.train(was_training)
+        window = (list(state["window"]) + items)[-self.max_len:]
+        return {"gru": gru.tolist(), "window": window, "n_events": int(state.get("n_events", 0)) + len(items)}
+
+    def _table(self) -> torch.Tensor:
+        """The fused item table in eval mode, cached until the weights change (fit/load)."""
+        cache = getattr(self, "_table_cache", None)
+        if cache is None or cache[0] is not self.module_:
+            with torch.no_grad():
+                was_training = self.module_.training
+                self.module_.eval()
+                cache = (self.module_, self.module_.items())
+                self.module_.train(was_training)
+            self._table_cache = cache
+        return cache[1]
+
+    @torch.no_grad()
+    def _state_user(self, state: dict):
+        m = self.module_
+        m.eval()
+        table = self._table()
+        long = short = None
+        if m.cfg.use_long:
+            gru = torch.as_tensor(np.asarray(state["gru"], dtype=np.float32), device=self._device())
+            long = m.long_repr(gru[-1:])  # (1, D): the top layer's output after the last event
+        if m.cfg.use_short:
+            window = [i + 1 for i in state["window"]] or [0]
+            short = m.short_stream(torch.as_tensor([window], device=self._device()), table)[:, -1]  # (1, D)
+        return m.fuse_streams(long, short), long, short, table
+
+    @torch.no_grad()
+    def score_state(self, state: dict) -> np.ndarray:
+        """(n_items,) float32 scores of the next item for a user state (same as :meth:`score`)."""
+        self._check_fitted("module_")
+        user, _, _, table = self._state_user(state)
+        s = user @ table[1:].T  # (1, n_items)
+        if self.path_weight_:
+            s = s + self.path_weight_ * self._path_term(user)
+        return s[0].cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def level_distributions_state(self, state: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(long, short) level distributions of one user state, as in :meth:`level_distributions` (1-D arrays)."""
+        self._check_fitted("module_")
+        if self.module_.heads is None:
+            raise ConfigError("level_distributions_state needs the level heads (use_heads=True)")
+        user, long, short, _ = self._state_user(state)
+        return tuple([p[0].exp().cpu().numpy() for p in self.module_.heads(user if r is None else r)]
+                     for r in (long, short))
+
+    # -- explanation -------------------------------------------------------------------------
+    def explain(self, state_or_long: dict, items: list[int]) -> list[dict]:
+        """For each recommended item: its path labels and the user's probability of each path node."""
+        long, short = self.level_distributions_state(state_or_long)
+        out = []
+        for item in items:
+            path = self.tree_.path(item)
+            labels = self.tree_.path_labels(item)
+            out.append({"item": int(item), "path": labels,
+                        "long": [float(long[lv][n]) for lv, n in enumerate(path)],
+                        "short": [float(short[lv][n]) for lv, n in enumerate(path)]})
+        return out
+
+    def config_dict(self) -> dict:
+        """The parameters and the network configuration, JSON-able (what a bundle stores)."""
+        return {"params": {k: v for k, v in self.get_params().items() if k != "verbose"},
+                "network": asdict(self.config_), "path_weight_": self.path_weight_, "n_items": self.n_items_}
+
+
+def _module_from(cfg: ArboRecConfig, vectors: np.ndarray, tree: InterestTree, seen: np.ndarray) -> ArboRecModule:
+    return ArboRecModule(cfg, torch.from_numpy(np.asarray(vectors, dtype=np.float32)), torch.from_numpy(tree.codes),
+                         torch.from_numpy(np.asarray(seen, dtype=bool)), [torch.from_numpy(p) for p in tree.parents])

@@ -1,0 +1,130 @@
+"""arborec on the common protocol: the full model, its ablations and SASRec re-measured in the same run.
+
+Example (the commands behind benchmarks/results/arborec_*.json):
+
+    python benchmarks/run_model.py --data amazon-beauty --data-dir ../shared/data --threads 1
+    python benchmarks/run_model.py --data ml-100k --data-dir ../shared/data --threads 1 \\
+        --param max_len=200 --param sasrec.max_len=200
+
+Each variant is one fit (early stopping on validation NDCG@10) and one test evaluation; results are
+appended to ``<output-dir>/arborec_<data>.json`` after every run (a rerun replaces the same variant)
+and the Markdown summary ``arborec_<data>.md`` is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from arborec.data import leave_one_out, load_prepared
+from arborec.evaluate import run_model, write_json
+from arborec.recommenders import make_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = {  # name -> ArboRec parameters that differ from the full model
+    "arborec": {},
+    "no_text": {"use_text": False},
+    "no_tree": {"use_tree": False},
+    "no_long": {"use_long": False},
+    "no_short": {"use_short": False},
+    "no_heads": {"use_heads": False},
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="dataset name or folder")
+    parser.add_argument("--data-dir", help="folder holding <name>/ dataset folders")
+    parser.add_argument("--variants", default="sasrec," + ",".join(VARIANTS),
+                        help="comma-separated: sasrec and/or " + ", ".join(VARIANTS))
+    parser.add_argument("--param", action="append", default=[], metavar="[sasrec.]NAME=VALUE",
+                        help="an ArboRec parameter (or sasrec.NAME for SASRec), VALUE parsed as JSON")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default=str(RESULTS))
+    parser.add_argument("--tag", default="", help="suffix of the result files, e.g. _ablation (arborec_<data><tag>.json)")
+    parser.add_argument("--checkpoints", default="runs/checkpoints", help="checkpoint/plot folder per variant")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(args.threads)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    ours, sasrec = {}, {}
+    for item in args.param:
+        key, value = item.split("=", 1)
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        (sasrec if key.startswith("sasrec.") else ours)[key.removeprefix("sasrec.")] = value
+
+    data = load_prepared(args.data, data_dir=args.data_dir)
+    split = leave_one_out(data)
+    path = Path(args.output_dir) / f"arborec_{data.name}{args.tag}.json"
+    for variant in args.variants.split(","):
+        t0 = time.perf_counter()
+        if variant == "sasrec":
+            record = run_model(lambda **p: make_model("sasrec", **p), split, data,
+                               params={"seed": args.seed, **sasrec}, seed=args.seed, command=command)
+        else:
+            params = {"seed": args.seed, **ours, **VARIANTS[variant],
+                      "checkpoint_dir": str(Path(args.checkpoints) / f"{data.name}{args.tag}-{variant}")}
+            holder = {}
+
+            def build(**p):
+                holder["model"] = make_model("arborec", **p)
+                return holder["model"]
+
+            record = run_model(build, split, data, params=params, seed=args.seed, command=command)
+            m = holder["model"]
+            record["path_weight"] = m.path_weight_
+            record["path_weight_valid_ndcg@10"] = getattr(m, "path_weight_scores_", None)
+            record["best_epoch"], record["n_epochs"] = m.best_epoch_, len(m.history_)
+            record["history"] = m.history_
+        record["variant"] = variant
+        record["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        # re-read first: several processes may run variants of the same dataset side by side
+        records = json.loads(path.read_text()) if path.exists() else []
+        records = [r for r in records if r.get("variant") != variant] + [record]
+        write_json(records, path)
+        logging.info("%s %s: test ndcg@10 %.4f recall@10 %.4f (%.0f s)", data.name, variant,
+                     record["test"]["metrics"]["ndcg@10"], record["test"]["metrics"]["recall@10"],
+                     record["wall_seconds"])
+        write_summary(records, path.with_suffix(".md"), data.name)
+    return 0
+
+
+def write_summary(records: list[dict], path: Path, name: str) -> None:
+    """The Markdown table: one row per variant, test metrics, cold-item recall, epochs and time."""
+    order = {v: i for i, v in enumerate(["sasrec", *VARIANTS])}
+    rows = sorted(records, key=lambda r: order.get(r.get("variant"), 99))
+    lines = [f"# arborec on {name} (full ranking, leave-one-out, test split)", "",
+             "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 | path weight | epochs (best) "
+             "| max epochs | s/epoch | fit s | peak MB |", "|" + "---|" * 13]
+    for r in rows:
+        t = r["test"]["metrics"]
+        cold = next(s["metrics"]["recall@10"] for k, s in r["test"]["slices"].items() if k.startswith("cold"))
+        epochs = f"{r.get('n_epochs', '')} ({r.get('best_epoch', '')})" if "n_epochs" in r else ""
+        lines.append(f"| {r['variant']} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['ndcg@20']:.4f} | "
+                     f"{t['recall@20']:.4f} | {cold:.4f} | {r['valid']['metrics']['ndcg@10']:.4f} | "
+                     f"{r.get('path_weight', '')} | {epochs} | {r['params'].get('max_epochs')} | "
+                     f"{r.get('epoch_seconds', 0):.1f} | "
+                     f"{r['fit_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
+    lines += ["", "Variants: `no_text` / `no_tree` drop that part of the item representation, `no_long` / `no_short` "
+              "the GRU / attention stream, `no_heads` the tree-level heads (loss and score term). 'cold' = test "
+              "items with <= 5 training events. Every line of a table has the same epoch budget (column 'max "
+              "epochs', early stopping on validation NDCG@10 inside it).",
+              "", "Commands: see `command` in the JSON records (one per variant). Timings: one torch thread on a "
+              "shared 2-core machine under heavy load (load average 7-10 while these ran), so seconds are "
+              "pessimistic; see `machine` in the records."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""The arborec model: causality, per-event state, cold items, level heads, learning, bundles, CLI."""
+
+import numpy as np
+import pytest
+import torch
+
+from arborec.data import Histories
+from arborec.evaluate import evaluate
+from arborec.model import ArboRec, default_tree, load_bundle, save_bundle
+
+TINY = dict(hidden_size=16, n_layers=1, max_len=12, batch_size=64, eval_every=1, patience=2, seed=0)
+
+
+def _vectors(split, dim=16, seed=0):
+    return np.random.default_rng(seed).normal(size=(split.n_items, dim)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic):
+    data, split = synthetic
+    torch.set_num_threads(1)
+    model = ArboRec(max_epochs=8, **TINY).fit(split, data, vectors=_vectors(split))
+    return data, split, model
+
+
+def test_tree_from_categories(synthetic):
+    data, split = synthetic
+    tree = default_tree(data, _vectors(split), source="categories")
+    assert tree.n_items == split.n_items and tree.n_levels >= 2
+    # items sharing a leaf share every ancestor
+    leaf = tree.codes[:, -1]
+    for node in np.unique(leaf)[:5]:
+        assert len(np.unique(tree.codes[leaf == node, 0])) == 1
+
+
+def test_no_position_sees_the_future(fitted):
+    _, split, model = fitted
+    m = model.module_.eval()
+    seq = torch.tensor([[0, 0, 3, 7, 9, 11, 2, 5], [1, 4, 6, 8, 10, 12, 14, 16]])
+    user, long, short, table = m(seq)
+    assert user.shape == long.shape == short.shape == (2, 8, 16)
+    assert table.shape == (split.n_items + 1, 16)
+    changed = seq.clone()
+    changed[:, 5:] = torch.tensor([20, 21, 22])
+    user2, long2, short2, _ = m(changed)
+    for a, b in ((user, user2), (long, long2), (short, short2)):
+        torch.testing.assert_close(a[:, :5], b[:, :5])  # positions before the change are untouched
+        assert not torch.allclose(a[:, 5:], b[:, 5:])
+    # left padding is invisible: the same history with more padding gives the same last state
+    wider = torch.cat([torch.zeros(2, 4, dtype=seq.dtype), seq], 1)
+    torch.testing.assert_close(m(wider)[0][0, -1], user[0, -1], atol=1e-5, rtol=1e-4)
+
+
+def test_advancing_event_by_event_equals_the_full_sequence(fitted):
+    _, split, model = fitted
+    users = split.eval_users("test")[:4]
+    hist = split.histories("test", users)
+    full = model.score(users, hist)
+    for b in range(len(users)):
+        seq = hist.sequence(b).tolist()
+        state = model.init_state()
+        for item in seq:
+            state = model.advance(state, [item])
+        assert state["window"] == seq[-model.max_len:] and state["n_events"] == len(seq)
+        np.testing.assert_allclose(model.score_state(state), full[b], rtol=1e-4, atol=1e-4)
+        batch = model.advance(model.init_state(), seq)  # all at once: the same hidden state
+        np.testing.assert_allclose(batch["gru"], state["gru"], rtol=1e-5, atol=1e-5)
+        # the hidden state is the GRU's over the whole sequence
+        m = model.module_
+        x = m.gru_inputs(torch.tensor([[i + 1 for i in seq]]), model._table())
+        _, h = m.gru(x)
+        np.testing.assert_allclose(np.asarray(state["gru"]), h[:, 0].detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_cold_item_gets_a_finite_score_from_text_and_tree(synthetic):
+    data, split = synthetic
+    counts = split.item_train_counts()
+    cold = int(np.argmin(counts))
+    # make one item unseen in training: drop it from every training history
+    keep = split.train_items != cold
+    lens = np.add.reduceat(keep.astype(np.int64), split.train_indptr[:-1]) * (np.diff(split.train_indptr) > 0)
+    indptr = np.concatenate([[0], np.cumsum(lens)])
+    import dataclasses
+
+    split2 = dataclasses.replace(split, train_indptr=indptr, train_items=split.train_items[keep],
+                                 train_times=split.train_times[keep])
+    model = ArboRec(max_epochs=1, **TINY).fit(split2, data, vectors=_vectors(split))
+    assert split2.item_train_counts()[cold] == 0
+    users = split.eval_users("test")[:8]
+    scores = model.score(users, split2.histories("test", users))
+    assert np.isfinite(scores[:, cold]).all()
+    # its ID embedding plays no part: changing it leaves the scores unchanged
+    with torch.no_grad():
+        model.module_.items.id_emb.weight[cold + 1] += 5.0
+    np.testing.assert_allclose(model.score(users, split2.histories("test", users))[:, cold], scores[:, cold],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_learns_the_planted_structure(fitted):
+    _, split, model = fitted
+    ndcg = evaluate(model, split, "test").metrics["ndcg@10"]
+    random_ndcg = 1.0 / split.n_items * 10 * 0.4  # ~ expected NDCG@10 of a random ranking
+    assert ndcg > 10 * random_ndcg, ndcg
+    assert model.best_valid_ndcg_ > model.history_[0]["valid_ndcg@10"] * 0.99
+
+
+def test_level_distributions_are_consistent_profiles(fitted):
+    _, split, model = fitted
+    users = split.eval_users("test")[:5]
+    hist = split.histories("test", users)
+    long, short = model.level_distributions(hist)
+    tree = model.tree_
+    assert [p.shape for p in long] == [(5, n) for n in tree.level_sizes] == [p.shape for p in short]
+    for dists in (long, short):
+        for level, p in enumerate(dists):
+            np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-4)
+            if level:  # a node's probability is the sum of its children's
+                parent_mass = np.zeros_like(dists[level - 1])
+                np.add.at(parent_mass.T, tree.parents[level], p.T)
+                np.testing.assert_allclose(parent_mass, dists[level - 1], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(long[0], short[0])  # two streams, two views
+    state = model.advance(model.init_state(), hist.sequence(0).tolist())
+    l_state, s_state = model.level_distributions_state(state)
+    np.testing.assert_allclose(l_state[-1], long[-1][0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(s_state[-1], short[-1][0], rtol=1e-4, atol=1e-6)
+
+
+def test_ablation_switches_and_sampled_softmax(synthetic):
+    data, split = synthetic
+    for flags in ({"use_long": False}, {"use_short": False}, {"use_heads": False, "use_text": False},
+                  {"use_tree": False, "sampled_above": 10, "n_negatives": 32}):
+        model = ArboRec(max_epochs=1, **TINY, **flags).fit(split, data, vectors=_vectors(split))
+        users = split.eval_users("test")[:3]
+        assert np.isfinite(model.score(users, split.histories("test", users))).all()
+    with pytest.raises(Exception, match="use_long"):
+        ArboRec(use_long=False, use_short=False, **TINY).fit(split, data, vectors=_vectors(split))
+
+
+def test_bundle_round_trip(fitted, tmp_path):
+    data, split, model = fitted
+    hist = Histories(split.train_indptr, split.train_items)
+    path = save_bundle(model, tmp_path / "b", item_ids=data.catalog["item"], user_ids=data.user_ids, histories=hist)
+    assert {"model.safetensors", "config.json", "items.json", "tree.npz", "vectors.npy"} <= {p.name for p in path.iterdir()}
+    loaded = load_bundle(path)
+    users = split.eval_users("test")[:6]
+    np.testing.assert_allclose(loaded.score(users, split.histories("test", users)),
+                               model.score(users, split.histories("test", users)), rtol=1e-5, atol=1e-5)
+    assert loaded.item_ids_[0] == str(data.catalog["item"].iloc[0])
+    np.testing.assert_array_equal(loaded.user_histories_.items, split.train_items)
+
+
+def test_cli_fit_evaluate_recommend(tmp_path, capsys):
+    from arborec.cli import main
+
+    bundle = tmp_path / "bundle"
+    params = [f"--param={k}={v}" for k, v in {**TINY, "max_epochs": 2}.items()]
+    assert main(["-q", "fit", "--data", "synthetic", "--no-cache", "--output", str(bundle), *params]) == 0
+    assert "bundle written" in capsys.readouterr().out
+    out_json = tmp_path / "eval.json"
+    assert main(["-q", "evaluate", "--data", "synthetic", "--no-cache", "--model", "arborec", "--bundle", str(bundle),
+                 "--output", str(out_json)]) == 0
+    assert "arborec" in capsys.readouterr().out and out_json.exists()
+    user = load_bundle(bundle).user_ids_[0]
+    assert main(["-q", "recommend", "--bundle", str(bundle), "--user", user, "-k", "3", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("serves:") == 3 and "long" in out
