@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(p)
     p.set_defaults(run=cmd_encode)
 
-    p = sub.add_parser("recommend", help="top-k items and interest profiles for every user, written as Parquet",
+    p = sub.add_parser("batch-recommend", help="top-k items and interest profiles for EVERY user, as Parquet",
                        description="Fit a model on the leave-one-out training split, then score every user's full "
                                    "history (all but the test event with --stage test) and write one row per user: "
                                    "user_idx, the k best unseen items with scores and, with --profiles, the "
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profiles", action="store_true", help="add per-level profile nodes (needs category paths)")
     p.add_argument("--out", required=True, help="Parquet file (local engine) or folder of Parquet files (ray)")
     _add_engine_args(p)
-    p.set_defaults(run=cmd_recommend)
+    p.set_defaults(run=cmd_batch_recommend)
 
     p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
                        description="Fit a model on the leave-one-out training split, select parameters on "
@@ -333,7 +333,7 @@ def cmd_encode(args) -> int:
     return 0
 
 
-def cmd_recommend(args) -> int:
+def cmd_batch_recommend(args) -> int:
     import numpy as np
 
     from arborec.data import leave_one_out

@@ -22,7 +22,7 @@ def test_cli_recommend_local(tmp_path, capsys):
     from arborec.cli import main
 
     out = tmp_path / "rec.parquet"
-    assert main(["-q", "recommend", "--data", "synthetic", "--model", "mostpop", "--k", "5", "--profiles",
+    assert main(["-q", "batch-recommend", "--data", "synthetic", "--model", "mostpop", "--k", "5", "--profiles",
                  "--out", str(out), "--no-cache"]) == 0
     table = pd.read_parquet(out)
     assert "engine local" in capsys.readouterr().out
@@ -103,3 +103,18 @@ def test_fit_on_ray_train_matches_local(ray_local, synthetic):
     assert abs(ndcg_ray - ndcg_local) < 0.05
     mostpop = evaluate(MostPop().fit(split), split, "test").metrics["ndcg@10"]
     assert ndcg_ray > 2 * mostpop  # it learned the sequences, not only popularity
+
+
+def test_arborec_on_ray_train_gives_a_bundle(ray_local, synthetic, tmp_path):
+    from arborec.data import Histories
+    from arborec.model import ArboRec, load_bundle, save_bundle
+    from arborec.scale import fit_ray
+
+    data, split = synthetic
+    vectors = np.random.default_rng(0).normal(size=(split.n_items, 16)).astype(np.float32)
+    tiny = dict(hidden_size=16, n_layers=1, max_len=12, batch_size=64, max_epochs=2, seed=0)
+    model = fit_ray(ArboRec(**tiny), split, data, workers=2, vectors=vectors)
+    assert model.tree_.n_items == split.n_items and model.path_weight_ >= 0  # setup and finish ran
+    loaded = load_bundle(save_bundle(model, tmp_path / "bundle"))
+    hist = Histories(np.array([0, 3, 5]), np.array([1, 2, 3, 7, 8], dtype=np.int32))
+    np.testing.assert_allclose(loaded.score(np.arange(2), hist), model.score(np.arange(2), hist), atol=1e-5)

@@ -70,15 +70,18 @@ def _train_loop(config: dict) -> None:
             ray.train.report(metrics)
 
 
-def fit_ray(model, split: Split, workers: int = 2, epochs: int | None = None, use_gpu: bool = False,
-            threads_per_worker: int = 1, storage_path: str | Path | None = None):
+def fit_ray(model, split: Split, data=None, workers: int = 2, epochs: int | None = None, use_gpu: bool = False,
+            threads_per_worker: int = 1, storage_path: str | Path | None = None, **fit_kwargs):
     """Train a sequential recommender (SASRec, GRU4Rec, or any ``SequentialRecommender``) with Ray Train.
 
     ``workers`` DDP processes (gloo on CPU, NCCL with ``use_gpu``) each take ``1 / workers`` of the
     rows of every batch the local loop would make (same batch size, same number of steps); there is
     no early stopping (``epochs`` defaults to the model's ``max_epochs``). The trained weights come back to ``model``,
     which is then fitted exactly as by ``model.fit`` (``module_``, ``n_items_``, ``history_``) and
-    scores, evaluates and saves the same way. Must run inside :func:`ray_session`.
+    scores, evaluates and saves the same way (an :class:`arborec.model.ArboRec` into the same bundle
+    with ``save_bundle``). A model with ``_setup_fit`` / ``_finish_fit`` (ArboRec: item vectors, tree,
+    path weight) gets them run on the driver around the Ray loop, with ``data`` and ``fit_kwargs``
+    (e.g. ``vectors=``, ``tree=``). Must run inside :func:`ray_session`.
     """
     import torch
     from ray.train import RunConfig, ScalingConfig
@@ -89,6 +92,8 @@ def fit_ray(model, split: Split, workers: int = 2, epochs: int | None = None, us
     check_param("workers", workers, workers >= 1, "an integer >= 1")
     model._check_params()
     epochs = epochs or model.max_epochs
+    if hasattr(model, "_setup_fit"):
+        model._setup_fit(split, data, **fit_kwargs)
     inputs, targets = training_windows(split.train_indptr, split.train_items, model.max_len, model.earlier_windows)
     config = {"model": model, "inputs": inputs, "targets": targets, "n_items": split.n_items, "epochs": epochs,
               "seed": model.seed, "threads": threads_per_worker}
@@ -109,6 +114,8 @@ def fit_ray(model, split: Split, workers: int = 2, epochs: int | None = None, us
                        "valid_ndcg@10": None, "seconds": float(result.metrics["seconds"]), "eval_seconds": 0.0}]
     model.epoch_seconds_ = model.history_[-1]["seconds"]
     model.best_epoch_, model.best_valid_ndcg_ = epochs, float("nan")
+    if hasattr(model, "_finish_fit"):
+        model._finish_fit(split)
     logger.info("%s trained on Ray (%d workers, %d epochs): final loss %.4f", model.name, workers, epochs,
                 model.history_[-1]["loss"])
     return model
