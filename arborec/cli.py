@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--output", help="bundle folder (default: runs/<data>-arborec)")
+    _add_engine_args(p)  # ray: Ray Train (DDP, gloo on CPU), --actors workers, the same bundle
     p.set_defaults(run=cmd_fit)
 
     p = sub.add_parser("recommend", help="top-k items for one user from a saved bundle, optionally explained",
@@ -230,7 +231,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None,
                    help="with --engine ray: an existing cluster ('auto', or ray://HEAD:10001); default: start a "
                         "local Ray instance on this machine's CPUs")
-    p.add_argument("--actors", type=int, default=2, help="with --engine ray: worker actors, 1 CPU each (default: 2)")
+    p.add_argument("--actors", type=int, default=2,
+                   help="with --engine ray: worker actors (training: DDP workers), 1 CPU each (default: 2)")
 
 
 def _add_model_args(p: argparse.ArgumentParser, multiple: bool) -> None:
@@ -442,7 +444,13 @@ def cmd_fit(args) -> int:
     except TypeError as exc:
         raise ArborecError(f"--param: {exc}") from None
     t0 = time.perf_counter()
-    model.fit(split, data)
+    if args.engine == "ray":  # Ray Train, DDP over --actors workers; no early stopping (max_epochs epochs)
+        from arborec.scale import fit_ray, ray_session
+
+        with ray_session(args.address):
+            fit_ray(model, split, data, workers=args.actors)
+    else:
+        model.fit(split, data)
     fit_s = time.perf_counter() - t0
     valid = evaluate(model, split, "valid").metrics
     inter = data.interactions  # every known event, ordered by (user, time): the users' histories for serving
