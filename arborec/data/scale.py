@@ -59,7 +59,8 @@ class ScaleConfig:
     leaf_temper: float = 0.5  # within a leaf, items are drawn by popularity ** this (1.0: as skewed as overall)
 
     def validate(self) -> None:
-        check_param("n_items", self.n_items, self.n_items >= MIN_ITEMS, f"an integer >= {MIN_ITEMS} (one item per leaf)")
+        check_param("n_items", self.n_items, self.n_items >= MIN_ITEMS,
+                    f"an integer >= {MIN_ITEMS} (one item per leaf)")
         check_param("n_users", self.n_users, self.n_users >= 1, "an integer >= 1")
         check_param("n_events", self.n_events, self.n_events >= self.n_users * self.min_history,
                     f"an integer >= n_users * min_history = {self.n_users * self.min_history}")

@@ -1,4 +1,4 @@
-"""Batch scoring and interest profiles for all users: top-k items and per-level profiles, as Parquet (local or Ray Data)."""
+"""Batch scoring and interest profiles of all users: top-k items and per-level profiles as Parquet (local or Ray)."""
 
 from __future__ import annotations
 
