@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "when installed, else sentence-transformers fp32 (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
     p.add_argument("--output", help="also write the vectors to this .npy file (row i = item i of the catalogue)")
+    _add_engine_args(p)
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser("tree", help="build the interest tree of a dataset's catalogue and print it",
@@ -100,6 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the tree to this .npz file (InterestTree.load reads it back)")
     p.add_argument("--json", help="write the nodes (labels, parents, sizes) to this JSON file")
     p.set_defaults(run=cmd_tree)
+    p = sub.add_parser("batch-recommend", help="top-k items and interest profiles for EVERY user, as Parquet",
+                       description="Fit a model on the leave-one-out training split, then score every user's full "
+                                   "history (all but the test event with --stage test) and write one row per user: "
+                                   "user_idx, the k best unseen items with scores and, with --profiles, the "
+                                   "strongest nodes of each level of the user's interest profile (catalogue "
+                                   "categories). --engine ray runs the scoring as a Ray Data job.",
+                       epilog=EPILOG_DATA)
+    _add_data_args(p)
+    _add_model_args(p, multiple=False)
+    p.add_argument("--k", type=int, default=20, help="items per user (default: %(default)s)")
+    p.add_argument("--stage", choices=("valid", "test"), default="test",
+                   help="history used: 'valid' = training events only, 'test' = all but the last (default)")
+    p.add_argument("--profiles", action="store_true", help="add per-level profile nodes (needs category paths)")
+    p.add_argument("--out", required=True, help="Parquet file (local engine) or folder of Parquet files (ray)")
+    _add_engine_args(p)
+    p.set_defaults(run=cmd_batch_recommend)
 
     p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
                        description="Fit a model on the leave-one-out training split, select parameters on "
@@ -126,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--output", help="bundle folder (default: runs/<data>-arborec)")
+    _add_engine_args(p)  # ray: Ray Train (DDP, gloo on CPU), --actors workers, the same bundle
     p.set_defaults(run=cmd_fit)
 
     p = sub.add_parser("recommend", help="top-k items for one user from a saved bundle, optionally explained",
@@ -175,6 +193,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads for scoring (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the model fit (default: 0)")
     p.set_defaults(run=cmd_serve)
+    p = sub.add_parser("generate", help="write a large synthetic dataset (planted hierarchy, power law) as Parquet",
+                       description="Generate items in a 3-level taxonomy (titles from templates), power-law item "
+                                   "popularity, and users with one to three related interests whose histories are "
+                                   "time-ordered sessions; streamed to Parquet in chunks, so 1M items and 10M+ "
+                                   "events fit in a few GiB. The folder is then DATA for every other command.",
+                       epilog="Example: arborec generate --items 1000000 --events 10000000 --out data/scale-1m; "
+                              "arborec prepare --data data/scale-1m")
+    p.add_argument("--items", type=int, default=10_000, help="catalogue size (>= 48; default: %(default)s)")
+    p.add_argument("--events", type=int, default=200_000, help="number of events (default: %(default)s)")
+    p.add_argument("--users", type=int, default=None,
+                   help="number of users (default: events / 20, i.e. 20 events per user on average)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same flags and seed, same files (default: 0)")
+    p.add_argument("--zipf", type=float, default=1.0, help="popularity exponent: item weight ~ rank^-zipf "
+                                                           "(default: %(default)s)")
+    p.add_argument("--chunk-events", type=int, default=1_000_000,
+                   help="events held in memory before a Parquet write (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output folder (interactions.parquet, catalog.parquet, "
+                                                "user_interests.parquet, generate.json)")
+    p.set_defaults(run=cmd_generate)
 
     p = sub.add_parser("report", help="write a self-contained HTML report: interest tree, user profiles, segments",
                        description="Build every user's interest profile over the interest tree (long term: the "
@@ -237,6 +274,17 @@ def _add_data_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
     p.add_argument("--repeats", choices=("first", "last", "all"), default="first",
                    help="repeated (user, item) pairs: keep the first, the last, or all (default: first)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the prepared-data cache")
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default, no Ray needed); ray: a Ray Data job (pip install "
+                        "\"arborec[ray]\")")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: an existing cluster ('auto', or ray://HEAD:10001); default: start a "
+                        "local Ray instance on this machine's CPUs")
+    p.add_argument("--actors", type=int, default=2,
+                   help="with --engine ray: worker actors (training: DDP workers), 1 CPU each (default: 2)")
 
 
 def _add_model_args(p: argparse.ArgumentParser, multiple: bool) -> None:
@@ -324,7 +372,13 @@ def cmd_encode(args) -> int:
     t0 = time.perf_counter()
     data = _prepared(args, args.data)
     encoder = TextEncoder(args.text_model, backend=args.backend, batch_size=args.batch_size)
-    vectors = encode_items(data.catalog, encoder, progress=not args.quiet)
+    if args.engine == "ray":
+        from arborec.scale import encode_items_ray, ray_session
+
+        with ray_session(args.address):
+            vectors = encode_items_ray(data.catalog, encoder, actors=args.actors)
+    else:
+        vectors = encode_items(data.catalog, encoder, progress=not args.quiet)
     print(f"{data.name}: {vectors.shape[0]:,} item vectors of dimension {vectors.shape[1]} "
           f"({encoder.model}, {encoder.backend_ or 'cache'}) in {time.perf_counter() - t0:.1f} s")
     if args.output:
@@ -371,6 +425,38 @@ def cmd_tree(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(tree.to_dict(), indent=1) + "\n")
         print(f"nodes written to {args.json}")
+def cmd_batch_recommend(args) -> int:
+    import numpy as np
+
+    from arborec.data import leave_one_out
+    from arborec.recommenders import MODELS, make_model
+    from arborec.scale import batch_recommend, batch_recommend_ray, check_engine, ray_session
+
+    check_engine(args.engine)
+    if args.model not in MODELS:
+        raise ArborecError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS))}")
+    data = _prepared(args, args.data)
+    split = leave_one_out(data)
+    params = _parse_params(args.param, args.model)
+    if "seed" in MODELS[args.model]().get_params():
+        params = {"seed": args.seed, **params}
+    model = make_model(args.model, **params).fit(split, data)
+    builder = None
+    if args.profiles:
+        from arborec.hierarchy import tree_from_categories
+        from arborec.profiles import ProfileBuilder
+
+        users = np.arange(split.n_users)
+        builder = ProfileBuilder(tree_from_categories(data.catalog)).fit(split.histories(args.stage, users))
+    if args.engine == "ray":
+        with ray_session(args.address):
+            out = batch_recommend_ray(model, split, args.out, k=args.k, stage=args.stage, profiles=builder,
+                                      actors=args.actors)
+    else:
+        batch_recommend(model, split, k=args.k, stage=args.stage, profiles=builder, output=args.out)
+        out = args.out
+    print(f"{data.name}: top-{args.k} items{' and profiles' if builder else ''} of {split.n_users:,} users "
+          f"({args.model}, engine {args.engine}) written to {out}")
     return 0
 
 
@@ -448,7 +534,13 @@ def cmd_fit(args) -> int:
     except TypeError as exc:
         raise ArborecError(f"--param: {exc}") from None
     t0 = time.perf_counter()
-    model.fit(split, data)
+    if args.engine == "ray":  # Ray Train, DDP over --actors workers; no early stopping (max_epochs epochs)
+        from arborec.scale import fit_ray, ray_session
+
+        with ray_session(args.address):
+            fit_ray(model, split, data, workers=args.actors)
+    else:
+        model.fit(split, data)
     fit_s = time.perf_counter() - t0
     valid = evaluate(model, split, "valid").metrics
     inter = data.interactions  # every known event, ordered by (user, time): the users' histories for serving
@@ -547,6 +639,16 @@ def cmd_serve(args) -> int:
           f"(store {settings.db_url.split('://')[0]})", file=sys.stderr, flush=True)
     uvicorn.run(create_app(service, settings), host=args.host, port=args.port, log_level="warning",
                 access_log=False)
+def cmd_generate(args) -> int:
+    from arborec.data import make_scale
+
+    users = args.users or max(1, args.events // 20)
+    out = make_scale(n_items=args.items, n_users=users, n_events=args.events, seed=args.seed, out_dir=args.out,
+                     chunk_events=args.chunk_events, progress=not args.quiet, zipf=args.zipf)
+    print(f"{args.items:,} items, {users:,} users, {args.events:,} events written to {out}")
+    return 0
+
+
 
 def cmd_report(args) -> int:
     import time

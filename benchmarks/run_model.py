@@ -106,17 +106,23 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
     rows = sorted(records, key=lambda r: order.get(r.get("variant"), 99))
     lines = [f"# arborec on {name} (full ranking, leave-one-out, test split)", "",
              "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 | path weight | epochs (best) "
-             "| s/epoch | fit s | peak MB |", "|" + "---|" * 12]
+             "| max epochs | s/epoch | fit s | peak MB |", "|" + "---|" * 13]
     for r in rows:
         t = r["test"]["metrics"]
         cold = next(s["metrics"]["recall@10"] for k, s in r["test"]["slices"].items() if k.startswith("cold"))
         epochs = f"{r.get('n_epochs', '')} ({r.get('best_epoch', '')})" if "n_epochs" in r else ""
         lines.append(f"| {r['variant']} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['ndcg@20']:.4f} | "
                      f"{t['recall@20']:.4f} | {cold:.4f} | {r['valid']['metrics']['ndcg@10']:.4f} | "
-                     f"{r.get('path_weight', '')} | {epochs} | {r.get('epoch_seconds', 0):.1f} | "
+                     f"{r.get('path_weight', '')} | {epochs} | {r['params'].get('max_epochs')} | "
+                     f"{r.get('epoch_seconds', 0):.1f} | "
                      f"{r['fit_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
-    lines += ["", "Commands: see `command` in the JSON records (one per variant). Timings: one torch thread on a "
-              "shared 2-core machine; see `machine` in the records."]
+    lines += ["", "Variants: `no_text` / `no_tree` drop that part of the item representation, `no_long` / `no_short` "
+              "the GRU / attention stream, `no_heads` the tree-level heads (loss and score term). 'cold' = test "
+              "items with <= 5 training events. Every line of a table has the same epoch budget (column 'max "
+              "epochs', early stopping on validation NDCG@10 inside it).",
+              "", "Commands: see `command` in the JSON records (one per variant). Timings: one torch thread on a "
+              "shared 2-core machine under heavy load (load average 7-10 while these ran), so seconds are "
+              "pessimistic; see `machine` in the records."]
     path.write_text("\n".join(lines) + "\n")
 
 

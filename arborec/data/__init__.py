@@ -11,6 +11,7 @@ from arborec.data.amazon import read_amazon_meta, read_amazon_reviews, read_p5_s
 from arborec.data.mind import read_mind
 from arborec.data.movielens import read_ml100k, read_movielens, read_movielens_csv, read_movielens_dat
 from arborec.data.recbole import read_recbole
+from arborec.data.scale import ScaleConfig, make_scale
 from arborec.data.synthetic import make_synthetic
 from arborec.data.tabular import read_table
 
@@ -20,4 +21,5 @@ __all__ = [
     "read_folder", "describe_datasets", "DatasetSpec", "register", "RemoteFile", "fetch",
     "read_ml100k", "read_movielens", "read_movielens_dat", "read_movielens_csv",
     "read_amazon_reviews", "read_amazon_meta", "read_p5_sequences", "read_mind", "read_recbole", "read_table",
+    "make_scale", "ScaleConfig",
 ]

@@ -16,6 +16,7 @@ from arborec.data.amazon import find_review_file, read_amazon, read_amazon_revie
 from arborec.data.mind import mind_split_folders, read_mind
 from arborec.data.movielens import read_ml100k, read_movielens_csv, read_movielens_dat
 from arborec.data.recbole import read_recbole
+from arborec.data.scale import is_scale_folder, read_scale_folder
 from arborec.data.synthetic import make_synthetic
 from arborec.diagnostics import DataFormatError, DatasetNotFoundError
 
@@ -236,6 +237,8 @@ LAYOUTS: tuple[Layout, ...] = (
            lambda p: find_review_file(p) is not None, lambda p, n: read_amazon_reviews(p, name=n)),
     Layout("RecBole atomic files (<name>.inter [+ .item, .user])", lambda p: _has(p, "*.inter"),
            lambda p, n: read_recbole(p, n)),
+    Layout("Parquet tables (interactions.parquet with user, item, timestamp + catalog.parquet), as written by "
+           "`arborec generate`", is_scale_folder, read_scale_folder),
 )
 
 

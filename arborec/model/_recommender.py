@@ -105,6 +105,14 @@ class ArboRec(SequentialRecommender):
     def fit(self, split: Split, data=None, *, vectors: np.ndarray | None = None,
             tree: InterestTree | None = None) -> "ArboRec":
         """Train on ``split``. Item vectors and the tree come from the arguments, else from ``data``."""
+        self._setup_fit(split, data, vectors=vectors, tree=tree)
+        super().fit(split, data)
+        return self._finish_fit(split)
+
+    def _setup_fit(self, split: Split, data=None, *, vectors: np.ndarray | None = None,
+                   tree: InterestTree | None = None) -> None:
+        """What training needs besides the loop (item vectors, tree, counts); also used by
+        :func:`arborec.scale.fit_ray`, which runs the loop on Ray Train."""
         from arborec.model._trees import default_tree
 
         if vectors is None:
@@ -124,7 +132,9 @@ class ArboRec(SequentialRecommender):
         self.item_counts_ = split.item_train_counts()
         self.path_weight_ = 0.0 if self.path_weight == "auto" else float(self.path_weight)
         self._q = None
-        super().fit(split, data)
+
+    def _finish_fit(self, split: Split) -> "ArboRec":
+        """After the loop: choose path_weight on validation, write the final checkpoint."""
         if self.path_weight == "auto" and self.module_.heads is not None:
             self._select_path_weight(split)
         if self.checkpoint_dir:
