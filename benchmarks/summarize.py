@@ -63,6 +63,9 @@ def main(folder: Path | str = RESULTS) -> Path:
     out = folder / "README.md"
     extra = folder / "NOTES.md"
     text = render(load_records(folder))
+    others = sorted(p.name for p in folder.glob("*.md") if p.name not in ("README.md", "NOTES.md"))
+    if others:  # the other benchmarks (encoding, tree, segments, model, service, scale) write their own summaries
+        text += "\n## Other benchmarks\n\n" + "\n".join(f"- [{n}]({n})" for n in others) + "\n"
     if extra.exists():
         text += "\n" + extra.read_text()
     out.write_text(text)
