@@ -86,7 +86,9 @@ class LevelHeads(nn.Module):
         super().__init__()
         self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in level_sizes)
         for level, p in enumerate(parents):
-            self.register_buffer(f"parent_{level}", p.long(), persistent=False)
+            if level:  # one-hot (n_{l-1}, n_l) parent matrix: gathers and group sums become matmuls (fast on CPU)
+                onehot = F.one_hot(p.long(), level_sizes[level - 1]).T.float()
+                self.register_buffer(f"up_{level}", onehot, persistent=False)
         self.level_sizes = list(level_sizes)
 
     def forward(self, h: torch.Tensor) -> list[torch.Tensor]:
@@ -97,13 +99,10 @@ class LevelHeads(nn.Module):
             if level == 0:
                 out.append(torch.log_softmax(logits, dim=-1))
                 continue
-            parent = getattr(self, f"parent_{level}")  # (n_l,) index into level - 1
+            up = getattr(self, f"up_{level}")  # (n_{l-1}, n_l): up[p, c] = 1 when p is c's parent
             m = logits.max(dim=-1, keepdim=True).values.detach()  # (..., 1)
-            group = torch.zeros(*logits.shape[:-1], self.level_sizes[level - 1], dtype=logits.dtype,
-                                device=logits.device)  # (..., n_{l-1})
-            group = group.index_add(-1, parent, torch.exp(logits - m))
-            lse = torch.log(group.clamp_min(1e-30)) + m  # (..., n_{l-1})
-            out.append(out[-1][..., parent] + logits - lse[..., parent])  # (..., n_l)
+            lse = torch.log((torch.exp(logits - m) @ up.T).clamp_min(1e-30)) + m  # (..., n_{l-1}) per sibling group
+            out.append((out[-1] - lse) @ up + logits)  # log P(parent) + log P(child | parent), (..., n_l)
         return out
 
 
