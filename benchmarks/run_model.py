@@ -25,12 +25,13 @@ import torch
 
 from arborec.data import leave_one_out, load_prepared
 from arborec.evaluate import run_model, write_json
+from arborec.model import save_fitted
 from arborec.recommenders import make_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {  # name -> ArboRec parameters that differ from the full model
     "arborec": {},
-    "no_text": {"use_text": False},
+    "no_text": {"use_text": False, "text_weight": 0.0},  # no language-model vector anywhere
     "no_tree": {"use_tree": False},
     "no_long": {"use_long": False},
     "no_short": {"use_short": False},
@@ -51,6 +52,7 @@ def main() -> int:
     parser.add_argument("--output-dir", default=str(RESULTS))
     parser.add_argument("--tag", default="", help="suffix of the result files, e.g. _ablation (arborec_<data><tag>.json)")
     parser.add_argument("--checkpoints", default="runs/checkpoints", help="checkpoint/plot folder per variant")
+    parser.add_argument("--bundles", help="if set, each arborec variant is also saved as a bundle <bundles>/<data><tag>-<variant>")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -83,10 +85,12 @@ def main() -> int:
 
             record = run_model(build, split, data, params=params, seed=args.seed, command=command)
             m = holder["model"]
-            record["path_weight"] = m.path_weight_
-            record["path_weight_valid_ndcg@10"] = getattr(m, "path_weight_scores_", None)
+            record["path_weight"], record["text_weight"] = m.path_weight_, m.text_weight_
+            record["score_weights_valid_ndcg@10"] = getattr(m, "score_weight_scores_", None)
             record["best_epoch"], record["n_epochs"] = m.best_epoch_, len(m.history_)
             record["history"] = m.history_
+            if args.bundles:
+                save_fitted(m, data, Path(args.bundles) / f"{data.name}{args.tag}-{variant}")
         record["variant"] = variant
         record["wall_seconds"] = round(time.perf_counter() - t0, 1)
         # re-read first: several processes may run variants of the same dataset side by side
@@ -105,7 +109,7 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
     order = {v: i for i, v in enumerate(["sasrec", *VARIANTS])}
     rows = sorted(records, key=lambda r: order.get(r.get("variant"), 99))
     lines = [f"# arborec on {name} (full ranking, leave-one-out, test split)", "",
-             "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 | path weight | epochs (best) "
+             "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 | path / text weight | epochs (best) "
              "| max epochs | s/epoch | fit s | peak MB |", "|" + "---|" * 13]
     for r in rows:
         t = r["test"]["metrics"]
@@ -113,17 +117,24 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
         epochs = f"{r.get('n_epochs', '')} ({r.get('best_epoch', '')})" if "n_epochs" in r else ""
         lines.append(f"| {r['variant']} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['ndcg@20']:.4f} | "
                      f"{t['recall@20']:.4f} | {cold:.4f} | {r['valid']['metrics']['ndcg@10']:.4f} | "
-                     f"{r.get('path_weight', '')} | {epochs} | {r['params'].get('max_epochs')} | "
+                     f"{_weights(r)} | {epochs} | {r['params'].get('max_epochs')} | "
                      f"{r.get('epoch_seconds', 0):.1f} | "
                      f"{r['fit_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
     lines += ["", "Variants: `no_text` / `no_tree` drop that part of the item representation, `no_long` / `no_short` "
               "the GRU / attention stream, `no_heads` the tree-level heads (loss and score term). 'cold' = test "
               "items with <= 5 training events. Every line of a table has the same epoch budget (column 'max "
-              "epochs', early stopping on validation NDCG@10 inside it).",
-              "", "Commands: see `command` in the JSON records (one per variant). Timings: one torch thread on a "
-              "shared 2-core machine under heavy load (load average 7-10 while these ran), so seconds are "
-              "pessimistic; see `machine` in the records."]
+              "epochs', early stopping on validation NDCG@10 inside it). The path / text weights of the score are "
+              "chosen on validation after training (`path_weight=\"auto\"`, `text_weight=\"auto\"`).",
+              "", "Commands: see `command` in the JSON records (one per variant). Timings: one torch thread per "
+              "process on a shared 2-core machine, with two or three runs side by side, so seconds are "
+              "pessimistic; see `machine` and `date` in the records."]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _weights(record: dict) -> str:
+    if "path_weight" not in record:
+        return ""
+    return f"{record['path_weight']:g} / {record.get('text_weight', 0):g}"
 
 
 if __name__ == "__main__":

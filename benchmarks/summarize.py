@@ -48,7 +48,7 @@ def render(records: list[dict]) -> str:
             m = r["test"]["metrics"]
             epoch = r.get("epoch_seconds")
             lines.append("| " + " | ".join([
-                r["model"], f"{r['valid']['metrics'].get('ndcg@10', float('nan')):.4f}",
+                _label(r), f"{r['valid']['metrics'].get('ndcg@10', float('nan')):.4f}",
                 *(f"{m.get(c, float('nan')):.4f}" for c in COLUMNS), _cold(r), f"{r.get('fit_seconds', 0):.1f}",
                 f"{epoch:.2f}" if isinstance(epoch, (int, float)) else "–",
                 f"{r.get('peak_memory_mb', 0):.0f}", f"[{r['_file']}]({r['_file']})"]) + " |")
@@ -71,6 +71,12 @@ def main(folder: Path | str = RESULTS) -> Path:
     out.write_text(text)
     return out
 
+
+
+def _label(record: dict) -> str:
+    """The model's name, with the variant (ablation or configuration tried) when it is not the model itself."""
+    variant = record.get("variant")
+    return record["model"] if not variant or variant == record["model"] else f"{record['model']} [{variant}]"
 
 if __name__ == "__main__":
     print(main(sys.argv[1] if len(sys.argv) > 1 else RESULTS))

@@ -83,3 +83,24 @@ def test_coverage_and_slices():
     cold = next(v for k, v in ev.slices.items() if k.startswith("cold"))
     # items 3 and 1: item 1 has 1 training event, item 3 none -> both cold
     assert cold["n_users"] == 2
+
+
+def test_evaluate_chunks_users_by_catalogue_size(synthetic, monkeypatch):
+    """Large catalogues are scored a few users at a time (never users x items at once), same results."""
+    import arborec.evaluate._protocol as protocol
+    from arborec.baselines import MostPop
+    from arborec.evaluate import users_per_chunk
+
+    assert users_per_chunk(1_000_000) == 33 and users_per_chunk(10_000) == 1024  # 128 MB of scores at most
+    assert users_per_chunk(10**9) == 1 and users_per_chunk(1000, batch_size=7) == 7
+    _, split = synthetic
+    model = MostPop().fit(split)
+    whole = evaluate(model, split, "test")
+    rows = []
+    score = model.score
+    monkeypatch.setattr(model, "score", lambda u, h: rows.append(len(u)) or score(u, h))
+    monkeypatch.setattr(protocol, "SCORE_CELLS", 20 * split.n_items)  # pretend the catalogue is huge
+    chunked = evaluate(model, split, "test")
+    assert max(rows) == 20 and sum(rows) == whole.n_users
+    np.testing.assert_array_equal(chunked.ranks, whole.ranks)
+    assert chunked.metrics == whole.metrics

@@ -51,11 +51,14 @@ def test_no_position_sees_the_future(fitted):
     torch.testing.assert_close(m(wider)[0][0, -1], user[0, -1], atol=1e-5, rtol=1e-4)
 
 
-def test_advancing_event_by_event_equals_the_full_sequence(fitted):
+def test_advancing_event_by_event_equals_the_full_sequence(fitted, monkeypatch):
     _, split, model = fitted
+    monkeypatch.setattr(model, "text_weight_", 1.0)  # every score term on, whatever validation chose
+    monkeypatch.setattr(model, "path_weight_", 0.5)
     users = split.eval_users("test")[:4]
     hist = split.histories("test", users)
     full = model.score(users, hist)
+    assert set(model.score_weight_scores_) >= {"path 0.0, text 0.0", "path 0.5, text 2.0"}
     for b in range(len(users)):
         seq = hist.sequence(b).tolist()
         state = model.init_state()
@@ -134,6 +137,19 @@ def test_ablation_switches_and_sampled_softmax(synthetic):
         assert np.isfinite(model.score(users, split.histories("test", users))).all()
     with pytest.raises(Exception, match="use_long"):
         ArboRec(use_long=False, use_short=False, **TINY).fit(split, data, vectors=_vectors(split))
+
+
+def test_fits_on_memory_mapped_vectors_without_copying_them(synthetic, tmp_path):
+    """Vectors from ``encode_items(out=...)`` (a read-only memory map) train the same model, shared, not copied."""
+    data, split = synthetic
+    np.save(tmp_path / "v.npy", _vectors(split))
+    mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
+    params = dict(max_epochs=1, path_weight=0.0, text_weight=1.0, **TINY)
+    on_map = ArboRec(**params).fit(split, data, vectors=mapped)
+    in_memory = ArboRec(**params).fit(split, data, vectors=_vectors(split))
+    assert np.shares_memory(on_map.vectors_, mapped)  # no private copy of the catalogue's vectors
+    hist = split.histories("test", np.arange(20))
+    np.testing.assert_allclose(on_map.score(np.arange(20), hist), in_memory.score(np.arange(20), hist), atol=1e-6)
 
 
 def test_bundle_round_trip(fitted, tmp_path):

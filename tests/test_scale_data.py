@@ -89,3 +89,21 @@ def test_cli_generate(tmp_path, capsys):
     assert main(["-q", "generate", "--items", "100", "--events", "2000", "--out", str(tmp_path / "g")]) == 0
     assert "100 items, 100 users, 2,000 events" in capsys.readouterr().out
     assert len(read_folder(tmp_path / "g").interactions) == 2000
+
+
+def test_prepare_on_categorical_ids_equals_strings(scale_dir):
+    """Scale folders are read dictionary-encoded (categoricals); preparation gives the same tables as
+    from plain string columns, ids included."""
+    data = read_folder(scale_dir)
+    assert isinstance(data.interactions["user"].dtype, pd.CategoricalDtype)
+    plain = data.interactions.astype({"user": object, "item": object})
+    from arborec.data import Dataset
+
+    as_strings = prepare(Dataset(name=data.name, interactions=plain, catalog=data.catalog))
+    compact = prepare(data)
+    assert compact.stats == as_strings.stats
+    pd.testing.assert_frame_equal(compact.interactions, as_strings.interactions)
+    pd.testing.assert_frame_equal(compact.catalog, as_strings.catalog)
+    np.testing.assert_array_equal(compact.user_ids, as_strings.user_ids)
+    assert compact.interactions["user_idx"].dtype == np.int32 and compact.interactions["item_idx"].dtype == np.int32
+    assert list(compact.user_ids) == sorted(compact.user_ids)  # users numbered in sorted id order

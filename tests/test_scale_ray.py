@@ -118,3 +118,24 @@ def test_arborec_on_ray_train_gives_a_bundle(ray_local, synthetic, tmp_path):
     loaded = load_bundle(save_bundle(model, tmp_path / "bundle"))
     hist = Histories(np.array([0, 3, 5]), np.array([1, 2, 3, 7, 8], dtype=np.int32))
     np.testing.assert_allclose(loaded.score(np.arange(2), hist), model.score(np.arange(2), hist), atol=1e-5)
+
+
+def test_fit_on_ray_train_stops_early_and_keeps_the_best_epoch(ray_local, synthetic):
+    from arborec.evaluate import evaluate
+    from arborec.scale import fit_ray
+
+    _, split = synthetic
+    model = fit_ray(SASRec_small(max_epochs=40, eval_every=1, patience=1), split, workers=2)
+    ndcgs = [r["valid_ndcg@10"] for r in model.history_]
+    assert all(v is not None for v in ndcgs) and [r["epoch"] for r in model.history_] == list(range(1, len(ndcgs) + 1))
+    assert len(ndcgs) < 40 and ndcgs[-1] <= max(ndcgs[:-1])  # stopped at the first check without a new best
+    assert model.best_epoch_ == 1 + int(np.argmax(ndcgs)) and model.best_valid_ndcg_ == max(ndcgs)
+    # the weights that came back are the best epoch's, not the last one's (validated on rank 0, same protocol)
+    assert evaluate(model, split, "valid").metrics["ndcg@10"] == pytest.approx(model.best_valid_ndcg_, abs=1e-6)
+    assert model.epoch_seconds_ > 0 and all(r["eval_seconds"] > 0 for r in model.history_)
+
+
+def SASRec_small(**params):
+    from arborec.baselines import SASRec
+
+    return SASRec(hidden_size=32, max_len=20, batch_size=64, lr=3e-3, seed=0, **params)

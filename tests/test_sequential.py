@@ -192,3 +192,23 @@ def test_params_round_trip_and_validation(name, synthetic):
     assert set(model.search_space) <= set(params)
     with pytest.raises(ConfigError):
         MODELS[name](dropout=1.0).fit(synthetic[1])
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_sampled_softmax_above_the_threshold_never_forms_full_logits(name, synthetic, monkeypatch):
+    """Above ``sampled_above`` items the loss never scores the whole catalogue, and the model still learns."""
+    import arborec.baselines._sequential as seq_mod
+
+    _, split = synthetic
+    full_calls = []
+    real = seq_mod.full_softmax_cross_entropy
+    monkeypatch.setattr(seq_mod, "full_softmax_cross_entropy", lambda *a: full_calls.append(1) or real(*a))
+    model = MODELS[name](**SMALL, max_epochs=8, eval_every=4, seed=0, sampled_above=split.n_items - 1,
+                         n_negatives=64).fit(split)
+    assert not full_calls  # every step took the sampled path: (N, 1 + 64) logits, not (N, n_items)
+    assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+    ndcg = evaluate(model, split, "test").metrics["ndcg@10"]
+    mostpop = evaluate(MostPop().fit(split), split, "test").metrics["ndcg@10"]
+    assert ndcg > 1.5 * mostpop  # sampled training learns the sequences too
+    below = MODELS[name](**SMALL, max_epochs=1, seed=0).fit(split)  # default threshold: full softmax
+    assert full_calls and below.sampled_above == 100_000

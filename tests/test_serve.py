@@ -1,10 +1,11 @@
 """The service API on synthetic data: contract, real-time updates, auth, bad input, cold start, new items,
-restart from the store, durability under SIGKILL, and a schema fuzz."""
+user segments, offline docs, restart from the store, durability under SIGKILL, and a schema fuzz."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -51,6 +52,24 @@ def test_health_and_schema(served):
     for route in ("/events", "/users/{user_id}/recommendations", "/users/{user_id}/interests", "/items",
                   "/segments", "/health", "/metrics"):
         assert route in paths
+
+
+def test_docs_pages_load_their_assets_from_the_service(served):
+    """/docs (Swagger UI) and /redoc work offline: every script, style and icon they name is served here."""
+    client, _, _ = served
+    for page, kinds in (("/docs", ("swagger-ui-bundle.js", "swagger-ui.css")), ("/redoc", ("redoc.standalone.js",))):
+        response = client.get(page)
+        assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+        urls = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assert "http" not in response.text.replace("http-equiv", "")  # no CDN, no web font
+        assert all(u.startswith("/") for u in urls) and {u.rsplit("/", 1)[-1] for u in urls} >= set(kinds)
+        for url in urls:
+            asset = client.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > (100_000 if url.endswith((".js", ".css")) else 1_000), url
+    assert "SwaggerUIBundle" in client.get("/static-docs/swagger-ui-bundle.js").text
+    assert client.get("/redoc").headers["content-security-policy"] == "img-src 'self' data:"  # ReDoc's CDN logo
+    assert client.get("/docs").text.count("/openapi.json") == 1
 
 
 def test_recommendations_of_a_known_user(served):
@@ -141,7 +160,8 @@ def test_limits_and_malformed_requests(served):
     assert response.status_code == 422
     assert client.get("/users/u0001/recommendations", params={"k": 0}).status_code == 422
     assert client.get("/users/u0001/recommendations", params={"k": 10_000}).status_code == 422
-    n_segments = service.catalog.tree.level_sizes[0]
+    n_segments = len(client.get("/segments").json()["segments"])
+    assert n_segments == service.n_segments >= 4
     response = client.get("/users/new/recommendations", params={"segment": n_segments})
     assert response.status_code == 422 and "GET /segments" in response.json()["detail"]
 
@@ -152,14 +172,19 @@ def test_cold_start_answers(served):
     assert not plain["known"] and plain["strategy"] == "popular-in-segments"
     assert len({r["path"][0] for r in plain["items"]}) == service.catalog.tree.level_sizes[0]  # every segment
     seg = client.get("/users/never-seen/recommendations", params={"k": 5, "segment": 2}).json()
-    label = service.catalog.tree.labels[0][2]
-    assert seg["strategy"] == "popular-in-segment" and all(r["path"][0] == label for r in seg["items"])
+    segment = client.get("/segments").json()["segments"][2]
+    assert seg["strategy"] == "popular-in-segment" and seg["segment"] == 2
+    assert [r["item"] for r in seg["items"]] == segment["top_items"]  # the items its users used most
+    assert all(segment["label"] in r["reason"] for r in seg["items"])
+    counts = service.segmentation.item_counts[2]
+    scores = [r["score"] for r in seg["items"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] == counts.max() > 0
     stated = client.get("/users/never-seen/recommendations", params={"k": 5, "interest": "mascara"}).json()
     assert stated["strategy"] == "stated-interest"
     assert all(r["path"][-1] == "Mascara" for r in stated["items"])
     assert client.get("/users/never-seen/interests").json() == {
         "user": "never-seen", "known": False, "n_events": 0, "short_window": service.settings.short_window,
-        "segment": None, "levels": ["level 1", "level 2", "level 3"], "nodes": []}
+        "segment": None, "segment_label": None, "levels": ["level 1", "level 2", "level 3"], "nodes": []}
 
 
 def test_new_items_are_placed_and_recommendable_at_once(served, tmp_path):
@@ -200,14 +225,110 @@ def test_state_is_rebuilt_from_the_store(served):
         assert client2.get(f"/users/{user}/interests").json() == profile
 
 
+def _users_with_events(service) -> set[str]:
+    return {u for u, h in service.base_histories.items() if len(h)} | set(service.store.user_ids())
+
+
 def test_segments_count_every_user_once(served):
     client, service, data = served
-    segments = client.get("/segments").json()["segments"]
-    assert [s["label"] for s in segments] == service.catalog.tree.labels[0]
-    live_new = {u for u in service._users if u not in service.base_histories}
-    assert sum(s["n_users"] for s in segments) == len(service.base_histories) + len(live_new)
+    body = client.get("/segments").json()
+    segments = body["segments"]
+    users = _users_with_events(service)
+    seg = service.segmentation.segmenter
+    assert body["n_segments"] == len(segments) == seg.n_segments_ and body["method"] == "kmeans"
+    assert body["fitted_on"] == len(service.base_histories) and body["levels"] == [1]
+    assert -1 <= body["silhouette"] <= 1
+    assert [s["label"] for s in segments] == seg.names_
+    assert sum(s["n_users"] for s in segments) == body["n_users"] == len(users)
+    # the sizes are the users' reported segments, counted
+    reported = [client.get(f"/users/{u}/interests").json()["segment"] for u in sorted(users)]
+    assert [s["n_users"] for s in segments] == np.bincount(reported, minlength=len(segments)).tolist()
     for s in segments:
-        assert all(service.catalog.tree.codes[service.catalog.index_of[i], 0] == s["segment"] for i in s["top_items"])
+        assert s["share"] == pytest.approx(s["n_users"] / len(users), abs=1e-4)
+        assert 1 <= len(s["representatives"]) <= 5 and s["interests"] and len(s["top_items"]) == 5
+        for user in s["representatives"]:  # users of the batch log, nearest the segment's centre
+            assert user in service.base_histories
+        assert s["interests"][0]["level"] == 1 and 0 < s["interests"][0]["share"] <= 1
+
+
+def test_a_users_segment_is_the_segmenters_prediction_on_their_profile(served):
+    """The reported segment = Segmenter.predict(profile); the profile = ProfileBuilder's over the history."""
+    client, service, data = served
+    from arborec.data import Histories
+    from arborec.profiles import ProfileBuilder, profile_features
+
+    seg = service.segmentation.segmenter
+    tree = service.catalog.tree
+    builder = ProfileBuilder(tree, half_life=float("inf"), short_window=service.settings.short_window)
+    for user in map(str, data.user_ids[10:40]):
+        history = service.base_histories[user]
+        if user in service.store.user_ids():
+            continue
+        expected = int(seg.predict(service.profile(user))[0])
+        assert client.get(f"/users/{user}/interests").json()["segment"] == expected
+        assert client.get(f"/users/{user}/recommendations", params={"k": 3}).json()["segment"] == expected
+        counted = builder.fit(Histories(np.array([0, len(history)]), history.astype(np.int32)))
+        counted = counted.transform(Histories(np.array([0, len(history)]), history.astype(np.int32)))
+        np.testing.assert_allclose(profile_features(counted), profile_features(service.profile(user)), atol=1e-12)
+        assert int(seg.predict(counted)[0]) == expected
+
+    # a new user: assigned on their first events, moved as they change, counted once
+    n_before = client.get("/segments").json()["n_users"]
+    makeup = _items_under(service, 1, "Makeup")
+    hair = _items_under(service, 1, "Hair Care")
+    seen = []
+    for batch in (makeup[:4], hair[:12]):
+        events = [{"user": "seg-new", "item": it, "timestamp": 1_700_000_000 + j} for j, it in enumerate(batch)]
+        assert client.post("/events", json={"events": events}, headers=AUTH).status_code == 200
+        got = client.get("/users/seg-new/interests").json()["segment"]
+        assert got == int(seg.predict(service.profile("seg-new"))[0]) == service.segmentation.segment_of("seg-new")
+        assert got == client.get("/users/seg-new/recommendations").json()["segment"]
+        seen.append(got)
+        body = client.get("/segments").json()
+        assert body["n_users"] == sum(s["n_users"] for s in body["segments"]) == n_before + 1
+    assert "Hair Care" in body["segments"][seen[-1]]["label"]
+
+    # a batch of several users: each assigned as if alone
+    batch = [{"user": f"seg-batch-{j % 3}", "item": it, "timestamp": 1_700_000_000 + j}
+             for j, it in enumerate(makeup[5:8] + hair[12:15] + _items_under(service, 1, "Fragrance")[:3])]
+    assert client.post("/events", json={"events": batch}, headers=AUTH).status_code == 200
+    for user in ("seg-batch-0", "seg-batch-1", "seg-batch-2"):
+        assert service.user(user).segment == int(seg.predict(service.profile(user))[0])
+
+
+def test_segments_are_deterministic(served, tmp_path):
+    """The same batch log and seed give the same segments and assignments; prediction repeats exactly."""
+    client, service, data = served
+    from arborec.serve import hash_api_key
+
+    again, _ = make_service(f"sqlite:///{tmp_path / 'again.db'}", hash_api_key(KEY))
+    a, b = service.segmentation.segmenter, again.segmentation.segmenter
+    assert a.names_ == b.names_ and a.representatives_ == b.representatives_
+    np.testing.assert_array_equal(a.centers_, b.centers_)
+    live = set(service.store.user_ids())
+    for user in (u for u in service.base_histories if u not in live):
+        assert service.segmentation.segment_of(user) == again.segmentation.segment_of(user)
+        assert service.user(user).segment == again.user(user).segment
+    user = str(data.user_ids[7])
+    assert len({int(a.predict(service.profile(user))[0]) for _ in range(5)}) == 1
+
+
+def test_too_few_users_for_segments(served, tmp_path):
+    """A service with no batch log starts without segments: none listed, ?segment= refused with a 422."""
+    client, service, _ = served
+    from arborec.serve import InterestService, Store, create_app
+
+    empty = InterestService(service.scorer, service.catalog, Store(f"sqlite:///{tmp_path / 'e.db'}"), service.settings,
+                            encoder=service.encoder)
+    bare = TestClient(create_app(empty))
+    assert bare.get("/segments").json() == {"n_users": 0, "n_segments": 0, "method": "kmeans", "fitted_on": 0,
+                                            "silhouette": None, "levels": [], "segments": []}
+    response = bare.get("/users/x/recommendations", params={"segment": 0})
+    assert response.status_code == 422 and "0 segments" in response.json()["detail"]
+    item = service.catalog.item_ids[0]
+    assert bare.post("/events", json={"user": "solo", "item": item, "timestamp": 1_700_000_000},
+                     headers=AUTH).status_code == 200
+    assert bare.get("/users/solo/interests").json()["segment"] is None
 
 
 def test_diverse_lists_spread_over_interests(served):

@@ -1,4 +1,5 @@
-"""The service's web page in a real browser (headless Chromium via Selenium): sunbursts, recommendations, posting an event."""
+"""The service's pages in a real browser (headless Chromium via Selenium): sunbursts, recommendations, posting an
+event, and the API documentation (Swagger UI, ReDoc) rendered with no request leaving the service."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def browser():
 
     options = Options()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # network events, to see what is fetched
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -108,3 +110,43 @@ def test_page_reports_refused_writes(server, browser):
     browser.find_element(By.ID, "event-button").click()  # no API key typed
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "401"))
     assert service.user("someone-new") is None
+
+
+def test_api_docs_render_from_local_assets(server, browser):
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, service, _ = server
+    paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+    operations = {(method.upper(), path) for path, ops in paths.items() for method in ops}
+    browser.get_log("performance")  # drop the network events of earlier tests
+    browser.get(f"{url}/docs")
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= len(operations))
+    shown = {(b.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text,
+              b.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"))
+             for b in browser.find_elements(By.CSS_SELECTOR, ".opblock")}
+    assert shown == operations  # Swagger UI rendered every operation of the schema
+    _assert_nothing_left_the_service(browser, url, expect=("swagger-ui-bundle.js", "swagger-ui.css"))
+
+    browser.get(f"{url}/redoc")
+    wait.until(lambda d: "ingest one event or a batch" in d.find_element(By.TAG_NAME, "body").text)
+    _assert_nothing_left_the_service(browser, url, expect=("redoc.standalone.js",))
+
+
+def _assert_nothing_left_the_service(browser, url: str, expect: tuple[str, ...]) -> None:
+    """Every request the page made since the last check went to the service, or was blocked by the browser
+    before leaving (ReDoc's own logo, refused by the page's Content-Security-Policy)."""
+    import json
+
+    sent, blocked = {}, set()
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            sent[message["params"]["requestId"]] = message["params"]["request"]["url"]
+        elif message["method"] == "Network.loadingFailed" and message["params"].get("blockedReason"):
+            blocked.add(message["params"]["requestId"])
+    outside = [u for rid, u in sent.items() if not u.startswith((url, "data:", "blob:")) and rid not in blocked]
+    assert not outside, outside
+    assert all(any(u.endswith(name) for u in sent.values()) for name in expect), sorted(sent.values())

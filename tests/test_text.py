@@ -78,6 +78,22 @@ def test_cache_is_incremental(tmp_path):
     np.testing.assert_array_equal(vectors[:8], first)
 
 
+def test_chunked_encoding_into_a_memory_mapped_file(tmp_path):
+    """``out=``: chunk by chunk into a .npy, returned memory-mapped; the same vectors as in memory."""
+    catalog = pd.DataFrame({"item": [f"i{i}" for i in range(7)], "title": [f"Product number {i % 5}" for i in range(7)],
+                            "category_path": [["A", "B"]] * 7})
+    in_memory = encode_items(catalog, CountingEncoder(), use_cache=False)
+    enc = CountingEncoder()
+    mapped = encode_items(catalog, enc, cache_dir=tmp_path / "cache", out=tmp_path / "v.npy", chunk_items=3)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, in_memory)
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), in_memory)
+    assert enc.encoded == 5  # the repeated texts of later chunks come from the cache
+    again = encode_items(catalog.iloc[::-1], enc, cache_dir=tmp_path / "cache", out=tmp_path / "w.npy", chunk_items=2)
+    assert enc.encoded == 5
+    np.testing.assert_array_equal(again, in_memory[::-1])
+
+
 def test_template_handles_missing_and_empty_fields():
     catalog = pd.DataFrame({"item": ["a", "b", "c"], "title": ["Lip Gloss", "", None],
                             "brand": ["Kiri", None, ""], "category_path": [["Beauty", "Makeup", "Lips"], [], None]})

@@ -8,7 +8,8 @@ A sequential model here is any ``nn.Module`` with
 
 The score of item ``i`` after position ``t`` is ``hidden[t] . item_emb[i + 1]`` (output layer tied to
 the input embedding). Training is next-item prediction with a full softmax over the catalogue at
-every non-padding position; the rest (data, batches, early stopping on validation NDCG@10, the
+every non-padding position (above ``sampled_above`` items: a sampled softmax, log-q corrected, so no
+(positions, n_items) block is ever formed); the rest (data, batches, early stopping on validation NDCG@10, the
 best weights) is :meth:`SequentialRecommender.fit`.
 """
 
@@ -156,7 +157,8 @@ class SequentialRecommender(Recommender):
 
     Subclasses define ``__init__`` (the parameters, stored as given) and :meth:`_build_module`.
     The parameters every subclass has: ``max_len, lr, weight_decay, batch_size, max_epochs,
-    patience, eval_every, seed, device, verbose, earlier_windows``.
+    patience, eval_every, seed, device, verbose, earlier_windows, sampled_above, n_negatives``
+    (catalogues larger than ``sampled_above`` train with ``n_negatives`` shared sampled negatives).
 
     Attributes after ``fit``
     ------------------------
@@ -180,6 +182,8 @@ class SequentialRecommender(Recommender):
         check_param("patience", self.patience, self.patience >= 1, "an integer >= 1")
         check_param("dropout", self.dropout, 0.0 <= self.dropout < 1.0, "a float in [0, 1)")
         check_param("lr", self.lr, self.lr > 0, "a float > 0")
+        check_param("n_negatives", getattr(self, "n_negatives", 1), getattr(self, "n_negatives", 1) >= 1,
+                    "an integer >= 1")
 
     def fit(self, split: Split, data=None) -> "SequentialRecommender":
         from arborec.evaluate import evaluate  # evaluate imports the data stage only; keep it lazy
@@ -199,6 +203,7 @@ class SequentialRecommender(Recommender):
 
             # -- 2. model and optimiser ------------------------------------------------------
             self.n_items_ = split.n_items
+            self._prepare_sampling(split)
             self.module_ = self._build_module(split.n_items).to(device)
             opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
@@ -260,12 +265,39 @@ class SequentialRecommender(Recommender):
         """Hook called after each validation (``improved``: a new best); subclasses write checkpoints here."""
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Mean cross-entropy over the whole catalogue at every non-padding position."""
+        """Mean next-item cross-entropy at every non-padding position (see :meth:`_output_loss`)."""
         hidden = self.module_(seq)  # (B, W, D)
         mask = tgt > 0  # (B, W)
         h = hidden[mask]  # (N, D): gather first, so the logits are only (N, n_items)
         items = self.module_.item_emb.weight[1:]  # (n_items, D), the tied output layer
-        return full_softmax_cross_entropy(h, items, tgt[mask] - 1), int(h.shape[0])
+        return self._output_loss(h, items, tgt[mask] - 1), int(h.shape[0])
+
+    def _prepare_sampling(self, split: Split) -> None:
+        """Item training counts for the sampled softmax's proposal (set before the loop, also on Ray)."""
+        self.item_counts_ = split.item_train_counts()
+        self._q = None
+
+    def _output_loss(self, h: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Full-softmax cross-entropy of ``h @ items.T`` (N, n_items); sampled above ``sampled_above`` items."""
+        if self.n_items_ > getattr(self, "sampled_above", self.n_items_):
+            return self._sampled_softmax(h, items, target)
+        return full_softmax_cross_entropy(h, items, target)
+
+    def _sampled_softmax(self, h: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against the target and ``n_negatives`` shared negatives drawn by popularity, log-q corrected.
+
+        Only the (N, 1 + n_negatives) logits exist: the cost per step does not grow with the catalogue.
+        """
+        if getattr(self, "_q", None) is None:
+            q = (self.item_counts_ + 1.0) ** 0.75
+            self._q = torch.as_tensor(q / q.sum(), dtype=torch.float32, device=h.device)  # (n_items,)
+        neg = torch.multinomial(self._q, self.n_negatives, replacement=True)  # (K,)
+        logq = torch.log(self._q)
+        pos = (h * items[target]).sum(-1, keepdim=True) - logq[target, None]  # (N, 1)
+        negs = h @ items[neg].T - logq[neg][None, :]  # (N, K)
+        negs = negs.masked_fill(neg[None, :] == target[:, None], float("-inf"))  # accidental hits
+        logits = torch.cat([pos, negs], dim=1)  # (N, 1 + K)
+        return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
     @torch.no_grad()
     def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:

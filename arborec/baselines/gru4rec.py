@@ -66,6 +66,8 @@ class GRU4Rec(SequentialRecommender):
     max_epochs, patience, eval_every : training stops after ``patience`` validation checks (one
         every ``eval_every`` epochs) without a better NDCG@10; the best weights are kept
     earlier_windows : also train on the windows of ``max_len`` before the most recent one
+    sampled_above, n_negatives : catalogues larger than ``sampled_above`` items train with a sampled
+        softmax over ``n_negatives`` shared negatives (popularity-drawn, log-q corrected)
     seed : seeds torch and the shuffling; the same seed gives the same model
     device : "cpu" or "cuda"
     verbose : progress bar and one line per validation
@@ -76,7 +78,8 @@ class GRU4Rec(SequentialRecommender):
 
     def __init__(self, hidden_size: int = 128, n_layers: int = 1, max_len: int = 50, dropout: float = 0.3,
                  lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 200,
-                 patience: int = 3, eval_every: int = 2, earlier_windows: bool = False, seed: int = 0,
+                 patience: int = 3, eval_every: int = 2, earlier_windows: bool = False, sampled_above: int = 100_000, n_negatives: int = 2048,
+                 seed: int = 0,
                  device: str = "cpu", verbose: bool = False):
         self.hidden_size = hidden_size
         self.n_layers = n_layers
@@ -89,6 +92,8 @@ class GRU4Rec(SequentialRecommender):
         self.patience = patience
         self.eval_every = eval_every
         self.earlier_windows = earlier_windows
+        self.sampled_above = sampled_above
+        self.n_negatives = n_negatives
         self.seed = seed
         self.device = device
         self.verbose = verbose

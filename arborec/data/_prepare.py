@@ -109,10 +109,19 @@ def prepare(dataset: Dataset, config: PrepareConfig | None = None) -> PreparedDa
     """
     config = config or PrepareConfig()
     config.validate()
-    df = dataset.interactions.copy()
+    # Work on int32 codes, not the string ids: every step below (duplicates, sort, k-core) is then on
+    # compact integer columns (10M events: ~0.3 GB instead of millions of Python strings). User codes
+    # follow the sorted ids and item codes the file order, so every result equals the string version.
+    raw = dataset.interactions
+    user_codes, user_names = _factorize(raw["user"], sort=True)
+    item_codes, item_names = _factorize(raw["item"], sort=False)
+    df = pd.DataFrame({"user": user_codes.astype(np.int32), "item": item_codes.astype(np.int32),
+                       "timestamp": raw["timestamp"].to_numpy(np.int64)})
+    if "rating" in raw.columns:
+        df["rating"] = raw["rating"].to_numpy()
+    del user_codes, item_codes
     df["_row"] = np.arange(len(df), dtype=np.int64)  # file order: the tie-breaker
-    stats: dict = {"raw_interactions": int(len(df)), "raw_users": int(df["user"].nunique()),
-                   "raw_items": int(df["item"].nunique())}
+    stats: dict = {"raw_interactions": int(len(df)), "raw_users": len(user_names), "raw_items": len(item_names)}
 
     if config.min_rating is not None:
         if "rating" not in df.columns:
@@ -142,6 +151,7 @@ def prepare(dataset: Dataset, config: PrepareConfig | None = None) -> PreparedDa
     # Dense ids: users in sorted order, items by first appearance (deterministic).
     user_codes, user_ids = pd.factorize(df["user"], sort=True)
     item_codes, item_ids = pd.factorize(df["item"], sort=False)
+    user_ids, item_ids = user_names[user_ids], item_names[item_ids]  # codes -> the original ids
     out = pd.DataFrame({"user_idx": user_codes.astype(np.int32), "item_idx": item_codes.astype(np.int32),
                         "timestamp": df["timestamp"].to_numpy(np.int64)})
     if "rating" in df.columns:
@@ -160,9 +170,28 @@ def prepare(dataset: Dataset, config: PrepareConfig | None = None) -> PreparedDa
 def _k_core(df: pd.DataFrame, user_core: int, item_core: int) -> pd.DataFrame:
     """Iterate until every user has >= user_core events and every item >= item_core events."""
     while True:
-        ucount = df["user"].map(df["user"].value_counts())
-        icount = df["item"].map(df["item"].value_counts())
-        keep = (ucount >= user_core) & (icount >= item_core)
+        user, item = df["user"].to_numpy(), df["item"].to_numpy()  # int codes (see prepare)
+        keep = (np.bincount(user)[user] >= user_core) & (np.bincount(item)[item] >= item_core)
         if keep.all():
             return df
         df = df[keep]
+
+
+def _factorize(column: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of an id column (codes, ids); a categorical one through its integer codes.
+
+    ``sort``: codes follow the ids' sorted order, else their first appearance, whatever the dtype.
+    """
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(column, sort=sort)
+        return codes, np.asarray(uniques, dtype=object)
+    names = np.asarray(column.cat.categories, dtype=object)
+    codes = column.cat.codes.to_numpy()
+    if sort:  # rank of each category among the sorted names: factorizing ranks sorts like the names
+        order = np.argsort(names.astype(str), kind="stable")
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[order] = np.arange(len(names))
+        codes, uniques = pd.factorize(rank[codes], sort=True)
+        return codes, names[order][uniques]
+    codes, uniques = pd.factorize(codes, sort=False)
+    return codes, names[uniques]

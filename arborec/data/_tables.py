@@ -56,12 +56,7 @@ def canonical_interactions(df: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in ("user", "item", "timestamp") if c not in df.columns]
     if missing:
         raise DataFormatError(source, f"interaction columns user, item, timestamp; missing {missing}")
-    out = pd.DataFrame(
-        {
-            "user": df["user"].astype(str).to_numpy(),
-            "item": df["item"].astype(str).to_numpy(),
-        }
-    )
+    out = pd.DataFrame({"user": _as_str(df["user"]), "item": _as_str(df["item"])})
     ts = pd.to_numeric(df["timestamp"], errors="coerce")
     if ts.isna().any():
         bad = int(np.flatnonzero(ts.isna().to_numpy())[0])
@@ -74,6 +69,14 @@ def canonical_interactions(df: pd.DataFrame, source: str) -> pd.DataFrame:
             raise DataFormatError(source, "a numeric rating", got=f"row {bad}: {df['rating'].iloc[bad]!r}")
         out["rating"] = r.to_numpy().astype("float64")
     return out
+
+
+def _as_str(column: pd.Series):
+    """The ids as str: an object array, or a categorical with str categories (kept compact: large tables
+    are read dictionary-encoded, one small string per distinct id instead of one per row)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.rename_categories(column.cat.categories.astype(str)).array
+    return column.astype(str).to_numpy()
 
 
 def canonical_catalog(catalog: pd.DataFrame | None, interactions: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -93,7 +96,7 @@ def canonical_catalog(catalog: pd.DataFrame | None, interactions: pd.DataFrame, 
         logger.info("%s: %d duplicated catalog rows dropped (first kept)", source, int(dup.sum()))
         cat = cat[~dup]
     known = set(cat["item"])
-    extra = pd.unique(interactions["item"][~interactions["item"].isin(known)])
+    extra = pd.unique(np.asarray(interactions["item"][~interactions["item"].isin(known)], dtype=object))
     if len(extra):
         logger.info("%s: %d interacted items have no catalog row; they get empty text", source, len(extra))
         cat = pd.concat([cat, pd.DataFrame({"item": extra})], ignore_index=True)

@@ -262,8 +262,12 @@ def read_scale_folder(path: str | Path, name: str | None = None):
     """Read a folder written by :func:`make_scale` (or any ``interactions.parquet`` + ``catalog.parquet``)."""
     from arborec.data._tables import Dataset
 
+    import pyarrow.parquet as pq
+
     path = Path(path)
-    inter = pd.read_parquet(path / "interactions.parquet", columns=["user", "item", "timestamp"])
+    # ids dictionary-encoded (pandas categoricals): 10M events hold 0.5M user and 1M item strings, not 20M
+    inter = pq.read_table(path / "interactions.parquet", columns=["user", "item", "timestamp"],
+                          read_dictionary=["user", "item"]).to_pandas()
     catalog = pd.read_parquet(path / "catalog.parquet")
     return Dataset(name=name or path.name, interactions=inter, catalog=catalog, has_timestamps=True, source=str(path))
 

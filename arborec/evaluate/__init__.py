@@ -1,9 +1,9 @@
 """Stage `evaluate`: one protocol (full-ranking leave-one-out) for every model, and its reports."""
 
 from arborec.evaluate._metrics import rank_metrics, target_ranks, top_k
-from arborec.evaluate._protocol import KS, Evaluation, evaluate
+from arborec.evaluate._protocol import KS, Evaluation, evaluate, users_per_chunk
 from arborec.evaluate._tuning import grid, run_model, tune
 from arborec.evaluate._report import code_version, machine, metric_table, peak_memory_mb, result_record, write_json
 
-__all__ = ["evaluate", "tune", "grid", "run_model", "Evaluation", "KS", "rank_metrics", "target_ranks", "top_k", "metric_table",
+__all__ = ["evaluate", "tune", "grid", "run_model", "Evaluation", "KS", "rank_metrics", "target_ranks", "top_k", "metric_table", "users_per_chunk",
            "result_record", "write_json", "code_version", "machine", "peak_memory_mb"]

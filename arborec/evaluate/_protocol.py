@@ -13,6 +13,17 @@ from arborec.evaluate._metrics import rank_metrics, target_ranks, top_k
 KS = (5, 10, 20)
 COLD_ITEM_MAX_TRAIN = 5  # a test item with at most this many training events is "cold"
 SHORT_HISTORY_MAX = 5  # a user with at most this many training events has a "short" history
+SCORE_CELLS = 1 << 25  # at most this many (user, item) scores at once: 128 MB of float32 (32 users at 1M items)
+
+
+def users_per_chunk(n_items: int, batch_size: int = 1024) -> int:
+    """Users scored at once: ``batch_size``, capped so a (users, n_items) score block stays <= SCORE_CELLS.
+
+    Every full-ranking loop (evaluation, weight selection, batch scoring) goes through this, so
+    memory is bounded by the catalogue size, never by the number of users (1024 users x 1M items
+    would be 4 GB per array, and a ranking holds several).
+    """
+    return max(1, min(batch_size, SCORE_CELLS // max(n_items, 1)))
 
 
 @dataclass
@@ -35,12 +46,14 @@ def evaluate(model, split: Split, stage: str = "test", ks=KS, batch_size: int = 
 
     ``model`` is anything with ``score(users, histories) -> (B, n_items) array`` (see
     :class:`arborec.baselines.Recommender`). Items in the user's history are excluded from the
-    ranking (score -inf); the history for "test" includes the validation item.
+    ranking (score -inf); the history for "test" includes the validation item. Users are scored
+    in chunks of :func:`users_per_chunk` (at most ``batch_size``; fewer on large catalogues).
     """
     users = split.eval_users(stage) if users is None else np.asarray(users)
     targets = split.targets(stage, users)
     ranks = np.empty(len(users), dtype=np.int64)
     covered = np.zeros(split.n_items, dtype=bool)
+    batch_size = users_per_chunk(split.n_items, batch_size)
     batches = range(0, len(users), batch_size)
     for start in tqdm(batches, desc=f"evaluate {stage}", disable=not progress, leave=False):
         u = users[start:start + batch_size]

@@ -19,8 +19,9 @@ def grid(space: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
 
 
-def tune(make_model: Callable[..., object], space: dict[str, list], split, data=None, progress: bool = False):
-    """Fit one model per grid point; keep the one with the best validation NDCG@10.
+def tune(make_model: Callable[..., object], space: dict[str, list], split, data=None, progress: bool = False,
+         fit_kwargs: dict | None = None):
+    """Fit one model per grid point (``fit(split, data, **fit_kwargs)``); keep the best validation NDCG@10.
 
     Returns ``(best_model, best_params, best_valid_evaluation, best_fit_seconds, trials)``; ``trials`` lists
     ``{"params", "valid_ndcg@10", "fit_seconds"}`` for every grid point. The test split is not read.
@@ -29,7 +30,7 @@ def tune(make_model: Callable[..., object], space: dict[str, list], split, data=
     trials = []
     for params in grid(space):
         t0 = time.perf_counter()
-        model = make_model(**params).fit(split, data)
+        model = make_model(**params).fit(split, data, **(fit_kwargs or {}))
         fit_s = time.perf_counter() - t0
         valid = evaluate(model, split, "valid", progress=progress)
         score = valid.metrics[SELECT_ON]

@@ -41,6 +41,18 @@ def save_bundle(model, path: str | Path, item_ids=None, user_ids=None, histories
     return path
 
 
+def save_fitted(model, data, path: str | Path) -> Path:
+    """``save_bundle`` for a model fitted on the prepared ``data``: its item ids, and every known event
+    (ordered by user, then time) as the users' histories for serving."""
+    from arborec.data import Histories
+
+    inter = data.interactions
+    indptr = np.zeros(data.n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(inter["user_idx"].to_numpy(), minlength=data.n_users), out=indptr[1:])
+    return save_bundle(model, path, item_ids=data.catalog["item"], user_ids=data.user_ids,
+                       histories=Histories(indptr, inter["item_idx"].to_numpy(np.int32)))
+
+
 def load_bundle(path: str | Path):
     """A ready :class:`ArboRec` from a bundle folder (no dataset needed).
 
@@ -66,7 +78,8 @@ def load_bundle(path: str | Path):
     model.item_counts_ = np.load(path / COUNTS)
     model.n_items_ = int(config["n_items"])
     model.path_weight_ = float(config["path_weight_"])
-    model.module_ = _module_from(model.config_, model.vectors_, model.tree_, model.item_counts_ > 0)
+    model.text_weight_ = float(config.get("text_weight_", 0.0))  # bundles written before the text term
+    model.module_ = _module_from(model.config_, model.vectors_, model.tree_, model.item_counts_ >= max(model.id_min_count, 1))
     model.module_.load_state_dict(load_file(str(path / WEIGHTS)))
     model.module_.to(torch.device(model.device)).eval()
     model.item_ids_ = json.loads((path / ITEMS).read_text())

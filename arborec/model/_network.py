@@ -24,6 +24,7 @@ class ArboRecConfig:
     n_heads: int = 1
     gru_layers: int = 1  # recurrent layers of the long-term stream
     dropout: float = 0.2
+    id_dropout: float = 0.0  # training only: share of items whose ID part is hidden per step (as if unseen)
     use_id: bool = True  # the item's own ID embedding in the fused item table
     use_text: bool = True  # the projected language-model vector
     use_tree: bool = True  # the embeddings of the item's path nodes
@@ -35,9 +36,11 @@ class ArboRecConfig:
 class ItemEncoder(nn.Module):
     """Every item's representation (n_items + 1, D): a per-item gated mix of ID, text and tree parts.
 
-    ``gate = softmax(W [id; text; tree])`` weighs the three parts per item. An item never seen in
-    training has its ID part masked out (its gate renormalises over text and tree), so a brand-new
-    item is represented from its text and path alone.
+    ``gate = softmax(W [id; text; tree])`` weighs the three parts per item. An item not ``seen``
+    (no training events, or fewer than ``id_min_count``) has its ID part masked out (its gate
+    renormalises over text and tree), so a brand-new
+    item is represented from its text and path alone. In training, ``id_dropout`` hides the ID part of
+    a random share of items at every step, so that text and tree learn to stand in for it (cold start).
     """
 
     def __init__(self, cfg: ArboRecConfig, vectors: torch.Tensor, codes: torch.Tensor, seen: torch.Tensor):
@@ -66,8 +69,11 @@ class ItemEncoder(nn.Module):
             items = parts[0]
         else:
             logits = self.gate(torch.cat(parts, dim=1))  # (n_items, P)
-            if self.cfg.use_id:  # unseen items: no ID part
-                logits = logits.masked_fill((~self.seen)[:, None] & (torch.arange(len(parts), device=logits.device) == 0),
+            if self.cfg.use_id:  # unseen items (and, in training, id-dropped ones): no ID part
+                hidden = ~self.seen
+                if self.training and self.cfg.id_dropout > 0:
+                    hidden = hidden | (torch.rand(len(hidden), device=hidden.device) < self.cfg.id_dropout)
+                logits = logits.masked_fill(hidden[:, None] & (torch.arange(len(parts), device=logits.device) == 0),
                                             float("-inf"))
             w = torch.softmax(logits, dim=1)  # (n_items, P)
             items = len(parts) * sum(w[:, p, None] * x for p, x in enumerate(parts))  # (n_items, D)

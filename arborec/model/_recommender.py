@@ -10,13 +10,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arborec.baselines._sequential import SequentialRecommender, full_softmax_cross_entropy, pad_left
+from arborec.baselines._sequential import SequentialRecommender, pad_left
 from arborec.data import Histories, Split
 from arborec.diagnostics import ConfigError, check_param, logger
 from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
 
 PATH_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)  # candidates for path_weight="auto", chosen on validation NDCG@10
+TEXT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # candidates for text_weight="auto", chosen with path_weight
+TEXT_DECAY = 0.7  # recency decay of the text-interest term (weight of the k-th most recent window item: 0.7 ** k)
 
 
 class ArboRec(SequentialRecommender):
@@ -27,19 +29,25 @@ class ArboRec(SequentialRecommender):
     (long-term) and causal self-attention over the last ``max_len`` events (short-term), fused by a
     learned gate per step. Heads predict, at every tree level, the distribution of the next event's
     node; they are trained with the next-item cross-entropy (weight ``head_weight``) and the item
-    score is ``user . item + path_weight * mean_l log P_l(item's node at level l)``.
+    score is ``user . item + path_weight * mean_l log P_l(item's node at level l)
+    + text_weight * cos(recency-weighted mean of the window's text vectors, item's text vector)``.
 
     Parameters
     ----------
     hidden_size, n_layers, n_heads, gru_layers : width, attention blocks, heads, GRU layers
     max_len : the short-term window and the training window
+    id_dropout : share of items whose ID embedding is hidden at each training step (learn to do without it)
+    id_min_count : items with fewer training events than this have no ID part (text and tree only)
     dropout, lr, weight_decay, batch_size, max_epochs, patience, eval_every, earlier_windows :
         as in :class:`arborec.baselines.SASRec`
     head_weight : weight of the level heads' cross-entropy in the loss
     path_weight : float, or "auto" to pick it after training among ``PATH_WEIGHTS`` on validation
+    text_weight : float, or "auto" to pick it (jointly with path_weight) among ``TEXT_WEIGHTS``
     use_text, use_tree, use_long, use_short, use_heads : the ablation switches
     tree_source : which tree ``fit`` builds when none is given (see :func:`arborec.model.default_tree`)
     text_model : sentence-transformers model of the item vectors (when ``fit`` gets none)
+    finetune_text : adapt the item vectors to behaviour first (co-occurrence in training sequences,
+        see :func:`arborec.text.recommender.finetune_vectors`); used by the item table and the text term
     sampled_above : catalogues larger than this train with sampled softmax (log-q corrected)
     n_negatives : shared negatives per batch for the sampled softmax
     checkpoint_dir : if set, the best weights, the history and a loss/metric plot are written there
@@ -53,14 +61,16 @@ class ArboRec(SequentialRecommender):
     """
 
     name = "arborec"
-    search_space = {"lr": [1e-3, 2e-3], "dropout": [0.2, 0.3], "head_weight": [0.1, 0.3]}
+    search_space = {"lr": [1e-3, 2e-3], "dropout": [0.3, 0.4, 0.5], "head_weight": [0.1, 0.3]}
 
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
-                 max_len: int = 50, dropout: float = 0.2, lr: float = 1e-3, weight_decay: float = 0.0,
+                 max_len: int = 50, dropout: float = 0.4, id_dropout: float = 0.0, id_min_count: int = 1,
+                 lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
-                 earlier_windows: bool = False, head_weight: float = 0.3, path_weight="auto",
+                 earlier_windows: bool = False, head_weight: float = 0.3, path_weight="auto", text_weight="auto",
                  use_text: bool = True, use_tree: bool = True, use_long: bool = True, use_short: bool = True,
                  use_heads: bool = True, tree_source: str = "auto", text_model: str = "all-MiniLM-L6-v2",
+                 finetune_text: bool = False,
                  sampled_above: int = 100_000, n_negatives: int = 2048, checkpoint_dir: str | None = None,
                  seed: int = 0, device: str = "cpu", verbose: bool = False):
         self.hidden_size = hidden_size
@@ -69,6 +79,8 @@ class ArboRec(SequentialRecommender):
         self.gru_layers = gru_layers
         self.max_len = max_len
         self.dropout = dropout
+        self.id_dropout = id_dropout
+        self.id_min_count = id_min_count
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -78,6 +90,7 @@ class ArboRec(SequentialRecommender):
         self.earlier_windows = earlier_windows
         self.head_weight = head_weight
         self.path_weight = path_weight
+        self.text_weight = text_weight
         self.use_text = use_text
         self.use_tree = use_tree
         self.use_long = use_long
@@ -85,6 +98,7 @@ class ArboRec(SequentialRecommender):
         self.use_heads = use_heads
         self.tree_source = tree_source
         self.text_model = text_model
+        self.finetune_text = finetune_text
         self.sampled_above = sampled_above
         self.n_negatives = n_negatives
         self.checkpoint_dir = checkpoint_dir
@@ -98,9 +112,13 @@ class ArboRec(SequentialRecommender):
         check_param("use_long/use_short", (self.use_long, self.use_short), self.use_long or self.use_short,
                     "at least one stream on")
         check_param("head_weight", self.head_weight, self.head_weight >= 0, "a float >= 0")
-        check_param("path_weight", self.path_weight,
-                    self.path_weight == "auto" or (isinstance(self.path_weight, (int, float)) and self.path_weight >= 0),
-                    '"auto" or a float >= 0')
+        check_param("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "a float in [0, 1)")
+        check_param("id_min_count", self.id_min_count, isinstance(self.id_min_count, int) and self.id_min_count >= 1,
+                    "an integer >= 1")
+        for name in ("path_weight", "text_weight"):
+            value = getattr(self, name)
+            check_param(name, value, value == "auto" or (isinstance(value, (int, float)) and value >= 0),
+                        '"auto" or a float >= 0')
 
     def fit(self, split: Split, data=None, *, vectors: np.ndarray | None = None,
             tree: InterestTree | None = None) -> "ArboRec":
@@ -124,19 +142,23 @@ class ArboRec(SequentialRecommender):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if len(vectors) != split.n_items:
             raise ConfigError(f"vectors has {len(vectors)} rows, expected one per item ({split.n_items})")
+        if self.finetune_text:
+            from arborec.text.recommender import finetune_vectors
+
+            vectors = finetune_vectors(vectors, split, seed=self.seed)
         if tree is None:
             tree = default_tree(data, vectors, source=self.tree_source, seed=self.seed)
         if tree.n_items != split.n_items:
             raise ConfigError(f"tree covers {tree.n_items} items, expected {split.n_items}")
         self.vectors_, self.tree_ = vectors, tree
-        self.item_counts_ = split.item_train_counts()
+        self._prepare_sampling(split)
         self.path_weight_ = 0.0 if self.path_weight == "auto" else float(self.path_weight)
-        self._q = None
+        self.text_weight_ = 0.0 if self.text_weight == "auto" else float(self.text_weight)
 
     def _finish_fit(self, split: Split) -> "ArboRec":
-        """After the loop: choose path_weight on validation, write the final checkpoint."""
-        if self.path_weight == "auto" and self.module_.heads is not None:
-            self._select_path_weight(split)
+        """After the loop: choose path_weight / text_weight on validation, write the final checkpoint."""
+        if self.path_weight == "auto" or self.text_weight == "auto":
+            self._select_score_weights(split)
         if self.checkpoint_dir:
             self._write_checkpoint(final=True)
         return self
@@ -145,9 +167,10 @@ class ArboRec(SequentialRecommender):
         cfg = self.config_ = ArboRecConfig(
             n_items=n_items, level_sizes=self.tree_.level_sizes, text_dim=self.vectors_.shape[1],
             max_len=self.max_len, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
-            gru_layers=self.gru_layers, dropout=self.dropout, use_text=self.use_text, use_tree=self.use_tree,
+            gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout, use_text=self.use_text,
+            use_tree=self.use_tree,
             use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads)
-        return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ > 0)
+        return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= max(self.id_min_count, 1))
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Next-item cross-entropy at every position + head_weight * the level heads' cross-entropy."""
@@ -156,10 +179,7 @@ class ArboRec(SequentialRecommender):
         target = tgt[mask] - 1  # (N,)
         h = user[mask]  # (N, D)
         items = table[1:]  # (n_items, D)
-        if self.n_items_ > self.sampled_above:
-            loss = self._sampled_softmax(h, items, target)
-        else:
-            loss = full_softmax_cross_entropy(h, items, target)
+        loss = self._output_loss(h, items, target)  # full softmax, or sampled above sampled_above items
         heads = self.module_.heads
         if heads is not None and self.head_weight > 0:
             codes = self.module_.items.codes[target]  # (N, L)
@@ -168,19 +188,6 @@ class ArboRec(SequentialRecommender):
                             for r in reps for level, logp in enumerate(heads(r)))
             loss = loss + self.head_weight * head_loss / (len(reps) * len(heads.level_sizes))
         return loss, int(h.shape[0])
-
-    def _sampled_softmax(self, h: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against the target and ``n_negatives`` shared negatives drawn by popularity, log-q corrected."""
-        if self._q is None:
-            q = (self.item_counts_ + 1.0) ** 0.75
-            self._q = torch.as_tensor(q / q.sum(), dtype=torch.float32, device=h.device)  # (n_items,)
-        neg = torch.multinomial(self._q, self.n_negatives, replacement=True)  # (K,)
-        logq = torch.log(self._q)
-        pos = (h * items[target]).sum(-1, keepdim=True) - logq[target, None]  # (N, 1)
-        negs = h @ items[neg].T - logq[neg][None, :]  # (N, K)
-        negs = negs.masked_fill(neg[None, :] == target[:, None], float("-inf"))  # accidental hits
-        logits = torch.cat([pos, negs], dim=1)  # (N, 1 + K)
-        return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
     def _on_validated(self, record: dict, improved: bool) -> None:
         if self.checkpoint_dir and improved:
@@ -200,25 +207,30 @@ class ArboRec(SequentialRecommender):
             plot_history(self.history_, out / "training.png", title=f"{self.name}")
 
     @torch.no_grad()
-    def _select_path_weight(self, split: Split) -> None:
-        """Pick path_weight_ among PATH_WEIGHTS on validation NDCG@10 (one scoring pass)."""
+    def _select_score_weights(self, split: Split) -> None:
+        """Pick path_weight_ / text_weight_ ("auto" ones) on validation NDCG@10, from one scoring pass."""
         from arborec.evaluate._metrics import rank_metrics, target_ranks
+        from arborec.evaluate._protocol import users_per_chunk
 
+        pws = PATH_WEIGHTS if self.path_weight == "auto" and self.module_.heads is not None else (self.path_weight_,)
+        tws = TEXT_WEIGHTS if self.text_weight == "auto" else (self.text_weight_,)
         users = split.eval_users("valid")
         targets = split.targets("valid", users)
-        ranks = {w: [] for w in PATH_WEIGHTS}
-        for start in range(0, len(users), 1024):
-            hist = split.histories("valid", users[start:start + 1024])
-            match, path = self._score_parts(hist)
+        ranks = {(p, t): [] for p in pws for t in tws}
+        chunk = users_per_chunk(split.n_items)  # (chunk, n_items) blocks: bounded memory on big catalogues
+        for start in range(0, len(users), chunk):
+            hist = split.histories("valid", users[start:start + chunk])
+            match, path, text = self._score_parts(hist, with_path=any(pws), with_text=any(tws))
             rows = np.repeat(np.arange(len(hist)), hist.lengths())
-            for w in PATH_WEIGHTS:
-                s = match + w * path
+            for p, t in ranks:
+                s = _combine(match.copy(), path, text, p, t)
                 s[rows, hist.items] = -np.inf
-                ranks[w].append(target_ranks(s, targets[start:start + 1024]))
-        self.path_weight_scores_ = {w: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for w, r in ranks.items()}
-        self.path_weight_ = max(self.path_weight_scores_, key=self.path_weight_scores_.get)
-        logger.info("%s: path_weight %.2f (valid ndcg@10 by weight: %s)", self.name, self.path_weight_,
-                    {w: round(v, 4) for w, v in self.path_weight_scores_.items()})
+                ranks[p, t].append(target_ranks(s, targets[start:start + chunk]))
+        scores = {k: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for k, r in ranks.items()}
+        self.path_weight_, self.text_weight_ = (float(x) for x in max(scores, key=scores.get))
+        self.score_weight_scores_ = {f"path {p}, text {t}": v for (p, t), v in scores.items()}
+        logger.info("%s: path_weight %.2f, text_weight %.2f (valid ndcg@10 %.4f; with both 0: %.4f)", self.name,
+                    self.path_weight_, self.text_weight_, max(scores.values()), scores.get((0.0, 0.0), float("nan")))
 
     # -- scoring -----------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -243,24 +255,52 @@ class ArboRec(SequentialRecommender):
         return m.fuse_streams(long, short), long, short
 
     @torch.no_grad()
-    def _score_parts(self, histories: Histories, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """(match, path): (B, n_items) user . item, and mean over levels of log P_l(item's node)."""
+    def _score_parts(self, histories: Histories, batch_size: int = 1024, with_path: bool = True,
+                     with_text: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(match, path, text), each (B, n_items): user . item, mean over levels of log P_l(item's node),
+        and the cosine of the item's text vector with the user's recency-weighted window text vector.
+        A term not asked for (``with_path`` / ``with_text`` False) is not computed and comes back as None."""
         self._check_fitted("module_")
         m = self.module_
         was_training = m.training
         m.eval()
         table = m.items()  # (n_items + 1, D)
         match = np.empty((len(histories), self.n_items_), dtype=np.float32)
-        path = np.zeros_like(match)
+        path = np.empty_like(match) if with_path else None
+        text = np.empty_like(match) if with_text else None
         for start in range(0, len(histories), batch_size):
             stop = min(start + batch_size, len(histories))
             ptr = histories.indptr[start:stop + 1]
             part = Histories(ptr - ptr[0], histories.items[ptr[0]:ptr[-1]])
             user, _, _ = self._last_states(part, table)
             match[start:stop] = (user @ table[1:].T).cpu().numpy()
-            path[start:stop] = self._path_term(user).cpu().numpy()
+            if with_path:
+                path[start:stop] = self._path_term(user).cpu().numpy()
+            if with_text:
+                text[start:stop] = self._text_term(part)
         m.train(was_training)
-        return match, path
+        return match, path, text
+
+    def _text_term(self, histories: Histories) -> np.ndarray:
+        """(B, n_items) cosine between each item's text vector and the user's text interest: the mean of
+        the last ``max_len`` history items' vectors, the k-th most recent weighted ``TEXT_DECAY ** k``."""
+        lengths = histories.lengths()
+        age = np.repeat(histories.indptr[1:], lengths) - 1 - np.arange(len(histories.items))  # 0 = most recent
+        keep = age < self.max_len
+        rows = np.repeat(np.arange(len(lengths)), lengths)[keep]
+        profile = np.zeros((len(lengths), self.vectors_.shape[1]), dtype=np.float32)
+        np.add.at(profile, rows, (TEXT_DECAY ** age[keep]).astype(np.float32)[:, None]
+                  * self.vectors_[histories.items[keep]])
+        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+        return profile @ self._unit_vectors().T
+
+    def _unit_vectors(self) -> np.ndarray:
+        cache = getattr(self, "_unit_cache", None)
+        if cache is None or cache[0] is not self.vectors_:
+            v = np.asarray(self.vectors_, dtype=np.float32)
+            cache = (self.vectors_, v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
+            self._unit_cache = cache
+        return cache[1]
 
     def _path_term(self, user: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, n_items): mean over levels of the log-probability of each item's node."""
@@ -272,9 +312,11 @@ class ArboRec(SequentialRecommender):
         return sum(logp[:, codes[:, level]] for level, logp in enumerate(logps)) / len(logps)
 
     def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:
-        """(B, n_items) float32: user . item + path_weight_ * mean_l log P_l(item's node)."""
-        match, path = self._score_parts(histories, batch_size)
-        return match + np.float32(self.path_weight_) * path if self.path_weight_ else match
+        """(B, n_items) float32: user . item + path_weight_ * path term + text_weight_ * text term."""
+        self._check_fitted("module_")
+        match, path, text = self._score_parts(histories, batch_size, with_path=bool(self.path_weight_),
+                                              with_text=bool(self.text_weight_))
+        return _combine(match, path, text, self.path_weight_, self.text_weight_)
 
     # -- interest profiles -------------------------------------------------------------------
     @torch.no_grad()
@@ -362,7 +404,11 @@ class ArboRec(SequentialRecommender):
         s = user @ table[1:].T  # (1, n_items)
         if self.path_weight_:
             s = s + self.path_weight_ * self._path_term(user)
-        return s[0].cpu().numpy().astype(np.float32)
+        s = s[0].cpu().numpy().astype(np.float32)
+        if self.text_weight_ and state["window"]:
+            window = np.asarray(state["window"], dtype=np.int64)
+            s += np.float32(self.text_weight_) * self._text_term(Histories(np.array([0, len(window)]), window))[0]
+        return s
 
     @torch.no_grad()
     def level_distributions_state(self, state: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -390,9 +436,26 @@ class ArboRec(SequentialRecommender):
     def config_dict(self) -> dict:
         """The parameters and the network configuration, JSON-able (what a bundle stores)."""
         return {"params": {k: v for k, v in self.get_params().items() if k != "verbose"},
-                "network": asdict(self.config_), "path_weight_": self.path_weight_, "n_items": self.n_items_}
+                "network": asdict(self.config_), "path_weight_": self.path_weight_,
+                "text_weight_": self.text_weight_, "n_items": self.n_items_}
+
+
+def _combine(match: np.ndarray, path: np.ndarray | None, text: np.ndarray | None, path_weight: float,
+             text_weight: float) -> np.ndarray:
+    """match + path_weight * path + text_weight * text, in place in ``match`` (a term that is None or
+    weighted 0 is skipped)."""
+    if path is not None and path_weight:
+        match += np.float32(path_weight) * path
+    if text is not None and text_weight:
+        match += np.float32(text_weight) * text
+    return match
 
 
 def _module_from(cfg: ArboRecConfig, vectors: np.ndarray, tree: InterestTree, seen: np.ndarray) -> ArboRecModule:
-    return ArboRecModule(cfg, torch.from_numpy(np.asarray(vectors, dtype=np.float32)), torch.from_numpy(tree.codes),
-                         torch.from_numpy(np.asarray(seen, dtype=bool)), [torch.from_numpy(p) for p in tree.parents])
+    import warnings
+
+    with warnings.catch_warnings():  # read-only memory-mapped vectors: shared, never written (a frozen buffer)
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        text = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+    return ArboRecModule(cfg, text, torch.from_numpy(tree.codes), torch.from_numpy(np.asarray(seen, dtype=bool)),
+                         [torch.from_numpy(p) for p in tree.parents])

@@ -9,7 +9,7 @@ import pandas as pd
 
 from arborec.data import Split
 from arborec.diagnostics import check_param
-from arborec.evaluate import top_k
+from arborec.evaluate import top_k, users_per_chunk
 
 
 def _block(model, split: Split, users: np.ndarray, k: int, stage: str, builder, n_nodes: int) -> dict:
@@ -53,6 +53,7 @@ def batch_recommend(model, split: Split, k: int = 20, users: np.ndarray | None =
     """
     _check(split, k, stage, n_nodes, batch_size)
     users = np.arange(split.n_users) if users is None else np.asarray(users)
+    batch_size = users_per_chunk(split.n_items, batch_size)  # bounded (users, n_items) score blocks
     parts = [pd.DataFrame(_block(model, split, users[s:s + batch_size], k, stage, profiles, n_nodes))
              for s in range(0, len(users), batch_size)]
     table = pd.concat(parts, ignore_index=True)
@@ -93,6 +94,7 @@ def batch_recommend_ray(model, split: Split, output: str | Path, k: int = 20, us
     _check(split, k, stage, n_nodes, batch_size)
     check_param("actors", actors, actors >= 1, "an integer >= 1")
     users = np.arange(split.n_users) if users is None else np.asarray(users)
+    batch_size = users_per_chunk(split.n_items, batch_size)  # each actor scores bounded (users, n_items) blocks
     refs = [ray.put(model), ray.put(split), ray.put(profiles)]
     blocks = [pd.DataFrame({"user_idx": users[s:s + batch_size].astype(np.int64)})
               for s in range(0, len(users), batch_size)]

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -19,6 +20,7 @@ from arborec.serve.service import InterestService
 from arborec.serve.settings import ServeSettings
 
 STATIC = Path(__file__).parent / "static"
+DOCS_STATIC = "/static-docs"  # Swagger UI and ReDoc assets, served from the fastapi-offline package (no CDN)
 UserId = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@~+=-]+$")]
 
 
@@ -36,9 +38,9 @@ _bearer = HTTPBearer(auto_error=False, description="the API key as a bearer toke
 def create_app(service: InterestService, settings: ServeSettings | None = None) -> FastAPI:
     """The application serving ``service``; ``settings`` gives the key hash and the limits."""
     settings = settings or service.settings
-    app = FastAPI(title="arborec", version="0.1.0",
+    app = FastAPI(title="arborec", version="0.1.0", docs_url=None, redoc_url=None,  # /docs, /redoc below: offline
                   description="Real-time hierarchical user interests: ingest events, get explained "
-                              "recommendations, inspect interest profiles. Writes need an API key.")
+                              "recommendations, inspect interest profiles and user segments. Writes need an API key.")
     app.state.service = service
     metrics = _Metrics(service)
 
@@ -110,9 +112,9 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
                                               description="cold start: a stated interest in words")] = None,
         segment: Annotated[int | None, Query(ge=0, description="cold start: popular items of this segment")] = None,
     ):
-        if segment is not None and segment >= service.catalog.tree.level_sizes[0]:
-            raise HTTPException(422, f"segment={segment} does not exist: there are "
-                                     f"{service.catalog.tree.level_sizes[0]} segments (see GET /segments)")
+        if segment is not None and segment >= service.n_segments:
+            raise HTTPException(422, f"segment={segment} does not exist: there are {service.n_segments} "
+                                     "segments (see GET /segments)")
         # a plain dict: validated once, by response_model
         return service.recommend(user_id, k=k, explain=explain, diverse=diverse, interest=interest, segment=segment)
 
@@ -128,9 +130,10 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         added = service.add_items(body.items)
         return schemas.ItemsAdded(added=len(added), items=added)
 
-    @app.get("/segments", response_model=schemas.Segments, summary="user segments (dominant top-level interest)")
-    def get_segments() -> schemas.Segments:
-        return schemas.Segments(segments=service.segments())
+    @app.get("/segments", response_model=schemas.Segments,
+             summary="user segments: label, size, top interests, representative users, popular items")
+    def get_segments():
+        return service.segments()
 
     @app.get("/health", response_model=schemas.Health, summary="liveness and store status")
     def get_health() -> schemas.Health:
@@ -142,6 +145,28 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         metrics.refresh()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # -- documentation pages, their scripts and styles served from here (they work offline) ----------
+    def _root(request: Request) -> str:
+        return request.scope.get("root_path", "").rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = _root(request)
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+                                   swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no swagger.io badge
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = _root(request)
+        page = get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}{DOCS_STATIC}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_STATIC}/favicon.png", with_google_fonts=False)
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:"  # ReDoc's own logo is fetched from its CDN
+        return page
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
@@ -150,6 +175,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
     def plotly_js() -> FileResponse:
         return FileResponse(_plotly_js(), media_type="application/javascript")
 
+    app.mount(DOCS_STATIC, StaticFiles(directory=_docs_assets()), name="static-docs")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app
@@ -240,3 +266,13 @@ def _plotly_js() -> Path:
     import plotly
 
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _docs_assets() -> Path:
+    """The folder of Swagger UI's and ReDoc's scripts and styles (shipped by the fastapi-offline package)."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        raise ImportError("the service's /docs page needs the fastapi-offline package (in the serve extra): "
+                          "pip install fastapi-offline") from None
+    return Path(fastapi_offline.__file__).parent / "static"

@@ -85,8 +85,9 @@ class Recommendation(BaseModel):
 class Recommendations(BaseModel):
     user: str
     known: bool = Field(description="false: cold start (no events for this user)")
-    strategy: str = Field(description="model | popular-in-segments | popular-in-segment | stated-interest")
-    segment: int | None = None
+    strategy: str = Field(description="model | popular-in-segments (popular items spread over the top-level "
+                                      "interests) | popular-in-segment (of a user segment) | stated-interest")
+    segment: int | None = Field(None, description="the user's segment (see GET /segments), or the one asked for")
     items: list[Recommendation]
 
 
@@ -104,7 +105,8 @@ class Interests(BaseModel):
     known: bool
     n_events: int
     short_window: int
-    segment: int | None = None
+    segment: int | None = Field(None, description="the user's segment (see GET /segments); none without events")
+    segment_label: str | None = None
     levels: list[str] = Field(description="level names, coarse to fine")
     nodes: list[InterestNode]
 
@@ -114,14 +116,35 @@ class ItemsAdded(BaseModel):
     items: list[dict] = Field(description="each new item with the interest path it was placed on")
 
 
+class SegmentInterest(BaseModel):
+    """A node of the tree strong in a segment: its path and its share of the segment's mean profile."""
+
+    path: list[str]
+    level: int
+    share: float
+
+
 class Segment(BaseModel):
+    """A group of users with similar interest profiles (a k-means cluster of their profiles)."""
+
     segment: int
-    label: str
-    n_users: int
-    top_items: list[str]
+    label: str = Field(description="its strongest interest paths, with their shares of its mean profile")
+    n_users: int = Field(description="users in it now (every user with events is in one)")
+    share: float = Field(description="n_users / all users in segments")
+    interests: list[SegmentInterest] = Field(description="its top nodes, at level 1 and its most telling level")
+    representatives: list[str] = Field(description="users nearest its centre (among those it was fitted on)")
+    top_items: list[str] = Field(description="the items its users used most (the cold start ?segment=)")
 
 
 class Segments(BaseModel):
+    """User segments (arborec.profiles.Segmenter), fitted at start on the users known then."""
+
+    n_users: int = Field(description="users in a segment: every user with events (0 when none were fitted)")
+    n_segments: int
+    method: str
+    fitted_on: int = Field(description="users the segments were fitted on (a seeded sample)")
+    silhouette: float | None = Field(None, description="of the fitted users' profiles, in [-1, 1]")
+    levels: list[int] = Field(description="tree levels whose distributions were clustered (1 = coarsest)")
     segments: list[Segment]
 
 

@@ -38,6 +38,11 @@ class OnlineScorer(Protocol):
     def interests(self, state: dict) -> dict[str, list[np.ndarray]]:
         """{"long": [...], "short": [...]}: one (n_nodes_l,) weight array per tree level (not normalised)."""
 
+    def interests_batch(self, histories: Histories) -> dict[str, list[np.ndarray]]:
+        """``interests`` of many users at once from their whole histories (item indices, oldest first):
+        one (B, n_nodes_l) array per level, row b as ``interests`` of the state after history b. The
+        service profiles every known user with it at start (a scorer without it is run user by user)."""
+
     def recent(self, state: dict) -> np.ndarray:
         """Item indices the user has seen recently, oldest first (filtered from recommendations)."""
 
@@ -154,6 +159,20 @@ class HistoryScorer(_BorrowedItems):
                  for level, n in enumerate(self.tree.level_sizes)]
         return {"long": [lv.astype(float) for lv in state["long"]], "short": short}
 
+    def interests_batch(self, histories: Histories) -> dict[str, list[np.ndarray]]:
+        lengths = histories.lengths()
+        B = len(lengths)
+        items = np.asarray(histories.items, dtype=np.int64)
+        row = np.repeat(np.arange(B), lengths)
+        back = np.repeat(histories.indptr[1:], lengths) - 1 - np.arange(len(items))  # later events of the user
+        recent = back < min(self.short_window, self.max_history)  # the state keeps max_history items
+        long, short = [], []
+        for level, n in enumerate(self.tree.level_sizes):
+            cell = row * n + self.tree.codes[items, level]
+            long.append(np.bincount(cell, minlength=B * n).reshape(B, n).astype(float))
+            short.append(np.bincount(cell[recent], minlength=B * n).reshape(B, n).astype(float))
+        return {"long": long, "short": short}
+
     # -- scoring ----------------------------------------------------------------------------------
     def scores(self, state: dict) -> np.ndarray:
         seq = self._proxy[state["items"]]
@@ -207,6 +226,13 @@ class ModelScorer(_BorrowedItems):
     def interests(self, state: dict) -> dict[str, list[np.ndarray]]:
         long, short = self.model.level_distributions_state(state)
         return {"long": [np.asarray(p, dtype=float) for p in long], "short": [np.asarray(p, dtype=float) for p in short]}
+
+    def interests_batch(self, histories: Histories) -> dict[str, list[np.ndarray]]:
+        proxied = Histories(np.asarray(histories.indptr, dtype=np.int64),
+                            self._proxy[np.asarray(histories.items, dtype=np.int64)].astype(np.int32))
+        long, short = self.model.level_distributions(proxied)
+        return {"long": [np.asarray(p, dtype=float) for p in long],
+                "short": [np.asarray(p, dtype=float) for p in short]}
 
     def scores(self, state: dict) -> np.ndarray:
         return self._extend(self.model.score_state(state))

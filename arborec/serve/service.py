@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from arborec.data import Histories
 from arborec.diagnostics import ConfigError, DuplicateItemError, UnknownItemError, logger
+from arborec.profiles import UserProfile
 from arborec.serve.catalog import ServedCatalog
 from arborec.serve.retrieval import ItemIndex, top_k_dense
 from arborec.serve.scorers import OnlineScorer
+from arborec.serve.segments import ServedSegments, user_profile
 from arborec.serve.settings import ServeSettings
 from arborec.serve.store import Store, StoredItem
 
@@ -26,7 +30,7 @@ class UserRecord:
     state: dict
     n_events: int
     last_timestamp: int
-    segment: int | None  # dominant top-level interest (long term), None without events
+    segment: int | None  # the user's segment (Segmenter.predict on this profile), None without events or segments
     interests: dict | None = None  # scorer.interests(state), computed once per update
 
 
@@ -43,6 +47,10 @@ class InterestService:
         trained on; live events from the store are applied on top of it
     encoder : anything with ``encode(list[str]) -> (n, d)`` L2-normalised vectors (for new items and
         stated interests); created on first use when None
+
+    At start, every known user (batch log and store) is profiled and the user segments are fitted
+    (``arborec.profiles.Segmenter``, see `ServedSegments`); users then move between segments as their
+    events arrive.
     """
 
     def __init__(self, scorer: OnlineScorer, catalog: ServedCatalog, store: Store, settings: ServeSettings,
@@ -59,8 +67,10 @@ class InterestService:
         self.text_index = ItemIndex(catalog.vectors)
         vectors = scorer.item_vectors()
         self.model_index = ItemIndex(vectors) if vectors is not None else None
-        self._segment_counts = self._base_segments()
+        self.segmentation = ServedSegments(catalog.tree, settings.segments, settings.segment_fit_users,
+                                           settings.segment_seed)
         self._restore_items()
+        self._fit_segments()
 
     @property
     def n_users_live(self) -> int:
@@ -86,9 +96,10 @@ class InterestService:
             state = self.scorer.update(self.scorer.new_state(), items) if len(items) else self.scorer.new_state()
             last = max((ts for _, ts, _ in stored), default=0)
             interests = self.scorer.interests(state) if len(items) else None
-            record = UserRecord(state, int(len(items)), int(last), _dominant(interests) if interests else None,
+            record = UserRecord(state, int(len(items)), int(last), self.segmentation.predict(interests, user_id),
                                 interests)
             self._users[user_id] = record
+            self.segmentation.place(user_id, record.segment)  # as assigned at start, unless the profile moved
             return record
 
     def ingest(self, events: list) -> list[str]:
@@ -106,7 +117,7 @@ class InterestService:
         for e in events:
             by_user.setdefault(e.user, []).append(e)
         with self._lock:
-            updated, snapshots = {}, {}
+            changes = []
             for user_id, evs in by_user.items():
                 old = self.user(user_id)
                 state = old.state if old is not None else self.scorer.new_state()
@@ -114,17 +125,18 @@ class InterestService:
                 new_state = self.scorer.update(state, items)
                 interests = self.scorer.interests(new_state)  # once per update: summary and segment
                 last = max([e.timestamp for e in evs] + [old.last_timestamp if old else 0])
-                record = UserRecord(new_state, (old.n_events if old else 0) + len(evs), last, _dominant(interests),
-                                    interests)
-                updated[user_id] = (old, record)
-                snapshots[user_id] = {"n_events": record.n_events, "last_timestamp": last,
-                                      "state": self._summary(interests)}
+                changes.append((user_id, new_state, (old.n_events if old else 0) + len(evs), last, interests, items))
+            segments = self.segmentation.predict_many([c[4] for c in changes], [c[0] for c in changes])
+            updated, snapshots = {}, {}
+            for (user_id, new_state, n_events, last, interests, items), segment in zip(changes, segments):
+                updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), items)
+                snapshots[user_id] = {"n_events": n_events, "last_timestamp": last, "state": self._summary(interests)}
             rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
                      "event_type": getattr(e.event_type, "value", e.event_type)} for e in events]
             self.store.add_events(rows=rows, user_states=snapshots)  # committed: now durable
-            for user_id, (old, record) in updated.items():
+            for user_id, (record, items) in updated.items():
                 self._users[user_id] = record
-                self._move_segment(old, record)
+                self.segmentation.place(user_id, record.segment, items)
             np.add.at(self.catalog.counts, [index_of[e.item] for e in events], 1.0)
         return list(by_user)
 
@@ -162,10 +174,10 @@ class InterestService:
             return {"user": user_id, "known": False, "strategy": "stated-interest", "segment": None, "items": items}
         labels = self.catalog.tree.labels[0]
         if segment is not None:
-            members = np.flatnonzero(codes[:, 0] == segment)
-            ids, scores = top_k_dense(counts[members], k)
-            ids = members[ids]
-            items = [self._describe(int(i), float(s), None, None, reason=f"popular in {labels[segment]}")
+            ids, scores = self.segmentation.popular(segment, k, counts)
+            name = self.segmentation.segmenter.names_[segment]
+            items = [self._describe(int(i), float(s), None, None,
+                                    reason=f"popular with the users of segment {segment}: {name}")
                      for i, s in zip(ids, scores)]
             return {"user": user_id, "known": False, "strategy": "popular-in-segment", "segment": segment,
                     "items": items}
@@ -206,6 +218,13 @@ class InterestService:
         return out
 
     # -- interests and segments -------------------------------------------------------------------
+    def profile(self, user_id: str) -> UserProfile | None:
+        """The user's `arborec.profiles.UserProfile` (what their segment is predicted from); None without events."""
+        record = self.user(user_id)
+        if record is None or record.interests is None:
+            return None
+        return user_profile(self.catalog.tree, record.interests, user_id)
+
     def interests(self, user_id: str) -> dict:
         """The user's hierarchical profile: the share of long-term and recent events under each node."""
         record = self.user(user_id)
@@ -213,7 +232,7 @@ class InterestService:
         levels = [f"level {i + 1}" for i in range(tree.n_levels)]
         if record is None or record.n_events == 0:
             return {"user": user_id, "known": False, "n_events": 0, "short_window": self.settings.short_window,
-                    "segment": None, "levels": levels, "nodes": []}
+                    "segment": None, "segment_label": None, "levels": levels, "nodes": []}
         profile = _normalised(record.interests)
         nodes = []
         for level in range(tree.n_levels):
@@ -223,38 +242,55 @@ class InterestService:
                 nodes.append({"level": level + 1, "node": int(node), "parent": int(tree.parents[level][node]),
                               "label": tree.labels[level][node], "long": round(float(long[node]), 5),
                               "short": round(float(short[node]), 5)})
+        label = self.segmentation.segmenter.names_[record.segment] if record.segment is not None else None
         return {"user": user_id, "known": True, "n_events": record.n_events,
-                "short_window": self.settings.short_window, "segment": record.segment,
+                "short_window": self.settings.short_window, "segment": record.segment, "segment_label": label,
                 "levels": levels, "nodes": nodes}
 
-    def segments(self, top: int = 5) -> list[dict]:
-        """Users grouped by their dominant top-level interest, with the most popular items of each group."""
-        codes, counts = self.catalog.tree.codes, self.catalog.counts
-        out = []
-        for seg, label in enumerate(self.catalog.tree.labels[0]):
-            members = np.flatnonzero(codes[:, 0] == seg)
-            best, _ = top_k_dense(counts[members], top)
-            out.append({"segment": seg, "label": label, "n_users": int(self._segment_counts[seg]),
-                        "top_items": [self.catalog.item_ids[i] for i in members[best]]})
+    @property
+    def n_segments(self) -> int:
+        return self.segmentation.n_segments
+
+    def segments(self, top: int = 5) -> dict:
+        """The user segments: how they were made, and for each its label, size, top interests,
+        representative users and the ``top`` items most used by its users."""
+        out = self.segmentation.summary()
+        out["segments"] = []
+        for s in range(self.segmentation.n_segments):
+            ids, _ = self.segmentation.popular(s, top, self.catalog.counts)
+            out["segments"].append({**self.segmentation.describe(s),
+                                    "top_items": [self.catalog.item_ids[i] for i in ids]})
         return out
 
-    def _base_segments(self) -> np.ndarray:
-        n_top = self.catalog.tree.level_sizes[0]
-        counts = np.zeros(n_top, dtype=np.int64)
-        top = self.catalog.tree.codes[:, 0]
-        for items in self.base_histories.values():
-            if len(items):
-                counts[np.argmax(np.bincount(top[items], minlength=n_top))] += 1
-        return counts
+    def _fit_segments(self) -> None:
+        """Fit the segments on the batch log's users (the same segments at every start), or on every user
+        with events when the log has too few; then profile every user with events and assign them."""
+        t0 = time.perf_counter()
+        base = {user: np.asarray(items, dtype=np.int64) for user, items in self.base_histories.items() if len(items)}
+        live: dict[str, list[int]] = {}
+        index_of = self.catalog.index_of
+        for user, item, _, _ in self.store.all_events():
+            if item in index_of:
+                live.setdefault(user, []).append(index_of[item])
+        histories = dict(base)  # every user with events: the batch log, then the live events
+        for user, items in live.items():
+            histories[user] = np.concatenate([histories.get(user, np.zeros(0, np.int64)), items]).astype(np.int64)
+        fit_on = base if self.segmentation.enough(len(base)) else histories
+        self.segmentation.fit(list(fit_on), list(fit_on.values()), self._interests_batch)
+        self.segmentation.assign(list(histories), list(histories.values()), self._interests_batch,
+                                 self.catalog.n_items)
+        logger.info("%d user segments fitted on %d users, %d users assigned, in %.2f s",
+                    self.segmentation.n_segments, self.segmentation.n_fitted, len(histories), time.perf_counter() - t0)
 
-    def _move_segment(self, old: UserRecord | None, new: UserRecord) -> None:
-        before = old.segment if old is not None else None
-        after = new.segment
-        if before != after:
-            if before is not None:
-                self._segment_counts[before] -= 1
-            if after is not None:
-                self._segment_counts[after] += 1
+    def _interests_batch(self, histories: Histories) -> dict[str, list[np.ndarray]]:
+        batch = getattr(self.scorer, "interests_batch", None)
+        if batch is not None:
+            return batch(histories)
+        scorer = self.scorer  # any OnlineScorer: one state per user
+        rows = [scorer.interests(scorer.update(scorer.new_state(), histories.sequence(b).astype(np.int64)))
+                for b in range(len(histories))]
+        return {term: [np.stack([r[term][lv] for r in rows]) for lv in range(self.catalog.tree.n_levels)]
+                for term in ("long", "short")}
 
     def _summary(self, interests: dict, top: int = 3) -> dict:
         """A small readable snapshot of a state's interests for the users table: the top ones at level 1."""
@@ -313,6 +349,7 @@ class InterestService:
             nb_arr[j, :len(nb)], w_arr[j, :len(w)] = nb, w
         # the catalogue first: a concurrent reader may then see tree rows without scores, never the reverse
         self.catalog.append([s.item_id for s in stored], [s.title for s in stored], vectors, np.stack(codes))
+        self.segmentation.add_items(len(stored))
         self.scorer.add_items(nb_arr, w_arr)
         self.text_index.add(vectors)
         if self.model_index is not None:
@@ -342,12 +379,6 @@ class InterestService:
         retrieval = f"faiss-{self.model_index.kind_}" if self.model_index is not None else "dense"
         return {"status": "ok" if store == "ok" else "degraded", "store": store, "n_items": self.catalog.n_items,
                 "n_users_live": self.n_users_live, "scorer": self.name, "retrieval": retrieval}
-
-
-def _dominant(interests: dict[str, list[np.ndarray]]) -> int | None:
-    """The top-level node with the largest long-term weight (the user's segment); None when all are zero."""
-    top = interests["long"][0]
-    return int(np.argmax(top)) if top.sum() > 0 else None
 
 
 def _normalised(interests: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarray]]:

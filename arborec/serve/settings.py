@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,17 @@ class ServeSettings(BaseSettings):
 
     max_history: int = Field(200, ge=1)
     """Most recent events kept in a user's in-memory state."""
+
+    segments: Annotated[int, Field(ge=2)] | Literal["auto"] = "auto"
+    """Number of user segments (`arborec.profiles.Segmenter`, k-means over the users' level-1 interest
+    profiles, fitted at start on the users known then), or "auto": chosen by the silhouette among 4..12."""
+
+    segment_fit_users: int = Field(5000, ge=10)
+    """Most users the segments are fitted on (a seeded sample); every user is then assigned to the nearest
+    segment. Fitting takes well under a second on 5000 users."""
+
+    segment_seed: int = 0
+    """Seed of the segments' sample and k-means (the same data and seed give the same segments)."""
 
     @field_validator("api_key_hash")
     @classmethod

@@ -109,3 +109,14 @@ class FineTunedText(TextOnly):
     def __init__(self, model: str = DEFAULT_MODEL, backend: str = "auto", decay: float = 0.7,
                  finetune: bool = True, blend: float | None = None, seed: int = 0):
         super().__init__(model=model, backend=backend, decay=decay, finetune=finetune, blend=blend, seed=seed)
+
+
+def finetune_vectors(vectors: np.ndarray, split, seed: int = 0) -> np.ndarray:
+    """(n_items, d) text vectors -> the same items' vectors after behaviour fine-tuning on ``split``'s
+    training sequences (adapter epoch and blend chosen on validation, as in :class:`FineTunedText`)."""
+    model = FineTunedText(seed=seed)
+    raw = np.ascontiguousarray(vectors, dtype=np.float32)
+    model.item_vectors_ = raw
+    model._fit_adapter(raw, split)
+    return model.item_vectors_
+

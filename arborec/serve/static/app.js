@@ -67,7 +67,7 @@ function drawProfile(profile) {
   }
   $("short-caption").textContent = `Short term (last ${profile.short_window} events)`;
   $("profile-note").textContent = profile.known
-    ? `${profile.n_events} events` + (profile.segment !== null ? `, segment ${profile.segment}` : "")
+    ? `${profile.n_events} events` + (profile.segment !== null ? `, segment ${profile.segment}: ${profile.segment_label}` : "")
     : "unknown user (cold start)";
 }
 
