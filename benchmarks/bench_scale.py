@@ -70,6 +70,22 @@ def run_stage(stage: str, size: int, work: Path, args) -> dict:
     return record
 
 
+def sampled_validation(split, n_users: int):
+    """The split with only ``n_users`` sampled validation users (seed 0; the others' targets masked), or as is for 0.
+
+    Full ranking of every user on a 1M catalogue is an evaluation job of its own, not part of an epoch."""
+    if n_users <= 0:
+        return split
+    import dataclasses
+
+    import numpy as np
+
+    valid = split.eval_users("valid")
+    keep = np.zeros(split.n_users, dtype=bool)
+    keep[np.random.default_rng(0).choice(valid, min(n_users, len(valid)), replace=False)] = True
+    return dataclasses.replace(split, valid_target=np.where(keep, split.valid_target, -1))
+
+
 def stage_main(stage: str, size: int, work: Path, args) -> dict:
     import resource
 
@@ -118,11 +134,14 @@ def stage_main(stage: str, size: int, work: Path, args) -> dict:
         from arborec.data import PreparedData, leave_one_out
         from arborec.scale import fit_ray, ray_session
 
-        split = leave_one_out(PreparedData.load(prepared))
+        split = sampled_validation(leave_one_out(PreparedData.load(prepared)), args.valid_users)
         t0 = time.perf_counter()
         with ray_session(num_cpus=args.ray_cpus):
             model = fit_ray(SASRec(max_epochs=1, seed=0), split, workers=args.ray_cpus)
-        out.update(epoch_seconds=round(model.history_[-1]["seconds"], 2), workers=args.ray_cpus)
+        epoch = model.history_[-1]
+        out.update(epoch_seconds=round(epoch["seconds"], 2), valid_seconds=round(epoch["eval_seconds"], 2),
+                   valid_users=len(split.eval_users("valid")), workers=args.ray_cpus, loss=round(epoch["loss"], 4),
+                   sampled_softmax=bool(split.n_items > model.sampled_above))
     elif stage in ("train", "evaluate"):
         from arborec.baselines import SASRec
         from arborec.data import PreparedData, leave_one_out
@@ -130,14 +149,7 @@ def stage_main(stage: str, size: int, work: Path, args) -> dict:
 
         split = leave_one_out(PreparedData.load(prepared))
         out.update(load_seconds=round(time.perf_counter() - t0, 2), load_peak_mb=peak())
-        fit_split = split
-        if args.valid_users > 0:  # validate on a sample: mask the other users' validation targets
-            import dataclasses
-
-            keep = np.zeros(split.n_users, dtype=bool)
-            valid = split.eval_users("valid")
-            keep[np.random.default_rng(0).choice(valid, min(args.valid_users, len(valid)), replace=False)] = True
-            fit_split = dataclasses.replace(split, valid_target=np.where(keep, split.valid_target, -1))
+        fit_split = sampled_validation(split, args.valid_users)
         steps = {}
         if args.train_steps > 0:  # only the epoch's first N batches; the epoch is extrapolated
             import arborec.baselines._sequential as sequential

@@ -139,6 +139,33 @@ def test_ablation_switches_and_sampled_softmax(synthetic):
         ArboRec(use_long=False, use_short=False, **TINY).fit(split, data, vectors=_vectors(split))
 
 
+def test_sampled_training_fuses_only_the_rows_a_step_touches(fitted):
+    """Above ``sampled_above`` a step fuses only its inputs', targets' and negatives' rows; the loss is the
+    sampled softmax over the full table's rows, to float precision."""
+    _, split, model = fitted
+    m = model.module_.eval()  # no dropout: both paths are deterministic
+    seq = torch.tensor([[0, 0, 3, 7, 9, 11], [1, 4, 6, 8, 10, 12]])
+    tgt = torch.tensor([[0, 0, 7, 9, 11, 2], [4, 6, 8, 10, 12, 14]])
+    sampled = ArboRec(**{**model.get_params(), "sampled_above": 10, "n_negatives": 16, "head_weight": 0.0})
+    sampled.module_, sampled.n_items_, sampled.item_counts_, sampled._q = m, model.n_items_, split.item_train_counts(), None
+    fused_rows = []
+    real = m.items.forward
+    m.items.forward = lambda rows=None: fused_rows.append(None if rows is None else len(rows)) or real(rows)
+    try:
+        torch.manual_seed(3)
+        loss, n = sampled._loss(seq, tgt)
+    finally:
+        del m.items.forward
+    assert fused_rows and None not in fused_rows and max(fused_rows) < model.n_items_  # never the whole table
+    torch.manual_seed(3)
+    neg = sampled._draw_negatives(seq.device)
+    user, _, _, table = m(seq)
+    mask = tgt > 0
+    expected = sampled._sampled_softmax(user[mask], table[1:], tgt[mask] - 1, neg=neg)
+    assert n == int(mask.sum())
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_fits_on_memory_mapped_vectors_without_copying_them(synthetic, tmp_path):
     """Vectors from ``encode_items(out=...)`` (a read-only memory map) train the same model, shared, not copied."""
     data, split = synthetic

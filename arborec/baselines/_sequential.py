@@ -283,16 +283,24 @@ class SequentialRecommender(Recommender):
             return self._sampled_softmax(h, items, target)
         return full_softmax_cross_entropy(h, items, target)
 
-    def _sampled_softmax(self, h: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _draw_negatives(self, device: torch.device) -> torch.Tensor:
+        """(n_negatives,) item ids drawn with replacement from the proposal q ~ (training count + 1) ** 0.75."""
+        if getattr(self, "_q", None) is None:
+            q = (self.item_counts_ + 1.0) ** 0.75
+            self._q = torch.as_tensor(q / q.sum(), dtype=torch.float32, device=device)  # (n_items,)
+        return torch.multinomial(self._q, self.n_negatives, replacement=True)  # (K,)
+
+    def _sampled_softmax(self, h: torch.Tensor, items: torch.Tensor, target: torch.Tensor,
+                         neg: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy against the target and ``n_negatives`` shared negatives drawn by popularity, log-q corrected.
 
         Only the (N, 1 + n_negatives) logits exist: the cost per step does not grow with the catalogue.
+        ``items`` may hold only some items (R, D): then row j is item ``rows[j]``, and ``target`` (N,) and
+        ``neg`` (K,) (drawn by the caller) index those rows.
         """
-        if getattr(self, "_q", None) is None:
-            q = (self.item_counts_ + 1.0) ** 0.75
-            self._q = torch.as_tensor(q / q.sum(), dtype=torch.float32, device=h.device)  # (n_items,)
-        neg = torch.multinomial(self._q, self.n_negatives, replacement=True)  # (K,)
-        logq = torch.log(self._q)
+        if neg is None:
+            neg = self._draw_negatives(h.device)
+        logq = torch.log(self._q) if rows is None else torch.log(self._q)[rows]
         pos = (h * items[target]).sum(-1, keepdim=True) - logq[target, None]  # (N, 1)
         negs = h @ items[neg].T - logq[neg][None, :]  # (N, K)
         negs = negs.masked_fill(neg[None, :] == target[:, None], float("-inf"))  # accidental hits

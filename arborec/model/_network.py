@@ -57,27 +57,34 @@ class ItemEncoder(nn.Module):
         assert self.parts, "at least one of use_id, use_text, use_tree"
         self.gate = nn.Linear(len(self.parts) * D, len(self.parts)) if len(self.parts) > 1 else None
 
-    def forward(self) -> torch.Tensor:
+    def forward(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The fused table (n_items + 1, D), row 0 = padding; or, given item ``rows`` (R,) (0-based),
+        only those items' representations (R, D) (sampled-softmax training on large catalogues)."""
+        if rows is None:
+            items = self._fuse(self.id_emb.weight[1:], self.vectors, self.codes, self.seen)  # (n_items, D)
+            return torch.cat([items.new_zeros(1, items.shape[1]), items])
+        return self._fuse(self.id_emb(rows + 1), self.vectors[rows], self.codes[rows], self.seen[rows])
+
+    def _fuse(self, ids: torch.Tensor, vectors: torch.Tensor, codes: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """(R, D), (R, text_dim), (R, L), (R,) of R items -> their fused representations (R, D)."""
         parts = []
         if self.cfg.use_id:
-            parts.append(self.id_emb.weight[1:] * self.seen[:, None])  # (n_items, D), zero for unseen items
+            parts.append(ids * seen[:, None])  # (R, D), zero for unseen items
         if self.cfg.use_text:
-            parts.append(self.text_proj(self.vectors))  # (n_items, D)
+            parts.append(self.text_proj(vectors))  # (R, D)
         if self.cfg.use_tree:
-            parts.append(sum(emb(self.codes[:, level]) for level, emb in enumerate(self.node_emb)))  # (n_items, D)
+            parts.append(sum(emb(codes[:, level]) for level, emb in enumerate(self.node_emb)))  # (R, D)
         if self.gate is None:
-            items = parts[0]
-        else:
-            logits = self.gate(torch.cat(parts, dim=1))  # (n_items, P)
-            if self.cfg.use_id:  # unseen items (and, in training, id-dropped ones): no ID part
-                hidden = ~self.seen
-                if self.training and self.cfg.id_dropout > 0:
-                    hidden = hidden | (torch.rand(len(hidden), device=hidden.device) < self.cfg.id_dropout)
-                logits = logits.masked_fill(hidden[:, None] & (torch.arange(len(parts), device=logits.device) == 0),
-                                            float("-inf"))
-            w = torch.softmax(logits, dim=1)  # (n_items, P)
-            items = len(parts) * sum(w[:, p, None] * x for p, x in enumerate(parts))  # (n_items, D)
-        return torch.cat([items.new_zeros(1, items.shape[1]), items])  # (n_items + 1, D), row 0 = padding
+            return parts[0]
+        logits = self.gate(torch.cat(parts, dim=1))  # (R, P)
+        if self.cfg.use_id:  # unseen items (and, in training, id-dropped ones): no ID part
+            hidden = ~seen
+            if self.training and self.cfg.id_dropout > 0:
+                hidden = hidden | (torch.rand(len(hidden), device=hidden.device) < self.cfg.id_dropout)
+            logits = logits.masked_fill(hidden[:, None] & (torch.arange(len(parts), device=logits.device) == 0),
+                                        float("-inf"))
+        w = torch.softmax(logits, dim=1)  # (R, P)
+        return len(parts) * sum(w[:, p, None] * x for p, x in enumerate(parts))  # (R, D)
 
 
 class LevelHeads(nn.Module):

@@ -38,6 +38,8 @@ class ArboRec(SequentialRecommender):
     max_len : the short-term window and the training window
     id_dropout : share of items whose ID embedding is hidden at each training step (learn to do without it)
     id_min_count : items with fewer training events than this have no ID part (text and tree only)
+    logit_adjust : tau >= 0; training adds tau * log(item's share of training events) to every item
+        logit and scoring does not (logit adjustment: the learned scores lean less on popularity)
     dropout, lr, weight_decay, batch_size, max_epochs, patience, eval_every, earlier_windows :
         as in :class:`arborec.baselines.SASRec`
     head_weight : weight of the level heads' cross-entropy in the loss
@@ -65,6 +67,7 @@ class ArboRec(SequentialRecommender):
 
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
                  max_len: int = 50, dropout: float = 0.4, id_dropout: float = 0.0, id_min_count: int = 1,
+                 logit_adjust: float = 0.0,
                  lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
                  earlier_windows: bool = False, head_weight: float = 0.3, path_weight="auto", text_weight="auto",
@@ -81,6 +84,7 @@ class ArboRec(SequentialRecommender):
         self.dropout = dropout
         self.id_dropout = id_dropout
         self.id_min_count = id_min_count
+        self.logit_adjust = logit_adjust
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -113,6 +117,7 @@ class ArboRec(SequentialRecommender):
                     "at least one stream on")
         check_param("head_weight", self.head_weight, self.head_weight >= 0, "a float >= 0")
         check_param("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "a float in [0, 1)")
+        check_param("logit_adjust", self.logit_adjust, self.logit_adjust >= 0, "a float >= 0")
         check_param("id_min_count", self.id_min_count, isinstance(self.id_min_count, int) and self.id_min_count >= 1,
                     "an integer >= 1")
         for name in ("path_weight", "text_weight"):
@@ -174,12 +179,23 @@ class ArboRec(SequentialRecommender):
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Next-item cross-entropy at every position + head_weight * the level heads' cross-entropy."""
-        user, long, short, table = self.module_(seq)  # (B, W, D) x3, (n_items + 1, D)
         mask = tgt > 0  # (B, W)
         target = tgt[mask] - 1  # (N,)
-        h = user[mask]  # (N, D)
-        items = table[1:]  # (n_items, D)
-        loss = self._output_loss(h, items, target)  # full softmax, or sampled above sampled_above items
+        if self.n_items_ > self.sampled_above:  # only the rows this step touches: inputs, targets, negatives
+            neg = self._draw_negatives(seq.device)  # (K,)
+            zero = seq.new_zeros(1)
+            rows, local = torch.unique(torch.cat([zero, seq.flatten(), target + 1, neg + 1]), return_inverse=True)
+            table = torch.cat([self.module_.items.vectors.new_zeros(1, self.hidden_size),
+                               self.module_.items(rows[1:] - 1)])  # (R + 1, D), row 0 = padding
+            n_seq = seq.numel()
+            user, long, short, _ = self.module_(local[1:1 + n_seq].view_as(seq), table)
+            h, items = self._adjusted(user[mask], table[1:], rows[1:] - 1)  # (N, D'), (R, D')
+            loss = self._sampled_softmax(h, items, local[1 + n_seq:1 + n_seq + len(target)] - 1,
+                                         neg=local[1 + n_seq + len(target):] - 1, rows=rows[1:] - 1)
+        else:
+            user, long, short, table = self.module_(seq)  # (B, W, D) x3, (n_items + 1, D)
+            h, items = self._adjusted(user[mask], table[1:])
+            loss = self._output_loss(h, items, target)  # full softmax over the catalogue
         heads = self.module_.heads
         if heads is not None and self.head_weight > 0:
             codes = self.module_.items.codes[target]  # (N, L)
@@ -188,6 +204,18 @@ class ArboRec(SequentialRecommender):
                             for r in reps for level, logp in enumerate(heads(r)))
             loss = loss + self.head_weight * head_loss / (len(reps) * len(heads.level_sizes))
         return loss, int(h.shape[0])
+
+    def _adjusted(self, h: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | None = None):
+        """(N, D), (R, D) -> (N, D + 1), (R, D + 1) whose products add logit_adjust * log prior to every logit.
+
+        The training share of an item, (count + 1) / sum, is its prior; ``rows`` says which items ``items``
+        holds (all of them when None). With ``logit_adjust`` 0 the inputs come back unchanged."""
+        if not self.logit_adjust:
+            return h, items
+        counts = torch.as_tensor(self.item_counts_, dtype=torch.float32, device=h.device) + 1.0
+        bias = self.logit_adjust * torch.log(counts / counts.sum())  # (n_items,)
+        bias = bias if rows is None else bias[rows]
+        return torch.cat([h, h.new_ones(len(h), 1)], 1), torch.cat([items, bias[:, None]], 1)
 
     def _on_validated(self, record: dict, improved: bool) -> None:
         if self.checkpoint_dir and improved:
