@@ -279,9 +279,13 @@ class SequentialRecommender(Recommender):
 
     def _output_loss(self, h: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Full-softmax cross-entropy of ``h @ items.T`` (N, n_items); sampled above ``sampled_above`` items."""
-        if self.n_items_ > getattr(self, "sampled_above", self.n_items_):
+        if self._sampled():
             return self._sampled_softmax(h, items, target)
         return full_softmax_cross_entropy(h, items, target)
+
+    def _sampled(self) -> bool:
+        """Whether training uses the sampled softmax: the catalogue is larger than ``sampled_above``."""
+        return self.n_items_ > getattr(self, "sampled_above", self.n_items_)
 
     def _draw_negatives(self, device: torch.device) -> torch.Tensor:
         """(n_negatives,) item ids drawn with replacement from the proposal q ~ (training count + 1) ** 0.75."""

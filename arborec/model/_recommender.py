@@ -181,7 +181,7 @@ class ArboRec(SequentialRecommender):
         """Next-item cross-entropy at every position + head_weight * the level heads' cross-entropy."""
         mask = tgt > 0  # (B, W)
         target = tgt[mask] - 1  # (N,)
-        if self.n_items_ > self.sampled_above:  # only the rows this step touches: inputs, targets, negatives
+        if self._sampled():  # only the rows this step touches: inputs, targets, negatives
             neg = self._draw_negatives(seq.device)  # (K,)
             zero = seq.new_zeros(1)
             rows, local = torch.unique(torch.cat([zero, seq.flatten(), target + 1, neg + 1]), return_inverse=True)
