@@ -545,7 +545,8 @@ def cmd_fit(args) -> int:
     out = save_fitted(model, data, args.output or f"runs/{Path(args.data).name}-arborec")
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(f"fitted in {fit_s:.1f} s: best epoch {model.best_epoch_} of {len(model.history_)}, "
-          f"{model.epoch_seconds_:.1f} s/epoch; path weight {model.path_weight_}, text weight {model.text_weight_}")
+          f"{model.epoch_seconds_:.1f} s/epoch; path weight {model.path_weight_}, text weight {model.text_weight_}, "
+          f"text pointer {model.pointer_weight_} (temperature {model.pointer_temperature_})")
     print(f"valid NDCG@10 {valid['ndcg@10']:.4f}  Recall@10 {valid['recall@10']:.4f}")
     print(f"bundle written to {out}")
     return 0

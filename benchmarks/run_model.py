@@ -87,6 +87,9 @@ def main() -> int:
             m = holder["model"]
             record["path_weight"], record["text_weight"] = m.path_weight_, m.text_weight_
             record["score_weights_valid_ndcg@10"] = getattr(m, "score_weight_scores_", None)
+            record["pointer_weight"], record["pointer_temperature"] = m.pointer_weight_, m.pointer_temperature_
+            record["pointer_valid_ndcg@10"] = getattr(m, "pointer_scores_", None)
+            record["pointer_valid_cold_recall@10"] = getattr(m, "pointer_cold_recall_", None)
             record["best_epoch"], record["n_epochs"] = m.best_epoch_, len(m.history_)
             record["history"] = m.history_
             if args.bundles:
@@ -109,7 +112,7 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
     order = {v: i for i, v in enumerate(["sasrec", *VARIANTS])}
     rows = sorted(records, key=lambda r: order.get(r.get("variant"), 99))
     lines = [f"# arborec on {name} (full ranking, leave-one-out, test split)", "",
-             "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 | path / text weight | epochs (best) "
+             "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 | path / text weight [/ pointer @ T] | epochs (best) "
              "| max epochs | s/epoch | fit s | peak MB |", "|" + "---|" * 13]
     for r in rows:
         t = r["test"]["metrics"]
@@ -124,7 +127,8 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
               "the GRU / attention stream, `no_heads` the tree-level heads (loss and score term). 'cold' = test "
               "items with <= 5 training events. Every line of a table has the same epoch budget (column 'max "
               "epochs', early stopping on validation NDCG@10 inside it). The path / text weights of the score are "
-              "chosen on validation after training (`path_weight=\"auto\"`, `text_weight=\"auto\"`).",
+              "chosen on validation after training (`path_weight=\"auto\"`, `text_weight=\"auto\"`), then the text "
+              "pointer's weight and temperature (`pointer_weight`, `pointer_temperature`; shown when it is on).",
               "", "Commands: see `command` in the JSON records (one per variant). Timings: one torch thread per "
               "process on a shared 2-core machine, with two or three runs side by side, so seconds are "
               "pessimistic; see `machine` and `date` in the records."]
@@ -134,7 +138,8 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
 def _weights(record: dict) -> str:
     if "path_weight" not in record:
         return ""
-    return f"{record['path_weight']:g} / {record.get('text_weight', 0):g}"
+    pointer = f" / {record['pointer_weight']:g} @ {record['pointer_temperature']:g}" if record.get("pointer_weight") else ""
+    return f"{record['path_weight']:g} / {record.get('text_weight', 0):g}{pointer}"
 
 
 if __name__ == "__main__":

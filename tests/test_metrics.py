@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from arborec.data import Split
-from arborec.evaluate import evaluate, rank_metrics, target_ranks, top_k
+from arborec.evaluate import evaluate, rank_metrics, select_within_one_se, target_ranks, top_k
 
 
 def test_target_ranks_counts_higher_scores_and_breaks_ties_by_index():
@@ -104,3 +104,14 @@ def test_evaluate_chunks_users_by_catalogue_size(synthetic, monkeypatch):
     assert max(rows) == 20 and sum(rows) == whole.n_users
     np.testing.assert_array_equal(chunked.ranks, whole.ranks)
     assert chunked.metrics == whole.metrics
+
+
+def test_select_within_one_se_prefers_only_among_settings_validation_cannot_tell_apart():
+    rng = np.random.default_rng(0)
+    best = rng.random(400)  # mean ~0.5, standard error ~0.014
+    se = best.std() / np.sqrt(len(best))
+    scores = {"best": best, "near": best - 0.5 * se, "far": best - 3 * se}
+    assert select_within_one_se(scores) == "best"
+    prefer = {"best": 0.1, "near": 0.2, "far": 0.9}
+    assert select_within_one_se(scores, prefer) == "near"  # "far" prefers more but is clearly worse
+    assert select_within_one_se(scores, {"best": 0.2, "near": 0.2, "far": 0.9}) == "best"  # tie: better mean

@@ -7,6 +7,7 @@ import torch
 from arborec.data import Histories
 from arborec.evaluate import evaluate
 from arborec.model import ArboRec, default_tree, load_bundle, save_bundle
+from arborec.model._recommender import POINTER_TEMPERATURES, POINTER_WEIGHTS
 
 TINY = dict(hidden_size=16, n_layers=1, max_len=12, batch_size=64, eval_every=1, patience=2, seed=0)
 
@@ -55,7 +56,11 @@ def test_advancing_event_by_event_equals_the_full_sequence(fitted, monkeypatch):
     _, split, model = fitted
     monkeypatch.setattr(model, "text_weight_", 1.0)  # every score term on, whatever validation chose
     monkeypatch.setattr(model, "path_weight_", 0.5)
-    users = split.eval_users("test")[:4]
+    monkeypatch.setattr(model, "pointer_weight_", 0.2)
+    monkeypatch.setattr(model, "pointer_temperature_", 0.05)
+    lengths = split.histories("test", split.eval_users("test")).lengths()
+    users = split.eval_users("test")[np.argsort(-lengths, kind="stable")[[0, 1, -2, -1]]]  # windows full and not
+    assert lengths.max() > model.max_len
     hist = split.histories("test", users)
     full = model.score(users, hist)
     assert set(model.score_weight_scores_) >= {"path 0.0, text 0.0", "path 0.5, text 2.0"}
@@ -73,6 +78,32 @@ def test_advancing_event_by_event_equals_the_full_sequence(fitted, monkeypatch):
         x = m.gru_inputs(torch.tensor([[i + 1 for i in seq]]), model._table())
         _, h = m.gru(x)
         np.testing.assert_allclose(np.asarray(state["gru"]), h[:, 0].detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_text_pointer_mixes_the_model_with_a_text_distribution_over_new_items(fitted, monkeypatch):
+    data, split, model = fitted
+    assert model.pointer_weight_ in POINTER_WEIGHTS and model.pointer_temperature_ in POINTER_TEMPERATURES
+    assert "pointer 0.0, temperature 0.01" in model.pointer_scores_  # every candidate measured on validation
+    users = split.eval_users("test")[:6]
+    hist = split.histories("test", users)
+    monkeypatch.setattr(model, "path_weight_", 0.5)
+    monkeypatch.setattr(model, "text_weight_", 1.0)
+    monkeypatch.setattr(model, "pointer_weight_", 0.0)
+    base = np.exp(model.score(users, hist).astype(np.float64))
+    pointer = np.exp(model._text_term(hist) / 0.05)
+    outside = np.ones_like(base, dtype=bool)  # both distributions are over the items outside the window
+    for b in range(len(users)):
+        outside[b, hist.sequence(b)[-model.max_len:]] = False
+    base, pointer = base * outside, pointer * outside
+    expected = 0.75 * base / base.sum(1, keepdims=True) + 0.25 * pointer / pointer.sum(1, keepdims=True)
+    monkeypatch.setattr(model, "pointer_weight_", 0.25)
+    monkeypatch.setattr(model, "pointer_temperature_", 0.05)
+    scores = model.score(users, hist)
+    np.testing.assert_allclose(np.exp(scores.astype(np.float64)) * outside, expected, rtol=1e-3, atol=1e-7)
+    assert np.isfinite(scores).all()  # window items: ranked last, but finite
+    np.testing.assert_allclose(scores.min(1), np.where(outside, scores, np.inf).min(1))
+    with pytest.raises(Exception, match="pointer_weight"):
+        ArboRec(pointer_weight=1.0, **TINY).fit(split, data, vectors=_vectors(split))
 
 
 def test_cold_item_gets_a_finite_score_from_text_and_tree(synthetic):
@@ -194,8 +225,10 @@ def test_fits_on_memory_mapped_vectors_without_copying_them(synthetic, tmp_path)
     np.testing.assert_allclose(on_map.score(np.arange(20), hist), in_memory.score(np.arange(20), hist), atol=1e-6)
 
 
-def test_bundle_round_trip(fitted, tmp_path):
+def test_bundle_round_trip(fitted, tmp_path, monkeypatch):
     data, split, model = fitted
+    monkeypatch.setattr(model, "pointer_weight_", 0.1)  # every score term on, whatever validation chose
+    monkeypatch.setattr(model, "pointer_temperature_", 0.03)
     hist = Histories(split.train_indptr, split.train_items)
     path = save_bundle(model, tmp_path / "b", item_ids=data.catalog["item"], user_ids=data.user_ids, histories=hist)
     assert {"model.safetensors", "config.json", "items.json", "tree.npz", "vectors.npy"} <= {p.name for p in path.iterdir()}

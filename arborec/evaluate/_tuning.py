@@ -6,11 +6,27 @@ import itertools
 import time
 from typing import Callable
 
+import numpy as np
+
 from arborec.diagnostics import logger
 from arborec.evaluate._protocol import evaluate
 from arborec.evaluate._report import result_record
 
 SELECT_ON = "ndcg@10"  # the only metric model selection reads, on the validation stage
+
+
+def select_within_one_se(scores: dict, prefer: dict | None = None):
+    """The key of ``scores`` ({key: (n_users,) per-user validation metric}) with the best mean; or, given
+    ``prefer`` ({key: float}), the key with the largest ``prefer`` among those whose mean is within one
+    standard error of the best (the one-standard-error rule: validation cannot tell them apart from the
+    best), ties going to the better mean."""
+    means = {k: float(np.mean(v)) for k, v in scores.items()}
+    best = max(means, key=means.get)
+    if not prefer:
+        return best
+    se = float(np.std(scores[best]) / np.sqrt(max(len(scores[best]), 1)))
+    near = [k for k in means if means[k] >= means[best] - se]
+    return max(near, key=lambda k: (prefer[k], means[k]))
 
 
 def grid(space: dict[str, list]) -> list[dict]:

@@ -79,6 +79,8 @@ def load_bundle(path: str | Path):
     model.n_items_ = int(config["n_items"])
     model.path_weight_ = float(config["path_weight_"])
     model.text_weight_ = float(config.get("text_weight_", 0.0))  # bundles written before the text term
+    model.pointer_weight_ = float(config.get("pointer_weight_", 0.0))  # ... and before the text pointer
+    model.pointer_temperature_ = float(config.get("pointer_temperature_", 1.0))
     model.module_ = _module_from(model.config_, model.vectors_, model.tree_, model.item_counts_ >= max(model.id_min_count, 1))
     model.module_.load_state_dict(load_file(str(path / WEIGHTS)))
     model.module_.to(torch.device(model.device)).eval()

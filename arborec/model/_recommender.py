@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from arborec.model._network import ArboRecConfig, ArboRecModule
 PATH_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)  # candidates for path_weight="auto", chosen on validation NDCG@10
 TEXT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # candidates for text_weight="auto", chosen with path_weight
 TEXT_DECAY = 0.7  # recency decay of the text-interest term (weight of the k-th most recent window item: 0.7 ** k)
+POINTER_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)  # candidates for pointer_weight="auto"
+POINTER_TEMPERATURES = (0.01, 0.02, 0.03)  # candidates for pointer_temperature="auto", chosen with pointer_weight
+COLD_TIEBREAK_MIN_USERS = 100  # cold_tiebreak needs this many validation users with a cold target
 
 
 class ArboRec(SequentialRecommender):
@@ -31,6 +35,12 @@ class ArboRec(SequentialRecommender):
     node; they are trained with the next-item cross-entropy (weight ``head_weight``) and the item
     score is ``user . item + path_weight * mean_l log P_l(item's node at level l)
     + text_weight * cos(recency-weighted mean of the window's text vectors, item's text vector)``.
+
+    A text pointer then mixes this with a second next-item distribution, read from text alone: with
+    ``pointer_weight`` w and ``pointer_temperature`` T the final score is the log-probability
+    ``log((1 - w) softmax(score) + w softmax(cos / T))``, the second softmax over the items outside
+    the user's window. Items whose text is closest to the user's recent text interest but which the
+    ID-trained score ranks low (typically rare, "cold" items) can so reach the top of the list.
 
     Parameters
     ----------
@@ -45,6 +55,13 @@ class ArboRec(SequentialRecommender):
     head_weight : weight of the level heads' cross-entropy in the loss
     path_weight : float, or "auto" to pick it after training among ``PATH_WEIGHTS`` on validation
     text_weight : float, or "auto" to pick it (jointly with path_weight) among ``TEXT_WEIGHTS``
+    pointer_weight : float in [0, 1), or "auto" to pick it among ``POINTER_WEIGHTS`` on validation
+        (after path_weight and text_weight); 0 turns the text pointer off
+    pointer_temperature : float > 0, or "auto" to pick it among ``POINTER_TEMPERATURES`` (with pointer_weight)
+    cold_tiebreak : when choosing the pointer on validation, among the candidates whose NDCG@10 is within
+        one standard error of the best (validation cannot tell them apart), take the one with the best
+        Recall@10 on cold-item targets (<= 5 training events; needs ``COLD_TIEBREAK_MIN_USERS`` of them);
+        False: the best validation NDCG@10
     use_text, use_tree, use_long, use_short, use_heads : the ablation switches
     tree_source : which tree ``fit`` builds when none is given (see :func:`arborec.model.default_tree`)
     text_model : sentence-transformers model of the item vectors (when ``fit`` gets none)
@@ -58,8 +75,9 @@ class ArboRec(SequentialRecommender):
     Attributes after ``fit``
     ------------------------
     module_, n_items_, history_, epoch_seconds_, best_epoch_, best_valid_ndcg_ (see the base class)
-    tree_ : InterestTree, vectors_ : (n_items, d) float32, path_weight_ : float,
-    path_weight_scores_ : {weight: valid NDCG@10} when path_weight="auto"
+    tree_ : InterestTree, vectors_ : (n_items, d) float32, path_weight_, text_weight_,
+    pointer_weight_, pointer_temperature_ : float, score_weight_scores_ / pointer_scores_ :
+    {setting: valid NDCG@10} of the candidates (when chosen on validation)
     """
 
     name = "arborec"
@@ -71,6 +89,7 @@ class ArboRec(SequentialRecommender):
                  lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
                  earlier_windows: bool = False, head_weight: float = 0.3, path_weight="auto", text_weight="auto",
+                 pointer_weight="auto", pointer_temperature="auto", cold_tiebreak: bool = True,
                  use_text: bool = True, use_tree: bool = True, use_long: bool = True, use_short: bool = True,
                  use_heads: bool = True, tree_source: str = "auto", text_model: str = "all-MiniLM-L6-v2",
                  finetune_text: bool = False,
@@ -95,6 +114,9 @@ class ArboRec(SequentialRecommender):
         self.head_weight = head_weight
         self.path_weight = path_weight
         self.text_weight = text_weight
+        self.pointer_weight = pointer_weight
+        self.pointer_temperature = pointer_temperature
+        self.cold_tiebreak = cold_tiebreak
         self.use_text = use_text
         self.use_tree = use_tree
         self.use_long = use_long
@@ -124,6 +146,11 @@ class ArboRec(SequentialRecommender):
             value = getattr(self, name)
             check_param(name, value, value == "auto" or (isinstance(value, (int, float)) and value >= 0),
                         '"auto" or a float >= 0')
+        w, t = self.pointer_weight, self.pointer_temperature
+        check_param("pointer_weight", w, w == "auto" or (isinstance(w, (int, float)) and 0 <= w < 1),
+                    '"auto" or a float in [0, 1)')
+        check_param("pointer_temperature", t, t == "auto" or (isinstance(t, (int, float)) and t > 0),
+                    '"auto" or a float > 0')
 
     def fit(self, split: Split, data=None, *, vectors: np.ndarray | None = None,
             tree: InterestTree | None = None) -> "ArboRec":
@@ -159,11 +186,16 @@ class ArboRec(SequentialRecommender):
         self._prepare_sampling(split)
         self.path_weight_ = 0.0 if self.path_weight == "auto" else float(self.path_weight)
         self.text_weight_ = 0.0 if self.text_weight == "auto" else float(self.text_weight)
+        self.pointer_weight_ = 0.0 if self.pointer_weight == "auto" else float(self.pointer_weight)
+        self.pointer_temperature_ = (POINTER_TEMPERATURES[0] if self.pointer_temperature == "auto"
+                                     else float(self.pointer_temperature))
 
     def _finish_fit(self, split: Split) -> "ArboRec":
-        """After the loop: choose path_weight / text_weight on validation, write the final checkpoint."""
+        """After the loop: choose the score weights, then the text pointer, on validation; write the final checkpoint."""
         if self.path_weight == "auto" or self.text_weight == "auto":
             self._select_score_weights(split)
+        if "auto" in (self.pointer_weight, self.pointer_temperature):
+            self._select_pointer(split)
         if self.checkpoint_dir:
             self._write_checkpoint(final=True)
         return self
@@ -260,6 +292,47 @@ class ArboRec(SequentialRecommender):
         logger.info("%s: path_weight %.2f, text_weight %.2f (valid ndcg@10 %.4f; with both 0: %.4f)", self.name,
                     self.path_weight_, self.text_weight_, max(scores.values()), scores.get((0.0, 0.0), float("nan")))
 
+    @torch.no_grad()
+    def _select_pointer(self, split: Split) -> None:
+        """Pick pointer_weight_ / pointer_temperature_ ("auto" ones) on validation, the score weights fixed.
+
+        Every candidate's per-user NDCG@10 comes from one scoring pass; the choice is the best mean, or
+        with ``cold_tiebreak`` the best cold-item Recall@10 within one standard error of it
+        (:func:`arborec.evaluate.select_within_one_se`)."""
+        from arborec.evaluate import select_within_one_se, target_ranks
+        from arborec.evaluate._protocol import COLD_ITEM_MAX_TRAIN, users_per_chunk
+
+        ws = POINTER_WEIGHTS if self.pointer_weight == "auto" else (self.pointer_weight_,)
+        ts = POINTER_TEMPERATURES if self.pointer_temperature == "auto" else (self.pointer_temperature_,)
+        keys = [(w, t) for w in ws for t in (ts if w else ts[:1])]  # weight 0: the temperature plays no part
+        users = split.eval_users("valid")
+        targets = split.targets("valid", users)
+        ranks = {k: [] for k in keys}
+        chunk = users_per_chunk(split.n_items)
+        for start in range(0, len(users), chunk):
+            hist = split.histories("valid", users[start:start + chunk])
+            match, path, text = self._score_parts(hist, with_path=bool(self.path_weight_), with_text=True)
+            base = _combine(match, path, text, self.path_weight_, self.text_weight_)
+            rows = np.repeat(np.arange(len(hist)), hist.lengths())
+            window, base_logp, pointers = self._pointer_parts(base, text, hist, ts)
+            for w, t in keys:
+                s = _mix(base_logp, pointers[t], w, window) if w else base.copy()
+                s[rows, hist.items] = -np.inf
+                ranks[w, t].append(target_ranks(s, targets[start:start + chunk]))
+        ranks = {k: np.concatenate(r) for k, r in ranks.items()}
+        ndcg = {k: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0) for k, r in ranks.items()}
+        cold = split.item_train_counts()[targets] <= COLD_ITEM_MAX_TRAIN
+        prefer = ({k: float((r[cold] < 10).mean()) for k, r in ranks.items()}
+                  if self.cold_tiebreak and cold.sum() >= COLD_TIEBREAK_MIN_USERS else None)
+        self.pointer_weight_, self.pointer_temperature_ = (float(x) for x in select_within_one_se(ndcg, prefer))
+        self.pointer_scores_ = {f"pointer {w}, temperature {t}": float(v.mean()) for (w, t), v in ndcg.items()}
+        if prefer:
+            self.pointer_cold_recall_ = {f"pointer {w}, temperature {t}": v for (w, t), v in prefer.items()}
+        logger.info("%s: pointer_weight %.2f, pointer_temperature %.3f (valid ndcg@10 %.4f; without: %.4f)",
+                    self.name, self.pointer_weight_, self.pointer_temperature_,
+                    ndcg[self.pointer_weight_, self.pointer_temperature_].mean(),
+                    ndcg[keys[0]].mean() if keys[0][0] == 0 else float("nan"))
+
     # -- scoring -----------------------------------------------------------------------------
     def _device(self) -> torch.device:
         return next(self.module_.parameters()).device
@@ -309,18 +382,41 @@ class ArboRec(SequentialRecommender):
         m.train(was_training)
         return match, path, text
 
+    def _window(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The events of each user's window (the last ``max_len``): (rows, items, age), age 0 = most recent."""
+        lengths = histories.lengths()
+        age = np.repeat(histories.indptr[1:], lengths) - 1 - np.arange(len(histories.items))
+        keep = age < self.max_len
+        return np.repeat(np.arange(len(lengths)), lengths)[keep], histories.items[keep], age[keep]
+
     def _text_term(self, histories: Histories) -> np.ndarray:
         """(B, n_items) cosine between each item's text vector and the user's text interest: the mean of
-        the last ``max_len`` history items' vectors, the k-th most recent weighted ``TEXT_DECAY ** k``."""
-        lengths = histories.lengths()
-        age = np.repeat(histories.indptr[1:], lengths) - 1 - np.arange(len(histories.items))  # 0 = most recent
-        keep = age < self.max_len
-        rows = np.repeat(np.arange(len(lengths)), lengths)[keep]
-        profile = np.zeros((len(lengths), self.vectors_.shape[1]), dtype=np.float32)
-        np.add.at(profile, rows, (TEXT_DECAY ** age[keep]).astype(np.float32)[:, None]
-                  * self.vectors_[histories.items[keep]])
+        the window's item vectors, the k-th most recent weighted ``TEXT_DECAY ** k``."""
+        rows, items, age = self._window(histories)
+        profile = np.zeros((len(histories), self.vectors_.shape[1]), dtype=np.float32)
+        np.add.at(profile, rows, (TEXT_DECAY ** age).astype(np.float32)[:, None] * self.vectors_[items])
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
         return profile @ self._unit_vectors().T
+
+    def _pointer_parts(self, scores: np.ndarray, text: np.ndarray, histories: Histories, temperatures):
+        """What the text pointer mixes, over the items outside each user's window (a window item is never
+        the next new item): ``(window, base, {T: pointer})``, the window as (rows, items) index tensors,
+        ``base`` the log-softmax of ``scores`` and ``pointer`` that of ``text / T``, each (B, n_items)
+        with -inf at the window items."""
+        rows, items, _ = self._window(histories)
+        window = torch.from_numpy(rows), torch.from_numpy(items.astype(np.int64))
+
+        def log_softmax_outside(logits: torch.Tensor) -> torch.Tensor:
+            logits[window] = -torch.inf
+            return torch.log_softmax(logits, dim=1)
+
+        return (window, log_softmax_outside(torch.from_numpy(scores).clone()),
+                {t: log_softmax_outside(torch.from_numpy(text) / t) for t in temperatures})
+
+    def _with_pointer(self, scores: np.ndarray, text: np.ndarray, histories: Histories) -> np.ndarray:
+        """(B, n_items) scores mixed with the text pointer (``pointer_weight_``, ``pointer_temperature_``)."""
+        window, base, pointers = self._pointer_parts(scores, text, histories, (self.pointer_temperature_,))
+        return _mix(base, pointers[self.pointer_temperature_], self.pointer_weight_, window)
 
     def _unit_vectors(self) -> np.ndarray:
         cache = getattr(self, "_unit_cache", None)
@@ -340,11 +436,13 @@ class ArboRec(SequentialRecommender):
         return sum(logp[:, codes[:, level]] for level, logp in enumerate(logps)) / len(logps)
 
     def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:
-        """(B, n_items) float32: user . item + path_weight_ * path term + text_weight_ * text term."""
+        """(B, n_items) float32: user . item + path_weight_ * path term + text_weight_ * text term, mixed
+        with the text pointer when ``pointer_weight_`` > 0 (then log-probabilities of the next item)."""
         self._check_fitted("module_")
         match, path, text = self._score_parts(histories, batch_size, with_path=bool(self.path_weight_),
-                                              with_text=bool(self.text_weight_))
-        return _combine(match, path, text, self.path_weight_, self.text_weight_)
+                                              with_text=bool(self.text_weight_ or self.pointer_weight_))
+        scores = _combine(match, path, text, self.path_weight_, self.text_weight_)
+        return self._with_pointer(scores, text, histories) if self.pointer_weight_ else scores
 
     # -- interest profiles -------------------------------------------------------------------
     @torch.no_grad()
@@ -432,11 +530,13 @@ class ArboRec(SequentialRecommender):
         s = user @ table[1:].T  # (1, n_items)
         if self.path_weight_:
             s = s + self.path_weight_ * self._path_term(user)
-        s = s[0].cpu().numpy().astype(np.float32)
-        if self.text_weight_ and state["window"]:
-            window = np.asarray(state["window"], dtype=np.int64)
-            s += np.float32(self.text_weight_) * self._text_term(Histories(np.array([0, len(window)]), window))[0]
-        return s
+        s = s.cpu().numpy().astype(np.float32)  # (1, n_items)
+        if not (self.text_weight_ or self.pointer_weight_):
+            return s[0]
+        window = Histories(np.array([0, len(state["window"])]), np.asarray(state["window"], dtype=np.int64))
+        text = self._text_term(window)  # (1, n_items)
+        s = _combine(s, None, text, 0.0, self.text_weight_)
+        return (self._with_pointer(s, text, window) if self.pointer_weight_ else s)[0]
 
     @torch.no_grad()
     def level_distributions_state(self, state: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -465,7 +565,8 @@ class ArboRec(SequentialRecommender):
         """The parameters and the network configuration, JSON-able (what a bundle stores)."""
         return {"params": {k: v for k, v in self.get_params().items() if k != "verbose"},
                 "network": asdict(self.config_), "path_weight_": self.path_weight_,
-                "text_weight_": self.text_weight_, "n_items": self.n_items_}
+                "text_weight_": self.text_weight_, "pointer_weight_": self.pointer_weight_,
+                "pointer_temperature_": self.pointer_temperature_, "n_items": self.n_items_}
 
 
 def _combine(match: np.ndarray, path: np.ndarray | None, text: np.ndarray | None, path_weight: float,
@@ -477,6 +578,15 @@ def _combine(match: np.ndarray, path: np.ndarray | None, text: np.ndarray | None
     if text is not None and text_weight:
         match += np.float32(text_weight) * text
     return match
+
+
+def _mix(base: torch.Tensor, pointer: torch.Tensor, weight: float, window) -> np.ndarray:
+    """(B, n_items) float32 log((1 - weight) exp(base) + weight exp(pointer)) from two (B, n_items)
+    log-distributions over the items outside the window; the window items get each row's lowest score
+    (finite, so that scores can still be averaged, and ranked last)."""
+    out = torch.logaddexp(base + math.log1p(-weight), pointer + math.log(weight))
+    out[window] = torch.where(torch.isfinite(out), out, torch.inf).amin(dim=1)[window[0]]
+    return out.numpy()
 
 
 def _module_from(cfg: ArboRecConfig, vectors: np.ndarray, tree: InterestTree, seen: np.ndarray) -> ArboRecModule:
