@@ -31,7 +31,8 @@ from arborec.recommenders import make_model
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {  # name -> ArboRec parameters that differ from the full model
     "arborec": {},
-    "no_text": {"use_text": False, "text_weight": 0.0},  # no language-model vector anywhere
+    "no_text": {"use_text": False, "text_weight": 0.0, "pointer_weight": 0.0},  # no language-model vector anywhere
+    "no_pointer": {"pointer_weight": 0.0},  # the text pointer off (the item table and text term keep the text)
     "no_tree": {"use_tree": False},
     "no_long": {"use_long": False},
     "no_short": {"use_short": False},
@@ -112,8 +113,9 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
     order = {v: i for i, v in enumerate(["sasrec", *VARIANTS])}
     rows = sorted(records, key=lambda r: order.get(r.get("variant"), 99))
     lines = [f"# arborec on {name} (full ranking, leave-one-out, test split)", "",
-             "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 | path / text weight [/ pointer @ T] | epochs (best) "
-             "| max epochs | s/epoch | fit s | peak MB |", "|" + "---|" * 13]
+             "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 "
+             "| path / text weight [/ pointer @ T] | epochs (best) | max epochs | s/epoch | fit s | peak MB |",
+             "|" + "---|" * 13]
     for r in rows:
         t = r["test"]["metrics"]
         cold = next(s["metrics"]["recall@10"] for k, s in r["test"]["slices"].items() if k.startswith("cold"))
@@ -123,7 +125,8 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
                      f"{_weights(r)} | {epochs} | {r['params'].get('max_epochs')} | "
                      f"{r.get('epoch_seconds', 0):.1f} | "
                      f"{r['fit_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
-    lines += ["", "Variants: `no_text` / `no_tree` drop that part of the item representation, `no_long` / `no_short` "
+    lines += ["", "Variants: `no_text` / `no_tree` drop that part of the item representation (`no_text` also the "
+              "text term and the text pointer), `no_pointer` the text pointer only, `no_long` / `no_short` "
               "the GRU / attention stream, `no_heads` the tree-level heads (loss and score term). 'cold' = test "
               "items with <= 5 training events. Every line of a table has the same epoch budget (column 'max "
               "epochs', early stopping on validation NDCG@10 inside it). The path / text weights of the score are "
@@ -138,8 +141,8 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
 def _weights(record: dict) -> str:
     if "path_weight" not in record:
         return ""
-    pointer = f" / {record['pointer_weight']:g} @ {record['pointer_temperature']:g}" if record.get("pointer_weight") else ""
-    return f"{record['path_weight']:g} / {record.get('text_weight', 0):g}{pointer}"
+    pointer = record.get("pointer_weight") and f" / {record['pointer_weight']:g} @ {record['pointer_temperature']:g}"
+    return f"{record['path_weight']:g} / {record.get('text_weight', 0):g}{pointer or ''}"
 
 
 if __name__ == "__main__":

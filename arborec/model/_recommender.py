@@ -191,7 +191,7 @@ class ArboRec(SequentialRecommender):
                                      else float(self.pointer_temperature))
 
     def _finish_fit(self, split: Split) -> "ArboRec":
-        """After the loop: choose the score weights, then the text pointer, on validation; write the final checkpoint."""
+        """After the loop: the score weights, then the text pointer, chosen on validation; the final checkpoint."""
         if self.path_weight == "auto" or self.text_weight == "auto":
             self._select_score_weights(split)
         if "auto" in (self.pointer_weight, self.pointer_temperature):
