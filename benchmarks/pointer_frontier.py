@@ -112,7 +112,10 @@ def plot(record: dict, path: Path) -> None:
             r = next(r for r in record["candidates"] if (r["pointer_weight"], r["pointer_temperature"]) == (w, t))
             ax.annotate(rule, (r[stage]["cold_recall@10"], r[stage]["ndcg@10"]), fontsize=7,
                         xytext=(5, -12 if "cold" in rule else 6), textcoords="offset points")
-        ax.set_title(f"{record['data']}, {stage}: pointer weight 0 (left end) to {POINTER_WEIGHTS[-1]}")
+        off = next(r for r in record["candidates"] if not r["pointer_weight"])
+        ax.annotate("no pointer", (off[stage]["cold_recall@10"], off[stage]["ndcg@10"]), fontsize=7,
+                    xytext=(5, 6), textcoords="offset points")
+        ax.set_title(f"{record['data']}, {stage} (each line: pointer weight 0 to {POINTER_WEIGHTS[-1]})")
         ax.set_xlabel("cold-item Recall@10")
         ax.set_ylabel("NDCG@10")
         ax.grid(alpha=0.3)
