@@ -266,26 +266,40 @@ class ArboRec(SequentialRecommender):
         if final:
             plot_history(self.history_, out / "training.png", title=f"{self.name}")
 
+    def _validation_blocks(self, split: Split, with_path: bool, with_text: bool):
+        """The validation users in blocks of :func:`users_per_chunk` (bounded memory on big catalogues).
+
+        Yields ``(histories, parts, rank)`` per block: ``parts`` the (match, path, text) of
+        :meth:`_score_parts` and ``rank(scores)`` the 0-based ranks of the block's targets in a
+        (B, n_items) score array, its history items excluded (in place)."""
+        from arborec.evaluate._metrics import target_ranks
+        from arborec.evaluate._protocol import users_per_chunk
+
+        users = split.eval_users("valid")
+        targets = split.targets("valid", users)
+        chunk = users_per_chunk(split.n_items)
+        for start in range(0, len(users), chunk):
+            hist = split.histories("valid", users[start:start + chunk])
+            rows = np.repeat(np.arange(len(hist)), hist.lengths())
+
+            def rank(scores: np.ndarray, hist=hist, rows=rows, block=targets[start:start + chunk]) -> np.ndarray:
+                scores[rows, hist.items] = -np.inf
+                return target_ranks(scores, block)
+
+            parts = self._score_parts(hist, with_path=with_path, with_text=with_text)
+            yield hist, parts, rank
+
     @torch.no_grad()
     def _select_score_weights(self, split: Split) -> None:
         """Pick path_weight_ / text_weight_ ("auto" ones) on validation NDCG@10, from one scoring pass."""
-        from arborec.evaluate._metrics import rank_metrics, target_ranks
-        from arborec.evaluate._protocol import users_per_chunk
+        from arborec.evaluate._metrics import rank_metrics
 
         pws = PATH_WEIGHTS if self.path_weight == "auto" and self.module_.heads is not None else (self.path_weight_,)
         tws = TEXT_WEIGHTS if self.text_weight == "auto" else (self.text_weight_,)
-        users = split.eval_users("valid")
-        targets = split.targets("valid", users)
         ranks = {(p, t): [] for p in pws for t in tws}
-        chunk = users_per_chunk(split.n_items)  # (chunk, n_items) blocks: bounded memory on big catalogues
-        for start in range(0, len(users), chunk):
-            hist = split.histories("valid", users[start:start + chunk])
-            match, path, text = self._score_parts(hist, with_path=any(pws), with_text=any(tws))
-            rows = np.repeat(np.arange(len(hist)), hist.lengths())
+        for _, (match, path, text), rank in self._validation_blocks(split, with_path=any(pws), with_text=any(tws)):
             for p, t in ranks:
-                s = _combine(match.copy(), path, text, p, t)
-                s[rows, hist.items] = -np.inf
-                ranks[p, t].append(target_ranks(s, targets[start:start + chunk]))
+                ranks[p, t].append(rank(_combine(match.copy(), path, text, p, t)))
         scores = {k: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for k, r in ranks.items()}
         self.path_weight_, self.text_weight_ = (float(x) for x in max(scores, key=scores.get))
         self.score_weight_scores_ = {f"path {p}, text {t}": v for (p, t), v in scores.items()}
@@ -299,29 +313,21 @@ class ArboRec(SequentialRecommender):
         Every candidate's per-user NDCG@10 comes from one scoring pass; the choice is the best mean, or
         with ``cold_tiebreak`` the best cold-item Recall@10 within one standard error of it
         (:func:`arborec.evaluate.select_within_one_se`)."""
-        from arborec.evaluate import select_within_one_se, target_ranks
-        from arborec.evaluate._protocol import COLD_ITEM_MAX_TRAIN, users_per_chunk
+        from arborec.evaluate import select_within_one_se
+        from arborec.evaluate._protocol import COLD_ITEM_MAX_TRAIN
 
         ws = POINTER_WEIGHTS if self.pointer_weight == "auto" else (self.pointer_weight_,)
         ts = POINTER_TEMPERATURES if self.pointer_temperature == "auto" else (self.pointer_temperature_,)
         keys = [(w, t) for w in ws for t in (ts if w else ts[:1])]  # weight 0: the temperature plays no part
-        users = split.eval_users("valid")
-        targets = split.targets("valid", users)
         ranks = {k: [] for k in keys}
-        chunk = users_per_chunk(split.n_items)
-        for start in range(0, len(users), chunk):
-            hist = split.histories("valid", users[start:start + chunk])
-            match, path, text = self._score_parts(hist, with_path=bool(self.path_weight_), with_text=True)
+        for hist, (match, path, text), rank in self._validation_blocks(split, bool(self.path_weight_), True):
             base = _combine(match, path, text, self.path_weight_, self.text_weight_)
-            rows = np.repeat(np.arange(len(hist)), hist.lengths())
             window, base_logp, pointers = self._pointer_parts(base, text, hist, ts)
             for w, t in keys:
-                s = _mix(base_logp, pointers[t], w, window) if w else base.copy()
-                s[rows, hist.items] = -np.inf
-                ranks[w, t].append(target_ranks(s, targets[start:start + chunk]))
+                ranks[w, t].append(rank(_mix(base_logp, pointers[t], w, window) if w else base.copy()))
         ranks = {k: np.concatenate(r) for k, r in ranks.items()}
         ndcg = {k: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0) for k, r in ranks.items()}
-        cold = split.item_train_counts()[targets] <= COLD_ITEM_MAX_TRAIN
+        cold = split.item_train_counts()[split.targets("valid", split.eval_users("valid"))] <= COLD_ITEM_MAX_TRAIN
         prefer = ({k: float((r[cold] < 10).mean()) for k, r in ranks.items()}
                   if self.cold_tiebreak and cold.sum() >= COLD_TIEBREAK_MIN_USERS else None)
         self.pointer_weight_, self.pointer_temperature_ = (float(x) for x in select_within_one_se(ndcg, prefer))
