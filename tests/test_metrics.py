@@ -16,6 +16,17 @@ def test_target_ranks_counts_higher_scores_and_breaks_ties_by_index():
     assert target_ranks(scores, np.array([2, 3])).tolist() == [1, 3]
 
 
+def test_non_finite_target_scores_rank_last():
+    # NaN compares false both ways: without care, a NaN target would have nothing "above" it (rank 0, a hit)
+    scores = np.array([[np.nan, np.nan, np.nan, np.nan],
+                       [0.1, np.nan, 0.3, 0.2],
+                       [0.1, np.inf, 0.3, 0.2],
+                       [0.5, -np.inf, 0.3, np.nan]])
+    ranks = target_ranks(scores, np.array([0, 1, 1, 2]))
+    assert ranks.tolist() == [3, 3, 3, 1]  # NaN and inf targets last; a NaN elsewhere is not above 0.3
+    assert rank_metrics(ranks[:3], ks=(1, 3))["recall@3"] == 0.0
+
+
 def test_rank_metrics_hand_computed():
     ranks = np.array([0, 1, 4, 9, 30])
     m = rank_metrics(ranks, ks=(1, 5, 10))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from arborec.baselines import MostPop
 from arborec.data import Histories
 from arborec.evaluate import evaluate
 from arborec.model import ArboRec, default_tree, load_bundle, save_bundle
@@ -135,7 +136,12 @@ def test_learns_the_planted_structure(fitted):
     ndcg = evaluate(model, split, "test").metrics["ndcg@10"]
     random_ndcg = 1.0 / split.n_items * 10 * 0.4  # ~ expected NDCG@10 of a random ranking
     assert ndcg > 10 * random_ndcg, ndcg
-    assert model.best_valid_ndcg_ > model.history_[0]["valid_ndcg@10"] * 0.99
+    # training learns: the kept weights validate well above the first epoch's (0.10 -> 0.28 here), and
+    # the planted sequences beat popularity, which cannot see them
+    first = model.history_[0]["valid_ndcg@10"]
+    assert model.best_valid_ndcg_ > 1.5 * first, (first, model.best_valid_ndcg_)
+    mostpop = evaluate(MostPop().fit(split), split, "test").metrics["ndcg@10"]
+    assert ndcg > 3 * mostpop, (ndcg, mostpop)
 
 
 def test_level_distributions_are_consistent_profiles(fitted):

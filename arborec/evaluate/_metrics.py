@@ -10,7 +10,8 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """0-based rank of each target in its row, best first.
 
     Ties are broken by item index (lower first), the same order a stable top-k gives, so a
-    constant model cannot look good by luck.
+    constant model cannot look good by luck. A non-finite target score (NaN, +-inf) ranks last:
+    a target the model cannot score is a miss, never a hit. Other NaN scores count as -inf.
 
     scores : (B, n_items) float; excluded items must already be -inf.
     targets : (B,) int.
@@ -19,7 +20,9 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     t = scores[rows, targets][:, None]
     higher = (scores > t).sum(axis=1)
     ties_before = ((scores == t) & (np.arange(scores.shape[1])[None, :] < targets[:, None])).sum(axis=1)
-    return (higher + ties_before).astype(np.int64)
+    ranks = (higher + ties_before).astype(np.int64)
+    ranks[~np.isfinite(t[:, 0])] = scores.shape[1] - 1
+    return ranks
 
 
 def rank_metrics(ranks: np.ndarray, ks=(5, 10, 20)) -> dict[str, float]:
