@@ -166,6 +166,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs", help="where JSON results and table.md go (default: runs)")
     p.set_defaults(run=cmd_benchmark)
 
+    p = sub.add_parser("suite", help="the benchmark suite: datasets x models x seeds, tuned alike, resumable",
+                       description="Tune every model on one seed with the same validation-only budget (Optuna, "
+                                   "pruning on the validation figure), test the chosen setting once per seed "
+                                   "(arborec and the two strongest other models get every seed), and write "
+                                   "OUT/<dataset>.json records plus OUT/../suite.md with 95-percent intervals and "
+                                   "paired per-user comparisons. Rerunning the same command continues where it "
+                                   "stopped: finished runs and trials are kept.",
+                       epilog="Datasets: ml-100k, amazon-beauty, amazon-toys, amazon-sports, ml-1m. Models and "
+                              "their search spaces: arborec/suite/_config.py. Example: arborec suite --data-dir "
+                              "../shared/data --datasets ml-100k --stop-after 120")
+    p.add_argument("--datasets", default="ml-100k,amazon-beauty,amazon-toys,amazon-sports,ml-1m",
+                   help="comma-separated suite datasets, run in this order (default: %(default)s)")
+    p.add_argument("--models", default=None, help="comma-separated suite models (default: all of them)")
+    p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
+    p.add_argument("--out", default="benchmarks/results/suite",
+                   help="folder of the records, tuning journals and per-user ranks (default: %(default)s)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the first one tunes (default: %(default)s)")
+    p.add_argument("--budget", type=int, default=None, help="tuning trials per model and dataset (default: 8)")
+    p.add_argument("--device", default="cpu", help="torch device of the trainable models, e.g. cuda (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                   help="stop cleanly between runs after this many minutes (rerun to continue)")
+    p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
+    p.set_defaults(run=cmd_suite)
+
     p = sub.add_parser("serve", help="run the real-time interest service (HTTP API, store, web page)",
                        description="Serve recommendations with reasons over HTTP: events update each user's "
                                    "interests at once, POST /items adds items, GET / is a web page, "
@@ -603,6 +628,34 @@ def cmd_benchmark(args) -> int:
     print("\n" + table)
     print(f"\nresults in {out_dir}/ (one JSON per run, table.md)")
     return 0
+
+
+def cmd_suite(args) -> int:
+    import shlex
+
+    from arborec.suite import MODELS, TRIAL_BUDGET, StopRequested, SuitePlan, run_suite, write_report
+
+    if args.report_only:
+        print(f"report: {write_report(args.out)}")
+        return 0
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    plan = SuitePlan(datasets=_split_list(args.datasets), models=_split_list(args.models) or list(MODELS),
+                     out_dir=Path(args.out), data_dir=args.data_dir,
+                     seeds=tuple(int(s) for s in _split_list(args.seeds)), budget=args.budget or TRIAL_BUDGET,
+                     device=args.device, stop_after=None if args.stop_after is None else 60 * args.stop_after)
+    try:
+        run_suite(plan, command="arborec " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    except StopRequested as exc:
+        print(f"stopped: {exc}")
+    print(f"records in {args.out}/, report {Path(args.out).parent / 'suite.md'}")
+    return 0
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
 
 
 def cmd_serve(args) -> int:

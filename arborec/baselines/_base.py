@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -20,6 +20,9 @@ class Recommender:
 
     name: ClassVar[str] = "recommender"
     search_space: ClassVar[dict[str, list]] = {}
+    #: epoch-trained models call ``on_validation(epoch, valid_ndcg10)`` after each validation; it may raise
+    #: to stop training (the benchmark suite's pruner does). Not a parameter: set it on the instance.
+    on_validation: ClassVar[Callable[[int, float], None] | None] = None
 
     def fit(self, split: Split, data: PreparedData | None = None) -> "Recommender":
         """Learn from ``split``'s training histories (``data`` gives text and categories if needed)."""

@@ -249,6 +249,8 @@ class SequentialRecommender(Recommender):
                 else:
                     bad += 1
                 self._on_validated(record, improved)
+                if self.on_validation is not None:
+                    self.on_validation(epoch, ndcg)
                 if bad >= self.patience:
                     break
 

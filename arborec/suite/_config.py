@@ -1,0 +1,70 @@
+"""What the benchmark suite runs: its datasets with their published anchors, its models with their search spaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: every model gets at most this many tuning trials on each dataset (fewer when its whole space is smaller)
+TRIAL_BUDGET = 8
+#: training settings every epoch-trained model shares on a dataset (the same early stopping for all)
+EVAL_EVERY = 2
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A published full-ranking leave-one-out figure on the same data, to put beside ours."""
+
+    label: str
+    recall10: float
+    ndcg10: float
+    source: str
+
+
+@dataclass(frozen=True)
+class SuiteDataset:
+    """A suite dataset: its registered name, the epoch cap every model shares on it, its anchors."""
+
+    name: str
+    max_epochs: int
+    anchors: tuple[Anchor, ...] = field(default_factory=tuple)
+
+
+DATASETS: dict[str, SuiteDataset] = {d.name: d for d in (
+    SuiteDataset("ml-100k", 100),
+    SuiteDataset("amazon-beauty", 100, (
+        Anchor("BSARec", 0.1008, 0.0611, "BSARec's own log (AAAI 2024)"),
+        Anchor("SASRec, sampled softmax, tuned", 0.0921, 0.0531, "eSASRec benchmark"),
+    )),
+    SuiteDataset("amazon-toys", 100, (
+        Anchor("SASRec, sampled softmax", 0.0970, 0.0580, "eSASRec benchmark"),
+        Anchor("eSASRec", 0.0939, 0.0538, "eSASRec benchmark"),
+    )),
+    SuiteDataset("amazon-sports", 100, (
+        Anchor("SASRec, sampled softmax", 0.0569, 0.0314, "eSASRec benchmark"),
+        Anchor("eSASRec", 0.0560, 0.0323, "eSASRec benchmark"),
+    )),
+    SuiteDataset("ml-1m", 100, (
+        Anchor("LRURec", 0.3264, 0.1930, "LRURec paper, Table 3"),
+        Anchor("SASRec, cross-entropy", 0.3181, 0.1902, "LRURec paper, Table 3"),
+    )),
+)}
+
+# The few parameters that matter for each model, with their candidate values. Window length and
+# patience are searched for every sequential model alike. Names must be the model's parameters.
+_SEQ = {"lr": [1e-3, 3e-3], "max_len": [50, 200], "patience": [3, 5]}
+SPACES: dict[str, dict[str, list]] = {
+    "mostpop": {},
+    "ease": {"l2": [10.0, 50.0, 200.0, 500.0, 1000.0, 3000.0]},
+    "gru4rec": {"hidden_size": [64, 128], "dropout": [0.2, 0.3, 0.5], **_SEQ},
+    "sasrec": {"dropout": [0.2, 0.3, 0.5], "n_layers": [1, 2], **_SEQ},
+    "bsarec": {"dropout": [0.2, 0.3, 0.5], "alpha": [0.3, 0.5, 0.7, 0.9], "c": [3, 5, 7], **_SEQ},
+    "sasrec-text": {"dropout": [0.2, 0.3, 0.5], "n_layers": [1, 2], **_SEQ},
+    "unisrec": {"dropout": [0.2, 0.3, 0.5], "n_layers": [1, 2], **_SEQ},
+    "unisrec-t": {"dropout": [0.2, 0.3, 0.5], "n_layers": [1, 2], **_SEQ},
+    "text-ft": {"decay": [0.5, 0.7, 0.9]},
+    "arborec": {"dropout": [0.3, 0.4, 0.5], "head_weight": [0.1, 0.3], **_SEQ},
+}
+#: the order of the suite's models (the ID-only sequential ones are what "never loses" is measured against)
+MODELS = tuple(SPACES)
+ID_ONLY = ("gru4rec", "sasrec", "bsarec")
+OURS = "arborec"

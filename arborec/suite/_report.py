@@ -1,0 +1,130 @@
+"""The suite's Markdown report: per dataset, every model's mean and 95% interval over seeds, the published
+anchors, and arborec against the best other model, paired per user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from arborec.evaluate._stats import paired_comparison, per_user_ndcg, seed_interval
+from arborec.suite._config import DATASETS, ID_ONLY, MODELS, OURS
+from arborec.suite._run import RecordStore
+
+COLD = "cold_items"
+
+
+def summarize(store: RecordStore) -> dict:
+    """Per model: seeds, mean and interval of test NDCG@10, Recall@10 and cold Recall@10, mean valid NDCG@10,
+    machine seconds; and the paired comparisons of arborec (only when arborec has records)."""
+    models = {}
+    for name in sorted({r["model"] for r in store.records}, key=lambda m: (MODELS + (m,)).index(m)):
+        runs = store.of(name)
+
+        def stat(get):
+            return seed_interval([get(r) for r in runs])
+
+        cold = [_cold(r) for r in runs]
+        models[name] = {
+            "seeds": [r["seed"] for r in runs],
+            "ndcg@10": stat(lambda r: r["test"]["metrics"]["ndcg@10"]),
+            "recall@10": stat(lambda r: r["test"]["metrics"]["recall@10"]),
+            "cold_recall@10": seed_interval([c[1] for c in cold]), "cold_users": cold[0][0],
+            "valid_ndcg@10": float(np.mean([r["valid"]["metrics"]["ndcg@10"] for r in runs])),
+            "machine_seconds": float(sum(r.get("machine_seconds", r["fit_seconds"]) for r in runs)),
+            "chosen": runs[0]["tuning"]["chosen"] if "tuning" in runs[0] else {},
+        }
+    out = {"models": models, "comparisons": {}}
+    if OURS in models:
+        others = {m: s for m, s in models.items() if m != OURS}
+        by_valid = sorted(others, key=lambda m: -others[m]["valid_ndcg@10"])
+        targets = {"best other model (by validation)": by_valid[:1],
+                   "best ID-only model (by validation)": [m for m in by_valid if m in ID_ONLY][:1]}
+        ours = _seed_mean_ndcg(store, OURS)
+        for label, names in targets.items():
+            if names:
+                cmp = paired_comparison(ours, _seed_mean_ndcg(store, names[0]))
+                out["comparisons"][label] = {"model": names[0], **cmp.to_dict(), "verdict": cmp.verdict}
+    return out
+
+
+def _cold(record: dict) -> tuple[int, float]:
+    s = next(v for k, v in record["test"]["slices"].items() if k.startswith(COLD))
+    return s["n_users"], s["metrics"]["recall@10"]
+
+
+def _seed_mean_ndcg(store: RecordStore, model: str) -> np.ndarray:
+    """(n_test_users,) each user's test NDCG@10, averaged over the model's seeds."""
+    return np.mean([per_user_ndcg(store.ranks(r)) for r in store.of(model)], axis=0)
+
+
+def _ci(stat: tuple[float, float]) -> str:
+    mean, half = stat
+    return f"{mean:.4f}" if np.isnan(half) else f"{mean:.4f} ± {half:.4f}"
+
+
+def dataset_section(store: RecordStore) -> list[str]:
+    name = store.records[0]["dataset"]
+    spec = DATASETS.get(name)
+    summary = summarize(store)
+    first = store.records[0]
+    stats = first.get("dataset_stats", {})
+    lines = [f"## {name}", "",
+             f"Split `{first['split_hash']}`; epoch cap {first['suite']['epoch_cap']} for every model "
+             f"(validation every {first['suite']['eval_every']} epochs); tuning budget {first['suite']['budget']} "
+             f"trials per model on seed {first['tuning']['seed']}, validation NDCG@10 only. "
+             f"{_counts(stats)}", "",
+             "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 | machine min | chosen setting |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model, s in summary["models"].items():
+        mark = f"**{model}**" if model == OURS else model
+        seeds = f"{len(s['seeds'])}" + ("" if len(s["seeds"]) > 1 else " (one seed)")
+        lines.append(f"| {mark} | {seeds} | {_ci(s['ndcg@10'])} | {_ci(s['recall@10'])} | "
+                     f"{_ci(s['cold_recall@10'])} | {s['valid_ndcg@10']:.4f} | {s['machine_seconds'] / 60:.1f} | "
+                     f"{_setting(s['chosen'])} |")
+    for a in (spec.anchors if spec else ()):
+        lines.append(f"| *published: {a.label}* | | {a.ndcg10:.4f} | {a.recall10:.4f} | | | | {a.source} |")
+    missing = [m for m in MODELS if m not in summary["models"]]
+    cold_users = next(iter(summary["models"].values()))["cold_users"]
+    lines += ["", f"Cold = test targets with <= 5 training events ({cold_users} users). "
+              "± is the half-width of a 95% Student-t interval over seeds."]
+    if missing:
+        lines.append(f"Not run yet on this dataset: {', '.join(missing)}.")
+    for label, c in summary["comparisons"].items():
+        lines.append(f"- arborec vs the {label}, **{c['model']}**, paired over {c['n_users']} test users "
+                     f"(per-user NDCG@10, each model's seed mean): difference {c['diff']:+.4f} "
+                     f"({c['relative']:+.1%}), 95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], "
+                     f"p = {c['p_value']:.3g}: **{c['verdict']}**.")
+    return lines + [""]
+
+
+def _counts(stats: dict) -> str:
+    after = stats.get("after", stats)
+    keys = [k for k in ("n_users", "n_items", "n_interactions") if k in after]
+    return ", ".join(f"{after[k]:,} {k.removeprefix('n_')}" for k in keys) + ("." if keys else "")
+
+
+def _setting(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "-"
+
+
+def write_report(out_dir: str | Path) -> Path:
+    """Write ``<out_dir>/../suite.md`` from every ``<out_dir>/<dataset>.json`` (in the suite's dataset order)."""
+    out_dir = Path(out_dir)
+    names = [p.stem for p in out_dir.glob("*.json")]
+    order = list(DATASETS)
+    names.sort(key=lambda n: order.index(n) if n in order else len(order))
+    lines = ["# The benchmark suite", "",
+             "Full ranking over the catalogue, chronological leave-one-out, history items excluded. Every model "
+             "gets the same validation-only tuning budget over its declared space (`arborec/suite/_config.py`) "
+             "and the same epoch cap and early stopping; test is read once per (model, seed). Reproduce with "
+             "`arborec suite --data-dir ../shared/data` (resumable). Records, with machine, command, code version "
+             "and date: `benchmarks/results/suite/<dataset>.json`.", ""]
+    for name in names:
+        store = RecordStore(out_dir, name)
+        if store.records:
+            lines += dataset_section(store)
+    path = out_dir.parent / "suite.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+

@@ -1,0 +1,212 @@
+"""Run the suite: datasets x models x seeds, tuned on validation, test read once per final run; resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from arborec.data import leave_one_out, load_prepared
+from arborec.diagnostics import ConfigError, logger
+from arborec.evaluate import evaluate, result_record
+from arborec.recommenders import make_model
+from arborec.suite._config import DATASETS, EVAL_EVERY, OURS, SPACES, TRIAL_BUDGET
+from arborec.suite._tuning import TuningResult, grid_size, tune_model
+
+
+class RecordStore:
+    """The finished runs of one dataset: ``<out>/<dataset>.json`` (a list of records, one per (model, seed))
+    and each run's per-user test ranks in ``<out>/ranks/<dataset>/<model>-seed<k>.npy`` (for paired tests).
+
+    The JSON is rewritten atomically after every run, so a stop loses at most the run in progress.
+    """
+
+    def __init__(self, out_dir: Path, dataset: str):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / f"{dataset}.json"
+        self.records: list[dict] = json.loads(self.path.read_text()) if self.path.exists() else []
+
+    def get(self, model: str, seed: int) -> dict | None:
+        return next((r for r in self.records if r["model"] == model and r["seed"] == seed), None)
+
+    def of(self, model: str) -> list[dict]:
+        return sorted((r for r in self.records if r["model"] == model), key=lambda r: r["seed"])
+
+    def add(self, record: dict, ranks: np.ndarray) -> None:
+        rel = Path("ranks") / record["dataset"] / f"{record['model']}-seed{record['seed']}.npy"
+        (self.out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        np.save(self.out_dir / rel, np.minimum(ranks, np.iinfo(np.uint16).max).astype(np.uint16))
+        record["test_ranks"] = rel.as_posix()  # 0-based rank of each test user's target, capped at 65535
+        self.records = [r for r in self.records if (r["model"], r["seed"]) != (record["model"], record["seed"])]
+        self.records.append(record)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.records, indent=1, default=_jsonable) + "\n")
+        os.replace(tmp, self.path)
+
+    def ranks(self, record: dict) -> np.ndarray:
+        return np.load(self.out_dir / record["test_ranks"]).astype(np.int64)
+
+
+def _jsonable(x):
+    return x.tolist() if hasattr(x, "tolist") else str(x)
+
+
+@dataclass
+class Progress:
+    """Counts work units (tuning trials, seed runs) and logs each with an ETA from this run's pace."""
+
+    total: int
+    done: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    finished_here: int = 0
+
+    def step(self, message: str, n: int = 1) -> None:
+        self.done += n
+        self.finished_here += n
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.finished_here * max(self.total - self.done, 0)
+        logger.info("[%d/%d units, %s elapsed, ETA ~%s] %s", self.done, self.total, _hms(elapsed), _hms(eta), message)
+
+    def skip(self, n: int) -> None:
+        self.done += n
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+@dataclass
+class SuitePlan:
+    """What to run. ``seeds``: the seeds of arborec and of the ``n_seeded_others`` other models with the best
+    seed-0 validation NDCG@10; every other model runs on the tuning seed (``seeds[0]``) only."""
+
+    datasets: list[str]
+    models: list[str]
+    out_dir: Path
+    data_dir: str | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_seeded_others: int = 2
+    budget: int = TRIAL_BUDGET
+    device: str = "cpu"
+    stop_after: float | None = None  # seconds; checked between units
+
+    def validate(self) -> None:
+        unknown = [d for d in self.datasets if d not in DATASETS]
+        if unknown:
+            raise ConfigError(f"unknown suite dataset(s) {unknown}; the suite has {sorted(DATASETS)}")
+        unknown = [m for m in self.models if m not in SPACES]
+        if unknown:
+            raise ConfigError(f"unknown suite model(s) {unknown}; the suite has {list(SPACES)}")
+        if not self.seeds:
+            raise ConfigError("seeds: at least one seed is needed")
+
+
+class StopRequested(Exception):
+    """The suite's time limit passed; rerunning the same command continues."""
+
+
+def run_suite(plan: SuitePlan, command: str = "") -> None:
+    """Run (or continue) every dataset of ``plan``: tune each model on ``seeds[0]``, evaluate the chosen
+    setting on test once per seed, then write ``<out>/<dataset>.json`` and the report."""
+    from arborec.suite._report import write_report
+
+    plan.validate()
+    t_stop = None if plan.stop_after is None else time.perf_counter() + plan.stop_after
+    n_extra = len(plan.seeds) - 1
+    units = sum(min(plan.budget, grid_size(SPACES[m])) + 1 for m in plan.models) + n_extra * (1 + plan.n_seeded_others)
+    progress = Progress(total=units * len(plan.datasets))
+    try:
+        for name in plan.datasets:
+            _run_dataset(name, plan, progress, command, t_stop)
+    finally:
+        write_report(plan.out_dir)
+
+
+def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t_stop: float | None) -> None:
+    spec = DATASETS[name]
+    data = load_prepared(name, data_dir=plan.data_dir)
+    split = leave_one_out(data)
+    store = RecordStore(plan.out_dir, data.name)
+    tune_seed = plan.seeds[0]
+    logger.info("suite %s: %d users, %d items; models %s; epoch cap %d", name, split.n_users, split.n_items,
+                ", ".join(plan.models), spec.max_epochs)
+
+    def check_time() -> None:
+        if t_stop is not None and time.perf_counter() > t_stop:
+            raise StopRequested(f"time limit reached during {name}; rerun the same command to continue")
+
+    chosen: dict[str, dict] = {}
+    for model in plan.models:  # -- 1. tune on the tuning seed, then test that setting once
+        n_trials = min(plan.budget, grid_size(SPACES[model]))
+        done = store.get(model, tune_seed)
+        if done is not None:
+            chosen[model] = done["tuning"]["chosen"]
+            progress.skip(n_trials + 1)
+            continue
+        check_time()
+        fixed = _fixed(model, spec.max_epochs, tune_seed, plan.device)
+        result = tune_model(model, SPACES[model], fixed, split, data, plan.out_dir / "studies" / f"{data.name}.log",
+                            budget=plan.budget, seed=tune_seed,
+                            on_trial=lambda t, m=model: progress.step(
+                                f"{name} {m} trial {t['number'] + 1}: {t['state'].lower()}, valid ndcg@10 "
+                                f"{_fmt(t.get('valid_ndcg@10') or t.get('last_valid_ndcg@10'))} ({t['seconds'] or 0:.0f}s)"))
+        chosen[model] = result.params
+        _final_run(model, result.params, tune_seed, result, split, data, store, plan, spec, command)
+        progress.step(f"{name} {model} seed {tune_seed}: chosen {result.params}")
+
+    # -- 2. more seeds for arborec and the strongest other models by validation
+    others = sorted((m for m in plan.models if m != OURS and "seed" in make_model(m).get_params()),
+                    key=lambda m: -store.get(m, tune_seed)["valid"]["metrics"]["ndcg@10"])
+    seeded = ([OURS] if OURS in plan.models else []) + others[:plan.n_seeded_others]
+    for model in seeded:
+        for seed in plan.seeds[1:]:
+            if store.get(model, seed) is not None:
+                progress.skip(1)
+                continue
+            check_time()
+            _final_run(model, chosen[model], seed, None, split, data, store, plan, spec, command)
+            progress.step(f"{name} {model} seed {seed}")
+
+
+def _fixed(model: str, max_epochs: int, seed: int, device: str) -> dict:
+    """The settings every model shares on a dataset, for those of them the model has."""
+    shared = {"max_epochs": max_epochs, "eval_every": EVAL_EVERY, "seed": seed, "device": device, "verbose": False}
+    have = make_model(model).get_params()
+    return {k: v for k, v in shared.items() if k in have}
+
+
+def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None, split, data, store: RecordStore,
+               plan: SuitePlan, spec, command: str) -> None:
+    """Fit ``params`` with ``seed`` (or take the model the tuning already fitted), evaluate valid and test once."""
+    t0 = time.perf_counter()
+    fitted = tuning.model if tuning is not None else None
+    if fitted is None:  # a later seed, or a tuning that finished in an earlier process: fit the setting again
+        fitted = make_model(model, **_fixed(model, spec.max_epochs, seed, plan.device), **params).fit(split, data)
+        fit_s = time.perf_counter() - t0
+    else:  # the tuning trial's own fit (its seconds include one validation pass)
+        fit_s = max(t["seconds"] or 0.0 for t in tuning.trials if t["params"] == params and t["state"] == "COMPLETE")
+    valid = evaluate(fitted, split, "valid")
+    t1 = time.perf_counter()
+    test = evaluate(fitted, split, "test")
+    extra = {"suite": {"epoch_cap": spec.max_epochs, "eval_every": EVAL_EVERY, "budget": plan.budget,
+                       "anchors": [a.__dict__ for a in spec.anchors]},
+             "tuning": {"chosen": params, "space": SPACES[model], "seed": plan.seeds[0], "selected_on": "valid ndcg@10",
+                        **({"trials": tuning.trials, "seconds": round(tuning.seconds, 1)} if tuning else {})},
+             "machine_seconds": round((tuning.seconds if tuning else 0.0) + time.perf_counter() - t0, 1)}
+    for attr in ("best_epoch_", "epoch_seconds_"):
+        if hasattr(fitted, attr):
+            extra[attr.rstrip("_")] = getattr(fitted, attr)
+    record = result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(), model=model,
+                           params=fitted.get_params(), seed=seed, valid=valid.to_dict(), test=test.to_dict(),
+                           fit_seconds=fit_s, eval_seconds=time.perf_counter() - t1, command=command, extra=extra)
+    store.add(record, test.ranks)
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4f}"

@@ -1,0 +1,121 @@
+"""Validation-only tuning of one model on one dataset: an Optuna study with pruning, kept in a journal file so it resumes."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from arborec.evaluate import evaluate
+from arborec.evaluate._tuning import SELECT_ON
+from arborec.recommenders import make_model
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: trials that ended this way count against the budget (an interrupted RUNNING trial does not)
+SPENT = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass
+class TuningResult:
+    """What a study found: the best parameters, and the fitted best model when this process trained it."""
+
+    params: dict
+    valid_ndcg: float
+    trials: list[dict]  # one per spent trial: number, state, params, valid ndcg@10, seconds (never test)
+    seconds: float  # machine time of all spent trials (fit + validation)
+    model: object | None = field(default=None, repr=False)
+
+
+def grid_size(space: dict[str, list]) -> int:
+    return math.prod(len(v) for v in space.values())
+
+
+def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, journal: Path, *,
+               budget: int, seed: int = 0, on_trial=None) -> TuningResult:
+    """Search ``space`` for model ``name`` on validation NDCG@10 with at most ``budget`` trials.
+
+    Spaces no larger than the budget are searched exhaustively (grid); larger ones with TPE (seeded).
+    Epoch-trained models report their validation NDCG@10 at every validation and a median pruner
+    stops trials that trail the earlier ones. The study lives in ``journal`` (one study per model);
+    rerunning continues where it stopped: finished trials are kept, interrupted ones are marked failed
+    and not counted. ``on_trial(trial_dict)`` is called after every trial (progress). The test split is
+    never read here.
+    """
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    n = min(budget, grid_size(space))
+    sampler = (optuna.samplers.GridSampler(space, seed=seed) if grid_size(space) <= budget
+               else optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, n)))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=4)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
+                                pruner=pruner, load_if_exists=True)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)  # a stop mid-trial: redo it
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    best: dict = {"value": -np.inf, "model": None}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
+        model = make_model(name, **fixed, **params)
+
+        def report(epoch: int, ndcg: float) -> None:
+            trial.report(ndcg, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"valid ndcg@10 {ndcg:.4f} at epoch {epoch} trails the median")
+
+        model.on_validation = report
+        t0 = time.perf_counter()
+        try:
+            model.fit(split, data)
+            value = evaluate(model, split, "valid").metrics[SELECT_ON]
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        if not np.isfinite(value):
+            raise FloatingPointError(f"{name} {params}: validation NDCG@10 is {value}")
+        if value > best["value"]:
+            best.update(value=value, model=model)
+        return value
+
+    def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            on_trial(_trial_dict(frozen))
+
+    remaining = n - len(_spent(study))
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, callbacks=[callback],
+                       catch=(FloatingPointError, RuntimeError, ValueError, MemoryError))
+    trials = [_trial_dict(t) for t in _spent(study)]
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not complete:
+        errors = {t.get("error") for t in trials}
+        raise RuntimeError(f"tuning {name}: no trial finished ({len(trials)} failed or pruned): {errors}")
+    top = max(complete, key=lambda t: t.value)
+    model = best["model"] if best["model"] is not None and np.isclose(best["value"], top.value) else None
+    return TuningResult(params=dict(top.params), valid_ndcg=float(top.value), trials=trials,
+                        seconds=float(sum(t["seconds"] or 0.0 for t in trials)), model=model)
+
+
+def _spent(study: optuna.Study) -> list:
+    """The trials that count against the budget: finished, pruned or failed, but not interrupted by a stop."""
+    return [t for t in study.get_trials(deepcopy=False, states=SPENT) if not t.user_attrs.get("interrupted")]
+
+
+def _trial_dict(t: optuna.trial.FrozenTrial) -> dict:
+    out = {"number": t.number, "state": t.state.name, "params": dict(t.params),
+           f"valid_{SELECT_ON}": t.value if t.state == TrialState.COMPLETE else None,
+           "seconds": t.user_attrs.get("seconds")}
+    if t.state == TrialState.PRUNED and t.intermediate_values:
+        step = max(t.intermediate_values)
+        out["pruned_at_epoch"], out[f"last_valid_{SELECT_ON}"] = step, t.intermediate_values[step]
+    if t.state == TrialState.FAIL:
+        out["error"] = t.system_attrs.get("fail_reason", "")
+    return out
+

@@ -1,0 +1,147 @@
+"""The benchmark suite: its statistics on hand-computed cases, its resume logic, and its report."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from arborec.evaluate import paired_comparison, per_user_ndcg, seed_interval
+from arborec.suite import SPACES, RecordStore, StopRequested, SuitePlan, run_suite, summarize, tune_model, write_report
+from arborec.suite import _config
+
+
+def test_seed_interval_hand_computed():
+    mean, half = seed_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(4.302652729749464 / math.sqrt(3))  # t(0.975, 2) * sd 1 / sqrt(3)
+    assert math.isnan(seed_interval([0.5])[1])
+
+
+def test_per_user_ndcg_hand_computed():
+    np.testing.assert_allclose(per_user_ndcg(np.array([0, 1, 9, 10])), [1.0, 1 / math.log2(3), 1 / math.log2(11), 0.0])
+
+
+def test_paired_comparison_hand_computed():
+    a = np.array([0.5, 1.0, 0.0, 1.0, 0.3])
+    b = np.array([0.2, 0.5, 0.0, 0.6, 0.1])
+    # d = [.3, .5, 0, .4, .2]: mean .28, sample sd sqrt(.148 / 4), t = mean / (sd / sqrt 5) with 4 d.o.f.
+    t = 0.28 / (math.sqrt(0.148 / 4) / math.sqrt(5))
+    c = paired_comparison(a, b)
+    assert c.diff == pytest.approx(0.28)
+    assert c.p_value == pytest.approx(2 * stats.t.sf(t, 4))
+    assert c.p_value < 0.05 and c.verdict == "win"
+    assert c.relative == pytest.approx(0.28 / b.mean())
+    assert 0.0 <= c.ci_low <= 0.28 <= c.ci_high <= 0.5  # the bootstrap interval holds the mean, inside the range of d
+    swapped = paired_comparison(b, a)
+    assert swapped.verdict == "loss" and swapped.diff == pytest.approx(-0.28)
+    assert paired_comparison(a, a).verdict == "tie"
+    with pytest.raises(ValueError, match="same users"):
+        paired_comparison(a, b[:4])
+
+
+@pytest.fixture
+def tiny_suite(monkeypatch):
+    """The generated dataset as a suite dataset, with two cheap models and small spaces."""
+    monkeypatch.setitem(_config.DATASETS, "synthetic", _config.SuiteDataset("synthetic", 4))
+    monkeypatch.setitem(SPACES, "sasrec", {"dropout": [0.2, 0.5]})
+    monkeypatch.setattr("arborec.suite._config.EVAL_EVERY", 1)
+    monkeypatch.setattr("arborec.suite._run.EVAL_EVERY", 1)
+
+
+def _fits(monkeypatch):
+    """Count the fits of every model the suite makes."""
+    import arborec.suite._run as run
+    import arborec.suite._tuning as tuning
+
+    calls = []
+    real = run.make_model
+
+    def counting(name, **params):
+        model = real(name, **params)
+        fit = model.fit
+
+        def fit_and_count(*a, **k):
+            calls.append((name, params.get("seed")))
+            return fit(*a, **k)
+
+        model.fit = fit_and_count
+        return model
+
+    monkeypatch.setattr(run, "make_model", counting)
+    monkeypatch.setattr(tuning, "make_model", counting)
+    return calls
+
+
+def test_suite_runs_resumes_and_never_refits_a_finished_run(tiny_suite, tmp_path, monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    fits = _fits(monkeypatch)
+    plan = SuitePlan(datasets=["synthetic"], models=["mostpop", "sasrec"], out_dir=tmp_path / "suite",
+                     seeds=(0, 1), n_seeded_others=1, budget=2, stop_after=0)
+    with pytest.raises(StopRequested):  # a time limit is checked before any work starts
+        run_suite(plan)
+    assert fits == []
+    plan.stop_after = None
+    run_suite(plan)
+    store = RecordStore(tmp_path / "suite", "synthetic")
+    assert sorted((r["model"], r["seed"]) for r in store.records) == [("mostpop", 0), ("sasrec", 0), ("sasrec", 1)]
+    # two tuning trials per setting grid point; the best trial's model is tested as is; seed 1 is one more fit
+    assert sorted(fits) == [("mostpop", None), ("sasrec", 0), ("sasrec", 0), ("sasrec", 1)]
+    sasrec0 = store.get("sasrec", 0)
+    assert len(sasrec0["tuning"]["trials"]) == 2 and "test" not in json.dumps(sasrec0["tuning"])
+    assert sasrec0["tuning"]["chosen"]["dropout"] in (0.2, 0.5)
+    assert store.get("sasrec", 1)["params"]["dropout"] == sasrec0["tuning"]["chosen"]["dropout"]
+    assert len(store.ranks(sasrec0)) == sasrec0["test"]["n_users"]
+    before = (tmp_path / "suite" / "synthetic.json").read_text()
+    fits.clear()
+    run_suite(plan)  # everything is finished: nothing is fitted again, nothing changes
+    assert fits == []
+    assert (tmp_path / "suite" / "synthetic.json").read_text() == before
+    report = (tmp_path / "suite.md").read_text()
+    assert "## synthetic" in report and "| sasrec | 2 |" in report and "mostpop | 1 (one seed)" in report
+
+
+def test_an_interrupted_trial_is_redone_not_counted(tiny_suite, tmp_path, synthetic):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    data, split = synthetic
+    journal = tmp_path / "studies.log"
+    study = optuna.create_study(study_name="sasrec", storage=JournalStorage(JournalFileBackend(str(journal))),
+                                direction="maximize")
+    study.ask()  # a trial that started and never finished: the process was stopped
+    result = tune_model("sasrec", {"dropout": [0.2, 0.5]}, {"max_epochs": 2, "eval_every": 1}, split, data,
+                        journal, budget=2)
+    assert len(result.trials) == 2 and all(t["state"] == "COMPLETE" for t in result.trials)
+    assert result.model is not None and result.valid_ndcg == max(t["valid_ndcg@10"] for t in result.trials)
+
+
+def _record(model, seed, ranks, valid):
+    return {"dataset": "toy", "model": model, "seed": seed, "split_hash": "h", "fit_seconds": 1.0,
+            "valid": {"metrics": {"ndcg@10": valid}},
+            "test": {"n_users": len(ranks), "metrics": {"ndcg@10": float(per_user_ndcg(ranks).mean()),
+                                                         "recall@10": float((ranks < 10).mean())},
+                     "slices": {"cold_items(<=5 train events)": {"n_users": 2, "metrics": {"recall@10": 0.5}}}},
+            "suite": {"epoch_cap": 4, "eval_every": 2, "budget": 8}, "tuning": {"seed": 0, "chosen": {}}}
+
+
+def test_report_compares_arborec_with_the_best_other_model_per_user(tmp_path):
+    store = RecordStore(tmp_path / "suite", "toy")
+    ours = [np.array([0, 0, 3, 20]), np.array([0, 1, 3, 20])]
+    sas = [np.array([1, 5, 0, 20]), np.array([1, 5, 2, 20])]
+    for seed in (0, 1):
+        store.add(_record("arborec", seed, ours[seed], 0.5), ours[seed])
+        store.add(_record("sasrec", seed, sas[seed], 0.4), sas[seed])
+    store.add(_record("mostpop", 0, np.array([30, 30, 30, 30]), 0.1), np.array([30, 30, 30, 30]))
+    summary = summarize(store)
+    c = summary["comparisons"]["best other model (by validation)"]
+    assert c["model"] == "sasrec" and summary["comparisons"]["best ID-only model (by validation)"]["model"] == "sasrec"
+    expected = np.mean([per_user_ndcg(r) for r in ours], 0) - np.mean([per_user_ndcg(r) for r in sas], 0)
+    assert c["diff"] == pytest.approx(expected.mean()) and c["n_users"] == 4
+    assert summary["models"]["arborec"]["seeds"] == [0, 1]
+    text = write_report(tmp_path / "suite").read_text()
+    assert "arborec vs the best other model (by validation), **sasrec**" in text
