@@ -6,7 +6,9 @@ Example (the commands behind benchmarks/results/arborec_*.json):
     python benchmarks/run_model.py --data ml-100k --data-dir ../shared/data --threads 1 \\
         --param max_len=200 --param sasrec.max_len=200
 
-Each variant is one fit (early stopping on validation NDCG@10) and one test evaluation; results are
+An ablation tool: each variant is one fit (early stopping on validation NDCG@10) evaluated on
+**validation only** (the test split is read by the benchmark suite, ``arborec suite``, once per final
+configuration, never by an exploration); results are
 appended to ``<output-dir>/arborec_<data>.json`` after every run (a rerun replaces the same variant)
 and the Markdown summary ``arborec_<data>.md`` is rewritten.
 """
@@ -74,7 +76,8 @@ def main() -> int:
         t0 = time.perf_counter()
         if variant == "sasrec":
             record = run_model(lambda **p: make_model("sasrec", **p), split, data,
-                               params={"seed": args.seed, **sasrec}, seed=args.seed, command=command)
+                               params={"seed": args.seed, **sasrec}, seed=args.seed, command=command,
+                               with_test=False)
         else:
             params = {"seed": args.seed, **ours, **VARIANTS[variant],
                       "checkpoint_dir": str(Path(args.checkpoints) / f"{data.name}{args.tag}-{variant}")}
@@ -84,7 +87,8 @@ def main() -> int:
                 holder["model"] = make_model("arborec", **p)
                 return holder["model"]
 
-            record = run_model(build, split, data, params=params, seed=args.seed, command=command)
+            record = run_model(build, split, data, params=params, seed=args.seed, command=command,
+                               with_test=False)
             m = holder["model"]
             record["path_weight"], record["text_weight"] = m.path_weight_, m.text_weight_
             record["score_weights_valid_ndcg@10"] = getattr(m, "score_weight_scores_", None)
@@ -101,24 +105,24 @@ def main() -> int:
         records = json.loads(path.read_text()) if path.exists() else []
         records = [r for r in records if r.get("variant") != variant] + [record]
         write_json(records, path)
-        logging.info("%s %s: test ndcg@10 %.4f recall@10 %.4f (%.0f s)", data.name, variant,
-                     record["test"]["metrics"]["ndcg@10"], record["test"]["metrics"]["recall@10"],
+        logging.info("%s %s: valid ndcg@10 %.4f recall@10 %.4f (%.0f s)", data.name, variant,
+                     record["valid"]["metrics"]["ndcg@10"], record["valid"]["metrics"]["recall@10"],
                      record["wall_seconds"])
         write_summary(records, path.with_suffix(".md"), data.name)
     return 0
 
 
 def write_summary(records: list[dict], path: Path, name: str) -> None:
-    """The Markdown table: one row per variant, test metrics, cold-item recall, epochs and time."""
+    """The Markdown table: one row per variant, validation metrics, cold-item recall, epochs and time."""
     order = {v: i for i, v in enumerate(["sasrec", *VARIANTS])}
     rows = sorted(records, key=lambda r: order.get(r.get("variant"), 99))
-    lines = [f"# arborec on {name} (full ranking, leave-one-out, test split)", "",
+    lines = [f"# arborec on {name} (full ranking, leave-one-out, VALIDATION split)", "",
              "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 "
              "| path / text weight [/ pointer @ T] | epochs (best) | max epochs | s/epoch | fit s | peak MB |",
              "|" + "---|" * 13]
     for r in rows:
-        t = r["test"]["metrics"]
-        cold = next(s["metrics"]["recall@10"] for k, s in r["test"]["slices"].items() if k.startswith("cold"))
+        t = r["valid"]["metrics"]
+        cold = next(s["metrics"]["recall@10"] for k, s in r["valid"]["slices"].items() if k.startswith("cold"))
         epochs = f"{r.get('n_epochs', '')} ({r.get('best_epoch', '')})" if "n_epochs" in r else ""
         lines.append(f"| {r['variant']} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['ndcg@20']:.4f} | "
                      f"{t['recall@20']:.4f} | {cold:.4f} | {r['valid']['metrics']['ndcg@10']:.4f} | "

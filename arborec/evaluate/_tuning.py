@@ -59,11 +59,13 @@ def tune(make_model: Callable[..., object], space: dict[str, list], split, data=
 
 
 def run_model(make_model: Callable[..., object], split, data, *, space: dict[str, list] | None = None,
-              params: dict | None = None, seed: int = 0, progress: bool = False, command: str | None = None) -> dict:
+              params: dict | None = None, seed: int = 0, progress: bool = False, command: str | None = None,
+              with_test: bool = True) -> dict:
     """Fit (tuning over ``space`` when given) and evaluate a model; return its result record.
 
     ``make_model(**params)`` builds the model. Validation picks the parameters; the test stage
-    is evaluated once, for the chosen model only.
+    is evaluated once, for the chosen model only, and not at all with ``with_test=False`` (ablations and
+    explorations: the record's ``test`` is then None).
     """
     space = {k: list(v) for k, v in (space or {}).items()}
     fixed = dict(params or {})
@@ -71,7 +73,7 @@ def run_model(make_model: Callable[..., object], split, data, *, space: dict[str
     model, chosen, valid, fit_s, trials = tune(lambda **p: make_model(**fixed, **p), space, split, data, progress)
     total_fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    test = evaluate(model, split, "test", progress=progress)
+    test = evaluate(model, split, "test", progress=progress).to_dict() if with_test else None
     eval_s = time.perf_counter() - t1
     all_params = model.get_params() if hasattr(model, "get_params") else {**fixed, **chosen}
     extra = {"tuning": {"space": space, "selected_on": f"valid {SELECT_ON}", "trials": trials,
@@ -80,5 +82,5 @@ def run_model(make_model: Callable[..., object], split, data, *, space: dict[str
         extra["epoch_seconds"] = model.epoch_seconds_
     return result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(),
                          model=getattr(model, "name", type(model).__name__), params=all_params, seed=seed,
-                         valid=valid.to_dict(), test=test.to_dict(), fit_seconds=fit_s,
+                         valid=valid.to_dict(), test=test, fit_seconds=fit_s,
                          eval_seconds=eval_s, command=command, extra=extra)
