@@ -84,7 +84,9 @@ def dataset_section(store: RecordStore) -> list[str]:
                      f"{_setting(s['chosen'])} |")
     for a in (spec.anchors if spec else ()):
         lines.append(f"| *published: {a.label}* | | {a.ndcg10:.4f} | {a.recall10:.4f} | | | | {a.source} |")
-    missing = [m for m in MODELS if m not in summary["models"]]
+    for model, reason in store.skipped.items():
+        lines.append(f"| {model} | – | not applicable | | | | | {reason[:120]} |")
+    missing = [m for m in MODELS if m not in summary["models"] and m not in store.skipped]
     cold_users = next(iter(summary["models"].values()))["cold_users"]
     lines += ["", f"Cold = test targets with <= 5 training events ({cold_users} users). "
               "± is the half-width of a 95% Student-t interval over seeds."]
@@ -111,7 +113,7 @@ def _setting(params: dict) -> str:
 def write_report(out_dir: str | Path) -> Path:
     """Write ``<out_dir>/../suite.md`` from every ``<out_dir>/<dataset>.json`` (in the suite's dataset order)."""
     out_dir = Path(out_dir)
-    names = [p.stem for p in out_dir.glob("*.json")]
+    names = [p.stem for p in out_dir.glob("*.json") if not p.name.endswith(".skipped.json")]
     order = list(DATASETS)
     names.sort(key=lambda n: order.index(n) if n in order else len(order))
     lines = ["# The benchmark suite", "",

@@ -29,6 +29,13 @@ class RecordStore:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / f"{dataset}.json"
         self.records: list[dict] = json.loads(self.path.read_text()) if self.path.exists() else []
+        self.skipped_path = self.out_dir / f"{dataset}.skipped.json"
+        self.skipped: dict[str, str] = json.loads(self.skipped_path.read_text()) if self.skipped_path.exists() else {}
+
+    def skip(self, model: str, reason: str) -> None:
+        """Note that ``model`` could not run on this dataset, and why (``<dataset>.skipped.json``; the report says it)."""
+        self.skipped[model] = reason
+        self.skipped_path.write_text(json.dumps(self.skipped, indent=1) + "\n")
 
     def get(self, model: str, seed: int) -> dict | None:
         return next((r for r in self.records if r["model"] == model and r["seed"] == seed), None)
@@ -151,19 +158,25 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
             continue
         check_time()
         fixed = _fixed(model, spec.max_epochs, tune_seed, plan.device)
-        result = tune_model(model, SPACES[model], fixed, split, data, plan.out_dir / "studies" / f"{data.name}.log",
+        try:
+            result = tune_model(model, SPACES[model], fixed, split, data, plan.out_dir / "studies" / f"{data.name}.log",
                             budget=plan.budget, seed=tune_seed,
                             on_trial=lambda t, m=model: progress.step(
                                 f"{name} {m} trial {t['number'] + 1}: {t['state'].lower()}, valid ndcg@10 "
                                 f"{_fmt(t.get('valid_ndcg@10') or t.get('last_valid_ndcg@10'))} ({t['seconds'] or 0:.0f}s)"))
+        except RuntimeError as exc:  # every trial failed (e.g. a text model on a catalogue without text)
+            logger.warning("suite %s: %s is left out: %s", name, model, exc)
+            store.skip(model, str(exc))
+            progress.skip(n_trials + 1)
+            continue
         chosen[model] = result.params
         _final_run(model, result.params, tune_seed, result, split, data, store, plan, spec, command)
         progress.step(f"{name} {model} seed {tune_seed}: chosen {result.params}")
 
     # -- 2. more seeds for arborec and the strongest other models by validation
-    others = sorted((m for m in plan.models if m != OURS and "seed" in make_model(m).get_params()),
+    others = sorted((m for m in chosen if m != OURS and "seed" in make_model(m).get_params()),
                     key=lambda m: -store.get(m, tune_seed)["valid"]["metrics"]["ndcg@10"])
-    seeded = ([OURS] if OURS in plan.models else []) + others[:plan.n_seeded_others]
+    seeded = ([OURS] if OURS in chosen else []) + others[:plan.n_seeded_others]
     for model in seeded:
         for seed in plan.seeds[1:]:
             if store.get(model, seed) is not None:
