@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of the records, tuning journals and per-user ranks (default: %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the first one tunes (default: %(default)s)")
     p.add_argument("--budget", type=int, default=None, help="tuning trials per model and dataset (default: 8)")
-    p.add_argument("--device", default="cpu", help="torch device of the trainable models, e.g. cuda (default: cpu)")
+    p.add_argument("--device", default="auto",
+                   help="torch device of the trainable models: cpu, cuda, or auto (cuda when torch sees one; default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                    help="stop cleanly between runs after this many minutes (rerun to continue)")
@@ -638,10 +639,12 @@ def cmd_suite(args) -> int:
     if args.report_only:
         print(f"report: {write_report(args.out)}")
         return 0
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     plan = SuitePlan(datasets=_split_list(args.datasets), models=_split_list(args.models) or list(MODELS),
                      out_dir=Path(args.out), data_dir=args.data_dir,
                      seeds=tuple(int(s) for s in _split_list(args.seeds)), budget=args.budget or TRIAL_BUDGET,
