@@ -236,8 +236,12 @@ def test_text_less_sparse_paths_still_give_the_tree(caplog):
     assert "no text" in caplog.text
 
 
-def test_encode_items_gives_no_made_up_text(sports):
-    from arborec.text import encode_items
+def test_no_made_up_text_for_a_catalogue_without_text(sports, toys):
+    from arborec.text import ItemTextTemplate, encode_items, render_items
+
+    toys_catalog = load_dataset("amazon-toys", data_dir=toys.parent, download=False).catalog
+    assert render_items(toys_catalog) == ItemTextTemplate().render(toys_catalog)
+    assert render_items(toys_catalog)[0].startswith("Melissa & Doug Puzzle. Category: Toys & Games > Puzzles")
 
     class RecordingEncoder:
         model, backend_, model_key = "stub", "stub", "stub"
@@ -249,8 +253,9 @@ def test_encode_items_gives_no_made_up_text(sports):
 
     encoder = RecordingEncoder()
     catalog = load_dataset("amazon-sports", data_dir=sports.parent, download=False).catalog
+    assert render_items(catalog) == [""] * len(catalog)  # not "Category: attr-7 > attr-8 ..."
     vectors = encode_items(catalog, encoder, use_cache=False)
-    assert vectors.shape == (len(catalog), 4) and encoder.seen == [""]  # not "Category: attr-2 > ..."
+    assert vectors.shape == (len(catalog), 4) and encoder.seen == [""]  # one distinct text, encoded once
 
 
 # --------------------------------------------------------------------------------------------

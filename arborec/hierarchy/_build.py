@@ -50,17 +50,10 @@ def build_tree(data, vectors: np.ndarray | None = None, source: str = "auto", de
     check_param("source", source, source in SOURCES, " or ".join(map(repr, SOURCES)))
     check_param("depth", depth, isinstance(depth, (int, np.integer)) and depth >= 1, "an integer >= 1")
     catalog = _catalog(data)
-    text = has_item_text(catalog)
     if source == "auto":
-        if has_informative_categories(catalog):
-            source = "categories"
-        elif not text and _has_any_path(catalog):
-            source = "categories"
-            logger.info("the items have no text: the tree follows the catalogue's category (attribute) paths")
-        else:
-            source = "learned"
+        source = auto_source(catalog)
         logger.info("tree source: %s", source)
-    if source != "categories" and not text:
+    if source != "categories" and not has_item_text(catalog):
         logger.warning("the items have no text (no title, brand, description...): their vectors carry no text "
                        "to learn a %s tree from; give the catalogue category or attribute paths", source)
     if source != "categories" and vectors is None:
@@ -80,8 +73,15 @@ def build_tree(data, vectors: np.ndarray | None = None, source: str = "auto", de
     return tree
 
 
-def _has_any_path(catalog: pd.DataFrame) -> bool:
-    return "category_path" in catalog.columns and any(normalise_paths(catalog["category_path"], max_depth=1))
+def auto_source(catalog: pd.DataFrame) -> str:
+    """The source ``build_tree(source="auto")`` picks: "categories" or "learned" (see :func:`build_tree`)."""
+    if has_informative_categories(catalog):
+        return "categories"
+    has_path = "category_path" in catalog.columns and any(normalise_paths(catalog["category_path"], max_depth=1))
+    if has_path and not has_item_text(catalog):
+        logger.info("the items have no text: the tree follows the catalogue's category (attribute) paths")
+        return "categories"
+    return "learned"
 
 
 def item_titles(catalog: pd.DataFrame) -> list[str]:
