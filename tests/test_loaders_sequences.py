@@ -90,6 +90,13 @@ def test_ml1m_sequences_malformed_line(tmp_path, content, line):
     assert_error_at(excinfo, "user_sequence.txt", line)
 
 
+def test_ml1m_sequences_malformed_movie_line(ml1m_seq):
+    write(ml1m_seq / "movies.dat", ML_MOVIES + "5::No genres field (2000)\n", encoding="latin-1")
+    with pytest.raises(DataFormatError) as excinfo:
+        load_dataset("ml-1m", data_dir=ml1m_seq.parent, download=False)
+    assert_error_at(excinfo, "movies.dat", 5)
+
+
 # --------------------------------------------------------------------------------------------
 # Amazon Toys (P5): user_sequence.txt + item_meta.jsonl
 
