@@ -417,13 +417,13 @@ def cmd_tree(args) -> int:
     import time
 
     from arborec.hierarchy import build_tree, cooccurrence_graph
-    from arborec.hierarchy._categories import has_informative_categories
+    from arborec.hierarchy._build import auto_source
 
     t0 = time.perf_counter()
     data = _prepared(args, args.data)
     source = args.source
     if source == "auto":
-        source = "categories" if has_informative_categories(data.catalog) else "learned"
+        source = auto_source(data.catalog)
     vectors, graph = None, None
     if source != "categories":
         from arborec.text import ItemTextTemplate, encode_items

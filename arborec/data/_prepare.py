@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from arborec.data._tables import Dataset
+from arborec.data._tables import Dataset, has_item_text
 from arborec.diagnostics import check_param, logger
 
 
@@ -65,6 +65,11 @@ class PreparedData:
     @property
     def n_items(self) -> int:
         return len(self.catalog)
+
+    @property
+    def has_text(self) -> bool:
+        """Whether any item has text (see :func:`arborec.data.has_item_text`); False for Amazon Sports."""
+        return has_item_text(self.catalog)
 
     @property
     def item_ids(self) -> np.ndarray:

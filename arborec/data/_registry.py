@@ -14,7 +14,8 @@ from arborec.data._download import (RemoteFile, amazon2014_files, cache_dir, fet
 from arborec.data._tables import Dataset
 from arborec.data.amazon import find_review_file, read_amazon, read_amazon_reviews, read_p5_sequences
 from arborec.data.mind import mind_split_folders, read_mind
-from arborec.data.movielens import read_ml100k, read_movielens_csv, read_movielens_dat
+from arborec.data.movielens import (read_ml1m, read_ml100k, read_movielens_csv, read_movielens_dat,
+                                    read_movielens_sequences)
 from arborec.data.recbole import read_recbole
 from arborec.data.scale import is_scale_folder, read_scale_folder
 from arborec.data.synthetic import make_synthetic
@@ -79,7 +80,10 @@ def register(spec: DatasetSpec) -> None:
 def _movielens(name: str, archive: str, description: str, aliases: tuple[str, ...] = ()) -> DatasetSpec:
     if name == "ml-100k":
         return DatasetSpec(name, read_ml100k, "u.data", description, aliases, grouplens_files(archive))
-    if name in ("ml-1m", "ml-10m"):
+    if name == "ml-1m":  # the official ratings.dat, or the sequential version (user_sequence.txt + movies.dat)
+        return DatasetSpec(name, lambda p: read_ml1m(p, name), "ratings.dat", description, aliases,
+                           grouplens_files(archive), other_markers=("user_sequence.txt",))
+    if name == "ml-10m":
         return DatasetSpec(name, lambda p: read_movielens_dat(p, name), "ratings.dat", description, aliases,
                            grouplens_files(archive))
     return DatasetSpec(name, lambda p: read_movielens_csv(p, name), "ratings.csv", description, aliases,
@@ -103,8 +107,9 @@ def _mind(name: str, size: str, description: str) -> DatasetSpec:
 
 register(_movielens("ml-100k", "ml-100k.zip", "MovieLens 100K: 943 users, 1,682 movies, 100k ratings",
                     aliases=("movielens-100k",)))
-register(_movielens("ml-1m", "ml-1m.zip", "MovieLens 1M: 6,040 users, about 3,900 movies, 1,000,209 ratings",
-                    aliases=("movielens-1m",)))
+register(_movielens("ml-1m", "ml-1m.zip", "MovieLens 1M: 6,040 users, about 3,900 movies, 1,000,209 ratings "
+                    "(ratings.dat); or the sequential version of the papers (user_sequence.txt + movies.dat): "
+                    "6,040 users, 3,416 movies, 999,611 events", aliases=("movielens-1m",)))
 register(_movielens("ml-10m", "ml-10m.zip",
                     "MovieLens 10M: 71,567 users, 10,681 movies, 10,000,054 ratings, 95,580 tags",
                     aliases=("movielens-10m",)))
@@ -121,11 +126,12 @@ register(_amazon("amazon-beauty", "Beauty",
                  "Amazon Beauty 5-core (2014 reviews + metadata, or P5 user_sequence.txt + RecBole "
                  "Amazon_Beauty.item): 22,363 users, 12,101 items, 198,502 reviews", aliases=("beauty",)))
 register(_amazon("amazon-sports", "Sports_and_Outdoors",
-                 "Amazon Sports and Outdoors 5-core (2014): 35,598 users, 18,357 items, 296,337 reviews",
-                 aliases=("sports",)))
+                 "Amazon Sports and Outdoors 5-core (2014 reviews + metadata, or P5 user_sequence.txt + "
+                 "item_attributes.json: anonymous attributes, no item text): 35,598 users, 18,357 items, "
+                 "296,337 reviews", aliases=("sports",)))
 register(_amazon("amazon-toys", "Toys_and_Games",
-                 "Amazon Toys and Games 5-core (2014): 19,412 users, 11,924 items, 167,597 reviews",
-                 aliases=("toys",)))
+                 "Amazon Toys and Games 5-core (2014 reviews + metadata, or P5 user_sequence.txt + "
+                 "item_meta.jsonl): 19,412 users, 11,924 items, 167,597 reviews", aliases=("toys",)))
 register(_mind("mind-small", "small", "MIND small (Microsoft News, train + dev splits): clicks and "
                                       "histories of 50,000 users"))
 register(_mind("mind-large", "large", "MIND large (Microsoft News, train + dev splits): clicks and "
@@ -229,7 +235,11 @@ LAYOUTS: tuple[Layout, ...] = (
            lambda p, n: read_movielens_dat(p, n or p.name)),
     Layout("MovieLens 20M/25M/latest (ratings.csv)", lambda p: (p / "ratings.csv").exists(),
            lambda p, n: read_movielens_csv(p, n or p.name)),
-    Layout("P5 sequences (user_sequence.txt)", lambda p: (p / "user_sequence.txt").exists(),
+    Layout("MovieLens sequences (user_sequence.txt + movies.dat)",
+           lambda p: (p / "user_sequence.txt").exists() and (p / "movies.dat").exists(),
+           lambda p, n: read_movielens_sequences(p, n or p.name)),
+    Layout("P5 sequences (user_sequence.txt [+ *.item, item_meta.jsonl or item_attributes.json])",
+           lambda p: (p / "user_sequence.txt").exists(),
            lambda p, n: read_p5_sequences(p, n or p.name)),
     Layout("MIND (news.tsv + behaviors.tsv, or split folders holding them)",
            lambda p: bool(mind_split_folders(p)), read_mind),

@@ -44,11 +44,45 @@ class Dataset:
         self.interactions = canonical_interactions(self.interactions, self.source or self.name)
         self.catalog = canonical_catalog(self.catalog, self.interactions, self.source or self.name)
 
+    @property
+    def has_text(self) -> bool:
+        """Whether any item has text (see :func:`has_item_text`)."""
+        return has_item_text(self.catalog)
+
     def __repr__(self) -> str:
         return (
             f"Dataset({self.name!r}, {len(self.interactions):,} interactions, "
             f"{self.interactions['user'].nunique():,} users, {len(self.catalog):,} items)"
         )
+
+
+def has_item_text(catalog: pd.DataFrame | None) -> bool:
+    """Whether any item of ``catalog`` has text: a non-empty value in one of :data:`TEXT_FIELDS`.
+
+    The one test of "this catalogue has no item text" (Amazon Sports: anonymous attribute ids
+    only). Category paths do not count: they are structure (the interest tree), and they may be
+    anonymous (``attr-17``). When it is False, item text vectors carry no information: the
+    text renderer gives empty texts, and the interest tree comes from the category paths.
+    """
+    if catalog is None:
+        return False
+    for name in TEXT_FIELDS:
+        if name in catalog.columns:
+            values = catalog[name]
+            if values.dtype == object or pd.api.types.is_string_dtype(values):
+                if values.map(_non_empty).any():
+                    return True
+            elif values.notna().any():  # numbers (a year column read as integers)
+                return True
+    return False
+
+
+def _non_empty(value) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return any(_non_empty(v) for v in value)
+    return bool(str(value).strip())
 
 
 def canonical_interactions(df: pd.DataFrame, source: str) -> pd.DataFrame:

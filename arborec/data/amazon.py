@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from arborec.data._tables import Dataset
+from arborec.data.p5 import read_p5_sequences
 from arborec.data.recbole import parse_category_list, read_recbole_item_catalog
 from arborec.data.tabular import open_text
 from arborec.diagnostics import DataFormatError, logger
@@ -21,33 +22,6 @@ __all__ = ["read_amazon", "read_amazon_reviews", "read_amazon_meta", "read_p5_se
 #: Review files, most specific first: 2014 5-core (``reviews_<Cat>_5.json``), then 2018 (``<Cat>_5.json``).
 REVIEW_PATTERNS = ("reviews_*_5.json.gz", "reviews_*_5.json", "*_5.json.gz", "*_5.json")
 _ASIN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
-
-
-def read_p5_sequences(folder: str | Path, name: str = "amazon-beauty") -> Dataset:
-    """``user_sequence.txt``: a user id, then that user's item ids in time order, space-separated.
-
-    The file has no timestamps: ``timestamp`` is the position in the user's line, so the split
-    keeps the file order. A RecBole atomic ``*.item`` file next to it, if any, gives the catalog.
-    """
-    folder = Path(folder)
-    path = folder / "user_sequence.txt"
-    users, items, order = [], [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 2:
-                raise DataFormatError(path, "a user id followed by at least one item id", n, line.strip())
-            u = parts[0]
-            for pos, it in enumerate(parts[1:]):
-                users.append(u)
-                items.append(it)
-                order.append(pos)
-    inter = pd.DataFrame({"user": users, "item": items, "timestamp": order})
-    item_files = sorted(folder.glob("*.item"))
-    catalog = read_recbole_item_catalog(item_files[0]) if item_files else None
-    return Dataset(name, inter, catalog, has_timestamps=False, source=str(folder))
 
 
 def read_amazon(folder: str | Path, name: str | None = None) -> Dataset:

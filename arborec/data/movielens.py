@@ -1,4 +1,4 @@
-"""MovieLens loaders: 100K (``u.data``), 1M/10M (``ratings.dat``), 20M/25M/latest (``ratings.csv``)."""
+"""MovieLens loaders: 100K (``u.data``), 1M/10M (``ratings.dat``), 20M/25M/latest (``ratings.csv``), 1M sequences."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 
 from arborec.data._tables import Dataset
+from arborec.data.p5 import read_user_sequences
 from arborec.data.tabular import raise_bad_line
 from arborec.diagnostics import DataFormatError, logger
 
-__all__ = ["read_movielens", "read_ml100k", "read_movielens_dat", "read_movielens_csv"]
+__all__ = ["read_movielens", "read_ml100k", "read_movielens_dat", "read_movielens_csv", "read_movielens_sequences",
+           "read_ml1m"]
 
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
 _PARSER_LINE = re.compile(r"line (\d+)")
@@ -94,7 +96,40 @@ def read_movielens(folder: str | Path, name: str | None = None) -> Dataset:
         return read_movielens_dat(folder, name or folder.name)
     if (folder / "ratings.csv").exists():
         return read_movielens_csv(folder, name or folder.name)
-    raise FileNotFoundError(f"{folder}: no MovieLens rating file (u.data, ratings.dat or ratings.csv)")
+    if (folder / "user_sequence.txt").exists() and (folder / "movies.dat").exists():
+        return read_movielens_sequences(folder, name or folder.name)
+    raise FileNotFoundError(f"{folder}: no MovieLens rating file (u.data, ratings.dat or ratings.csv) and no "
+                            "user_sequence.txt + movies.dat")
+
+
+def read_ml1m(folder: str | Path, name: str = "ml-1m") -> Dataset:
+    """MovieLens 1M in either layout: the official ``ratings.dat`` when present (ratings and times),
+    else ``user_sequence.txt`` + ``movies.dat`` (see :func:`read_movielens_sequences`)."""
+    folder = Path(folder)
+    if (folder / "ratings.dat").exists():
+        return read_movielens_dat(folder, name)
+    return read_movielens_sequences(folder, name)
+
+
+# --------------------------------------------------------------------------------------------
+# 1M as sequences: user_sequence.txt + movies.dat
+
+
+def read_movielens_sequences(folder: str | Path, name: str = "ml-1m") -> Dataset:
+    """MovieLens as per-user sequences: ``user_sequence.txt`` and the official ``movies.dat``.
+
+    This is the MovieLens-1M version sequential-recommendation papers use (6,040 users, the 3,416
+    movies with at least 5 ratings, 999,611 events): ``user_sequence.txt`` holds per line the
+    original UserID, then the original MovieIDs in time order (integers; no ratings, no
+    timestamps, so ``timestamp`` is the position in the line and the split keeps the file order).
+    ``movies.dat`` (``MovieID::Title (Year)::Genre|Genre``, Latin-1) gives the catalogue as for
+    :func:`read_movielens_dat`: title without the year, ``year``, ``genres`` (space-joined) and
+    ``category_path`` = ``[first genre]``. Without ``movies.dat`` the items get empty text.
+    """
+    folder = Path(folder)
+    inter = read_user_sequences(folder / "user_sequence.txt", numeric_ids=True)
+    catalog = _movies_dat(folder / "movies.dat") if (folder / "movies.dat").exists() else None
+    return Dataset(name, inter, catalog, has_timestamps=False, source=str(folder))
 
 
 # --------------------------------------------------------------------------------------------

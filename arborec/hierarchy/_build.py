@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from arborec.data._tables import has_item_text
 from arborec.diagnostics import ConfigError, check_param, logger
-from arborec.hierarchy._categories import has_informative_categories, tree_from_categories
+from arborec.hierarchy._categories import has_informative_categories, normalise_paths, tree_from_categories
 from arborec.hierarchy._labels import label_tree
 from arborec.hierarchy._learn import learn_tree
 from arborec.hierarchy._rq import semantic_ids
@@ -27,7 +28,10 @@ def build_tree(data, vectors: np.ndarray | None = None, source: str = "auto", de
         (node centroids).
     source : {"auto", "categories", "learned", "rq"}, default "auto"
         "auto": the catalogue's category paths when they are informative (at least half the items
-        have one, and the first level has two or more categories), otherwise learned.
+        have one, and the first level has two or more categories), or when the items have no
+        text (:func:`arborec.data.has_item_text`; e.g. Amazon Sports' anonymous attribute paths)
+        and some have a path; otherwise learned. Without text the item vectors are all alike and a
+        learned tree would collapse, so the given paths, however sparse, are the better source.
     depth : int, default 3
         Levels (the category tree's ``max_depth``, the RQ levels, and the learned depth when
         ``branching`` is None).
@@ -47,8 +51,11 @@ def build_tree(data, vectors: np.ndarray | None = None, source: str = "auto", de
     check_param("depth", depth, isinstance(depth, (int, np.integer)) and depth >= 1, "an integer >= 1")
     catalog = _catalog(data)
     if source == "auto":
-        source = "categories" if has_informative_categories(catalog) else "learned"
+        source = auto_source(catalog)
         logger.info("tree source: %s", source)
+    if source != "categories" and not has_item_text(catalog):
+        logger.warning("the items have no text (no title, brand, description...): their vectors carry no text "
+                       "to learn a %s tree from; give the catalogue category or attribute paths", source)
     if source != "categories" and vectors is None:
         raise ConfigError(f"source={source!r} needs item vectors (arborec.text.encode_items(catalog))")
     if vectors is not None and len(vectors) != len(catalog):
@@ -64,6 +71,17 @@ def build_tree(data, vectors: np.ndarray | None = None, source: str = "auto", de
         has_paths = "category_path" in catalog.columns and has_informative_categories(catalog)
         tree = label_tree(tree, item_titles(catalog), categories=catalog["category_path"] if has_paths else None)
     return tree
+
+
+def auto_source(catalog: pd.DataFrame) -> str:
+    """The source ``build_tree(source="auto")`` picks: "categories" or "learned" (see :func:`build_tree`)."""
+    if has_informative_categories(catalog):
+        return "categories"
+    has_path = "category_path" in catalog.columns and any(normalise_paths(catalog["category_path"], max_depth=1))
+    if has_path and not has_item_text(catalog):
+        logger.info("the items have no text: the tree follows the catalogue's category (attribute) paths")
+        return "categories"
+    return "learned"
 
 
 def item_titles(catalog: pd.DataFrame) -> list[str]:

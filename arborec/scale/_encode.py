@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from arborec.diagnostics import check_param, logger
-from arborec.text import ItemTextTemplate, TextEncoder, VectorCache, text_key
+from arborec.text import ItemTextTemplate, TextEncoder, VectorCache, render_items, text_key
 
 
 class _EncoderActor:
@@ -47,9 +47,8 @@ def encode_items_ray(catalog: pd.DataFrame, encoder: TextEncoder | None = None,
     check_param("actors", actors, actors >= 1, "an integer >= 1")
     check_param("threads_per_actor", threads_per_actor, threads_per_actor >= 1, "an integer >= 1")
     encoder = encoder or TextEncoder()
-    template = template or ItemTextTemplate()
     backend = encoder.backend_ if encoder.precision and encoder.backend_ else encoder.backend  # "auto" resolved
-    texts = template.render(catalog)
+    texts = render_items(catalog, template)
     keys = [text_key(t) for t in texts]
     cache = VectorCache(Path(cache_dir or default_cache_dir() / "vectors") / encoder.model_key) if use_cache else None
     found, vectors = cache.lookup(keys) if cache is not None else (np.zeros(len(keys), bool), None)

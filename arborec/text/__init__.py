@@ -3,7 +3,7 @@
 from arborec.text._cache import VectorCache, text_key
 from arborec.text._encoder import BACKENDS, DEFAULT_MODEL, TextEncoder, default_model_path
 from arborec.text._items import encode_items
-from arborec.text._render import ItemTextTemplate
+from arborec.text._render import ItemTextTemplate, render_items
 
 _FINETUNE = ("AdapterConfig", "ResidualAdapter", "apply_adapter", "cooccurrence_pairs", "fit_adapter")
 
@@ -17,5 +17,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'arborec.text' has no attribute {name!r}")
 
 
-__all__ = ["TextEncoder", "ItemTextTemplate", "VectorCache", "encode_items", "text_key", "default_model_path",
-           "DEFAULT_MODEL", "BACKENDS", *_FINETUNE]
+__all__ = ["TextEncoder", "ItemTextTemplate", "render_items", "VectorCache", "encode_items", "text_key",
+           "default_model_path", "DEFAULT_MODEL", "BACKENDS", *_FINETUNE]

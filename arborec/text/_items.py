@@ -11,7 +11,7 @@ import pandas as pd
 from arborec.diagnostics import logger
 from arborec.text._cache import VectorCache, text_key
 from arborec.text._encoder import TextEncoder
-from arborec.text._render import ItemTextTemplate
+from arborec.text._render import ItemTextTemplate, render_items
 
 
 def encode_items(catalog: pd.DataFrame, encoder: TextEncoder | None = None,
@@ -26,12 +26,13 @@ def encode_items(catalog: pd.DataFrame, encoder: TextEncoder | None = None,
     written straight into that file and a read-only memory map of it is returned, so a 1M-item
     catalogue (1.5 GB at dim 384) never has to sit in memory (read it again with
     ``np.load(out, mmap_mode="r")``).
+    A catalogue without item text gets the vector of the empty text for every item (see
+    :func:`render_items`).
     """
     from arborec.data import cache_dir as default_cache_dir
 
     encoder = encoder or TextEncoder()
-    template = template or ItemTextTemplate()
-    texts = template.render(catalog)
+    texts = render_items(catalog, template)
     keys = [text_key(t) for t in texts]
     cache = VectorCache(Path(cache_dir or default_cache_dir() / "vectors") / encoder.model_key) if use_cache else None
     vectors = None

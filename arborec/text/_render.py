@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from arborec.diagnostics import logger
+
 
 @dataclass
 class ItemTextTemplate:
@@ -43,6 +45,23 @@ class ItemTextTemplate:
                 parts.append(text if field == "title" or field not in labels else f"{labels[field]}: {text}")
             texts.append(_cut(". ".join(parts), self.max_chars))
         return texts
+
+
+def render_items(catalog: pd.DataFrame, template: ItemTextTemplate | None = None) -> list[str]:
+    """The text of every catalogue item (row order) that the encoders read: ``template.render(catalog)``.
+
+    A catalogue without item text (:func:`arborec.data.has_item_text` is False, e.g. Amazon
+    Sports, whose paths are anonymous attribute ids) gives empty texts, with a warning: no text
+    is made up from its category or attribute paths, and the identical vectors of the empty
+    texts say plainly that text has nothing to tell about these items.
+    """
+    from arborec.data import has_item_text
+
+    if not has_item_text(catalog):
+        logger.warning("the catalogue has no item text (title, brand, description... all empty): every item "
+                       "gets the vector of the empty text")
+        return [""] * len(catalog)
+    return (template or ItemTextTemplate()).render(catalog)
 
 
 def _shared_root(paths) -> bool:
