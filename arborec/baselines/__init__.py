@@ -2,10 +2,11 @@
 
 from arborec.baselines._base import Recommender
 from arborec.baselines.als import ALS
+from arborec.baselines.bsarec import BSARec
 from arborec.baselines.ease import EASE
 from arborec.baselines.gru4rec import GRU4Rec
 from arborec.baselines.itemknn import ItemKNN
 from arborec.baselines.popularity import MostPop
 from arborec.baselines.sasrec import SASRec
 
-__all__ = ["Recommender", "MostPop", "ItemKNN", "EASE", "ALS", "GRU4Rec", "SASRec"]
+__all__ = ["Recommender", "MostPop", "ItemKNN", "EASE", "ALS", "GRU4Rec", "SASRec", "BSARec"]
