@@ -8,5 +8,7 @@ from arborec.baselines.gru4rec import GRU4Rec
 from arborec.baselines.itemknn import ItemKNN
 from arborec.baselines.popularity import MostPop
 from arborec.baselines.sasrec import SASRec
+from arborec.baselines.sasrec_text import SASRecText
+from arborec.baselines.unisrec import UniSRec, UniSRecText
 
-__all__ = ["Recommender", "MostPop", "ItemKNN", "EASE", "ALS", "GRU4Rec", "SASRec", "BSARec"]
+__all__ = ["Recommender", "MostPop", "ItemKNN", "EASE", "ALS", "GRU4Rec", "SASRec", "BSARec", "SASRecText", "UniSRec", "UniSRecText"]

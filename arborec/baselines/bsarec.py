@@ -197,7 +197,7 @@ class BSARec(SequentialRecommender):
     def _check_params(self) -> None:
         super()._check_params()
         check_param("alpha", self.alpha, 0.0 <= self.alpha <= 1.0, "a float in [0, 1]")
-        check_param("c", self.c, isinstance(self.c, (int, np.integer)) and 1 <= self.c // 2 + 1 <= self.max_len // 2 + 1,
+        check_param("c", self.c, isinstance(self.c, (int, np.integer)) and self.c >= 1 and self.c // 2 <= self.max_len // 2,
                     f"an integer >= 1 with c // 2 + 1 <= max_len // 2 + 1 = {self.max_len // 2 + 1}")
         check_param("hidden_size/n_heads", (self.hidden_size, self.n_heads), self.hidden_size % self.n_heads == 0,
                     "hidden_size a multiple of n_heads")
