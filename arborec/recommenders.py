@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from arborec.baselines import ALS, EASE, GRU4Rec, ItemKNN, MostPop, Recommender, SASRec
+from arborec.baselines import (ALS, EASE, BSARec, GRU4Rec, ItemKNN, MostPop, Recommender, SASRec, SASRecText,
+                               UniSRec, UniSRecText)
 from arborec.model import ArboRec
 from arborec.text.recommender import FineTunedText, TextOnly
 
 #: name -> class
 MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (MostPop, ItemKNN, EASE, ALS, GRU4Rec, SASRec, TextOnly, FineTunedText, ArboRec)
+    cls.name: cls for cls in (MostPop, ItemKNN, EASE, ALS, GRU4Rec, SASRec, BSARec, SASRecText, UniSRec, UniSRecText,
+                        TextOnly, FineTunedText, ArboRec)
 }
 
 

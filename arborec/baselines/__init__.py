@@ -2,10 +2,13 @@
 
 from arborec.baselines._base import Recommender
 from arborec.baselines.als import ALS
+from arborec.baselines.bsarec import BSARec
 from arborec.baselines.ease import EASE
 from arborec.baselines.gru4rec import GRU4Rec
 from arborec.baselines.itemknn import ItemKNN
 from arborec.baselines.popularity import MostPop
 from arborec.baselines.sasrec import SASRec
+from arborec.baselines.sasrec_text import SASRecText
+from arborec.baselines.unisrec import UniSRec, UniSRecText
 
-__all__ = ["Recommender", "MostPop", "ItemKNN", "EASE", "ALS", "GRU4Rec", "SASRec"]
+__all__ = ["Recommender", "MostPop", "ItemKNN", "EASE", "ALS", "GRU4Rec", "SASRec", "BSARec", "SASRecText", "UniSRec", "UniSRecText"]

@@ -85,6 +85,33 @@ def training_windows(indptr: np.ndarray, items: np.ndarray, max_len: int,
     return pad_left(sub_ptr, flat[keep_in], max_len), pad_left(sub_ptr, flat[keep_tg], max_len)
 
 
+def prefix_windows(indptr: np.ndarray, items: np.ndarray, max_len: int,
+                   earlier_windows: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair per target, its input holding only the items before it (for non-causal encoders).
+
+    Target ``s[p]`` (p >= 1) of a user's sequence ``s`` gets the input ``s[max(0, p - max_len):p]``;
+    the targets are the most recent ``max_len`` of the sequence (all of them with ``earlier_windows``).
+    Returns left-padded (n_pairs, max_len) int64 arrays (ids + 1, 0 = padding) whose targets are zero
+    except in the last column, so a loss over the non-padding targets reads the last position only.
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    lens = np.diff(indptr)
+    users = np.flatnonzero(lens >= 2)
+    first = np.ones(len(users), dtype=np.int64) if earlier_windows else np.maximum(1, lens[users] - max_len)
+    n_pairs = lens[users] - first  # targets per user
+    owner = np.repeat(np.arange(len(users)), n_pairs)
+    k = np.arange(n_pairs.sum()) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)  # 0.. within a user
+    target_at = indptr[users[owner]] + first[owner] + k  # index into items of each pair's target
+    starts = np.maximum(target_at - max_len, indptr[users[owner]])
+    ptr = np.zeros(len(target_at) + 1, dtype=np.int64)
+    np.cumsum(target_at - starts, out=ptr[1:])
+    flat = items[np.repeat(starts - ptr[:-1], target_at - starts) + np.arange(ptr[-1])]
+    inputs = pad_left(ptr, flat, max_len)  # (n_pairs, max_len)
+    targets = np.zeros_like(inputs)
+    targets[:, -1] = items[target_at].astype(np.int64) + 1
+    return inputs, targets
+
+
 def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled batches of row indices; rows of similar length share a batch (less padding).
 
@@ -196,8 +223,7 @@ class SequentialRecommender(Recommender):
             rng = np.random.default_rng(self.seed)
 
             # -- 1. data: every user's training sequence -> (inputs, targets) windows ----------
-            inputs, targets = training_windows(split.train_indptr, split.train_items, self.max_len,
-                                               self.earlier_windows)
+            inputs, targets = self._training_pairs(split)
             lengths = (inputs > 0).sum(1)
             inputs_t, targets_t = torch.from_numpy(inputs), torch.from_numpy(targets)
 
@@ -263,6 +289,15 @@ class SequentialRecommender(Recommender):
                     self.best_valid_ndcg_, self.best_epoch_, len(self.history_), self.epoch_seconds_)
         return self
 
+    def _training_pairs(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets), left-padded (n, max_len) int64: the training data of one epoch (see
+        :func:`training_windows`; a model whose positions see the future trains on :func:`prefix_windows`)."""
+        return training_windows(split.train_indptr, split.train_items, self.max_len, self.earlier_windows)
+
+    def _output_items(self) -> torch.Tensor:
+        """(n_items, D) the tied output layer: row i scores item i (the input embedding, padding row dropped)."""
+        return self.module_.item_emb.weight[1:]
+
     def _on_validated(self, record: dict, improved: bool) -> None:
         """Hook called after each validation (``improved``: a new best); subclasses write checkpoints here."""
 
@@ -271,7 +306,7 @@ class SequentialRecommender(Recommender):
         hidden = self.module_(seq)  # (B, W, D)
         mask = tgt > 0  # (B, W)
         h = hidden[mask]  # (N, D): gather first, so the logits are only (N, n_items)
-        items = self.module_.item_emb.weight[1:]  # (n_items, D), the tied output layer
+        items = self._output_items()  # (n_items, D), the tied output layer
         return self._output_loss(h, items, tgt[mask] - 1), int(h.shape[0])
 
     def _prepare_sampling(self, split: Split) -> None:
@@ -321,7 +356,7 @@ class SequentialRecommender(Recommender):
         self.module_.eval()
         device = next(self.module_.parameters()).device
         seqs = pad_left(histories.indptr, histories.items, self.max_len)  # (B, max_len)
-        items = self.module_.item_emb.weight[1:]  # (n_items, D)
+        items = self._output_items()  # (n_items, D)
         out = np.empty((len(seqs), self.n_items_), dtype=np.float32)
         for start in range(0, len(seqs), batch_size):
             seq = seqs[start:start + batch_size]

@@ -136,15 +136,13 @@ def fit_ray(model, split: Split, data=None, workers: int = 2, epochs: int | None
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from arborec.baselines._sequential import training_windows
-
     check_param("workers", workers, workers >= 1, "an integer >= 1")
     model._check_params()
     epochs = epochs or model.max_epochs
     if hasattr(model, "_setup_fit"):
         model._setup_fit(split, data, **fit_kwargs)
     model._prepare_sampling(split)  # the sampled softmax's item counts travel with the model
-    inputs, targets = training_windows(split.train_indptr, split.train_items, model.max_len, model.earlier_windows)
+    inputs, targets = model._training_pairs(split)  # windows, or prefixes for a non-causal encoder (BSARec)
     config = {"model": model, "inputs": inputs, "targets": targets, "n_items": split.n_items, "epochs": epochs,
               "seed": model.seed, "threads": threads_per_worker, "split": split if early_stopping else None}
     with tempfile.TemporaryDirectory() as tmp:
