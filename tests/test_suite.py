@@ -145,3 +145,12 @@ def test_report_compares_arborec_with_the_best_other_model_per_user(tmp_path):
     assert summary["models"]["arborec"]["seeds"] == [0, 1]
     text = write_report(tmp_path / "suite").read_text()
     assert "arborec vs the best other model (by validation), **sasrec**" in text
+
+
+def test_every_suite_space_names_parameters_of_its_model():
+    from arborec.recommenders import make_model
+
+    for name, space in SPACES.items():
+        params = make_model(name).get_params()
+        assert set(space) <= set(params), (name, set(space) - set(params))
+        assert all(len(v) >= 1 for v in space.values())
