@@ -225,6 +225,9 @@ def attribute_paths(attributes: list[list[str]], min_containment: float = 0.95) 
     paths = []
     for values in sets:
         ranks = [rank[a] for a in values]
+        if not ranks:
+            paths.append([])
+            continue
         deepest = max(ranks, key=lambda r: (depth[r], chain_below[r], -r))
         path = chain(deepest)
         path += sorted(set(ranks) - set(path))
