@@ -191,6 +191,13 @@ def test_sports_attribute_paths_coarse_to_fine_and_no_text(sports):
     assert histories(data)["2"] == ["4", "5", "6"]
 
 
+def test_attribute_paths_edge_cases():
+    from arborec.data.p5 import attribute_paths
+
+    assert attribute_paths([["5", "10"], [], ["10"]]) == [["attr-10", "attr-5"], [], ["attr-10"]]
+    assert attribute_paths([]) == []
+
+
 def test_has_item_text_reads_the_text_fields_only():
     import pandas as pd
 

@@ -210,6 +210,10 @@ def attribute_paths(attributes: list[list[str]], min_containment: float = 0.95) 
     order = sorted(count, key=lambda a: (-count[a], (0, int(a), "") if a.isdigit() else (1, 0, a)))
     rank = {a: r for r, a in enumerate(order)}
     parent, depth, below = _attribute_forest(sets, rank, min_containment)
+    chain_below = below.copy()  # attributes nested below the nodes of each attribute's chain
+    for r in range(len(order)):
+        if parent[r] >= 0:
+            chain_below[r] += chain_below[parent[r]]
 
     def chain(r: int) -> list[int]:
         out = []
@@ -221,7 +225,10 @@ def attribute_paths(attributes: list[list[str]], min_containment: float = 0.95) 
     paths = []
     for values in sets:
         ranks = [rank[a] for a in values]
-        deepest = max(ranks, key=lambda r: (depth[r], sum(below[c] for c in chain(r)), -r))
+        if not ranks:
+            paths.append([])
+            continue
+        deepest = max(ranks, key=lambda r: (depth[r], chain_below[r], -r))
         path = chain(deepest)
         path += sorted(set(ranks) - set(path))
         paths.append([ATTRIBUTE_PREFIX + order[r] for r in path])
