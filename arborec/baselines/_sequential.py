@@ -296,6 +296,10 @@ class SequentialRecommender(Recommender):
         """(n_items, D) the tied output layer: row i scores item i (the input embedding, padding row dropped)."""
         return self.module_.item_emb.weight[1:]
 
+    def _last_hidden(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, W) left-padded ids -> (B, D): the state after the last position, which scores the next item."""
+        return self.module_(seq)[:, -1, :]
+
     def _on_validated(self, record: dict, improved: bool) -> None:
         """Hook called after each validation (``improved``: a new best); subclasses write checkpoints here."""
 
@@ -360,7 +364,7 @@ class SequentialRecommender(Recommender):
             seq = seqs[start:start + batch_size]
             width = max(int((seq > 0).sum(1).max()), 1)
             seq = torch.from_numpy(seq[:, -width:]).to(device)  # (b, W)
-            last = self.module_(seq)[:, -1, :]  # (b, D)
+            last = self._last_hidden(seq)  # (b, D)
             out[start:start + len(seq)] = (last @ items.T).float().cpu().numpy()
         self.module_.train(was_training)
         return out
