@@ -211,7 +211,7 @@ def test_learns_the_planted_sequences_better_than_most_popular(name, synthetic):
     model.fit(split, data, vectors=_described_vectors(data, split)) if name != "bsarec" else model.fit(split)
     ndcg = evaluate(model, split, "valid").metrics["ndcg@10"]
     pop = evaluate(MostPop().fit(split), split, "valid").metrics["ndcg@10"]
-    assert ndcg > 3 * pop and ndcg > pop + 0.1, (ndcg, pop)
+    assert ndcg > pop + 0.35, (ndcg, pop)  # about 0.56 against 0.02 when it learns the walks
     assert model.history_[-1]["loss"] < model.history_[0]["loss"]
 
 

@@ -11,6 +11,11 @@ the input embedding). Training is next-item prediction with a full softmax over 
 every non-padding position (above ``sampled_above`` items: a sampled softmax, log-q corrected, so no
 (positions, n_items) block is ever formed); the rest (data, batches, early stopping on validation NDCG@10, the
 best weights) is :meth:`SequentialRecommender.fit`.
+
+Three hooks let a model differ without its own loop: ``_training_pairs`` (the epoch's data: windows
+trained at every position, or :func:`prefix_windows`, one example per target, for an encoder whose
+positions see later ones, such as BSARec's Fourier filter), ``_output_items`` (the tied output table,
+e.g. built from text vectors) and ``_last_hidden`` (the state that scores the next item).
 """
 
 from __future__ import annotations
