@@ -21,7 +21,7 @@ from arborec.data import leave_one_out, load_prepared
 from arborec.evaluate import metric_table, run_model, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SEQUENTIAL = {"sasrec", "gru4rec"}  # trained with their tuned defaults (a grid would take hours on 2 cores)
+SEQUENTIAL = {"sasrec", "gru4rec", "bsarec", "sasrec-text", "unisrec", "unisrec-t"}  # trained with their defaults (a grid would take hours on 2 cores)
 
 
 def main() -> int:

@@ -211,7 +211,7 @@ def test_learns_the_planted_sequences_better_than_most_popular(name, synthetic):
     model.fit(split, data, vectors=_described_vectors(data, split)) if name != "bsarec" else model.fit(split)
     ndcg = evaluate(model, split, "valid").metrics["ndcg@10"]
     pop = evaluate(MostPop().fit(split), split, "valid").metrics["ndcg@10"]
-    assert ndcg > 3 * pop and ndcg > pop + 0.1, (ndcg, pop)
+    assert ndcg > pop + 0.35, (ndcg, pop)  # about 0.56 against 0.02 when it learns the walks
     assert model.history_[-1]["loss"] < model.history_[0]["loss"]
 
 
@@ -267,3 +267,10 @@ def test_registered_params_round_trip_and_validation(name, synthetic):
         PEERS[name](dropout=1.0).fit(synthetic[1], synthetic[0])
     with pytest.raises(NotFittedError):
         model.score(np.array([0]), Histories(np.array([0, 1]), np.array([0], np.int32)))
+
+
+def test_bsarec_last_position_shortcut_equals_the_full_forward():
+    module = _module("bsarec")
+    seq = _seqs(np.random.default_rng(3), [8, 5, 1], 8)
+    with torch.no_grad():
+        torch.testing.assert_close(module(seq, last_only=True)[:, 0], module(seq)[:, -1])

@@ -11,6 +11,11 @@ the input embedding). Training is next-item prediction with a full softmax over 
 every non-padding position (above ``sampled_above`` items: a sampled softmax, log-q corrected, so no
 (positions, n_items) block is ever formed); the rest (data, batches, early stopping on validation NDCG@10, the
 best weights) is :meth:`SequentialRecommender.fit`.
+
+Three hooks let a model differ without its own loop: ``_training_pairs`` (the epoch's data: windows
+trained at every position, or :func:`prefix_windows`, one example per target, for an encoder whose
+positions see later ones, such as BSARec's Fourier filter), ``_output_items`` (the tied output table,
+e.g. built from text vectors) and ``_last_hidden`` (the state that scores the next item).
 """
 
 from __future__ import annotations
@@ -298,6 +303,10 @@ class SequentialRecommender(Recommender):
         """(n_items, D) the tied output layer: row i scores item i (the input embedding, padding row dropped)."""
         return self.module_.item_emb.weight[1:]
 
+    def _last_hidden(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, W) left-padded ids -> (B, D): the state after the last position, which scores the next item."""
+        return self.module_(seq)[:, -1, :]
+
     def _on_validated(self, record: dict, improved: bool) -> None:
         """Hook called after each validation (``improved``: a new best); subclasses write checkpoints here."""
 
@@ -362,7 +371,7 @@ class SequentialRecommender(Recommender):
             seq = seqs[start:start + batch_size]
             width = max(int((seq > 0).sum(1).max()), 1)
             seq = torch.from_numpy(seq[:, -width:]).to(device)  # (b, W)
-            last = self.module_(seq)[:, -1, :]  # (b, D)
+            last = self._last_hidden(seq)  # (b, D)
             out[start:start + len(seq)] = (last @ items.T).float().cpu().numpy()
         self.module_.train(was_training)
         return out

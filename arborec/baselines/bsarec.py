@@ -73,12 +73,14 @@ class FrequencyFilter(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=1e-12)
 
-    def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, real: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, W, D) -> (B, W, D), or (B, 1, D) for the last position only."""
         W = x.shape[1]
+        rows = 1 if last_only else W
         signal = x * real.unsqueeze(-1)  # (B, W, D): padding is zero, as if padded to max_len with zeros
-        low = torch.einsum("ts,bsd->btd", self.low_pass[-W:, -W:], signal)  # (B, W, D)
-        mixed = low + self.sqrt_beta ** 2 * (signal - low)
-        return self.norm(x + self.dropout(mixed))
+        low = torch.einsum("ts,bsd->btd", self.low_pass[-rows:, -W:], signal)  # (B, rows, D)
+        mixed = low + self.sqrt_beta ** 2 * (signal[:, -rows:] - low)
+        return self.norm(x[:, -rows:] + self.dropout(mixed))
 
 
 class FeedForward(nn.Module):
@@ -104,9 +106,11 @@ class BSARecBlock(nn.Module):
         self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=1e-12)
         self.ffn = FeedForward(cfg)
 
-    def forward(self, x: torch.Tensor, real: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        inductive = self.filter(x, real)  # (B, W, D), sees the whole input sequence
-        attended = self.attn_norm(x + self.attn(x, allowed))  # (B, W, D), causal
+    def forward(self, x: torch.Tensor, real: torch.Tensor, allowed: torch.Tensor, last_only: bool = False):
+        """(B, W, D) -> (B, W, D), or (B, 1, D) for the last position only."""
+        rows = 1 if last_only else x.shape[1]
+        inductive = self.filter(x, real, last_only)  # (B, rows, D), sees the whole input sequence
+        attended = self.attn_norm(x[:, -rows:] + self.attn(x, allowed, last_only))  # (B, rows, D), causal
         return self.ffn(self.alpha * inductive + (1 - self.alpha) * attended)
 
 
@@ -133,7 +137,8 @@ class BSARecModule(nn.Module):
         if isinstance(m, nn.Embedding) and m.padding_idx is not None:
             nn.init.zeros_(m.weight[m.padding_idx])
 
-    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+    def forward(self, seq: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, W) ids -> (B, W, D); with ``last_only`` (B, 1, D): the last block computes the last position only."""
         B, W = seq.shape
         assert W <= self.cfg.max_len, f"sequence length {W} > max_len {self.cfg.max_len}"
         real = seq > 0  # (B, W)
@@ -142,9 +147,9 @@ class BSARecModule(nn.Module):
         causal = torch.ones(W, W, dtype=torch.bool, device=seq.device).tril()  # (W, W)
         eye = torch.eye(W, dtype=torch.bool, device=seq.device)
         allowed = ((causal & real[:, None, :]) | eye).unsqueeze(1)  # (B, 1, W, W): real keys <= t, and itself
-        for block in self.blocks:
-            x = block(x, real, allowed)  # (B, W, D)
-        return x
+        for i, block in enumerate(self.blocks):
+            x = block(x, real, allowed, last_only and i == len(self.blocks) - 1)  # (B, W, D) or (B, 1, D)
+        return x[:, -1:] if last_only else x
 
 
 class BSARec(SequentialRecommender):
@@ -204,6 +209,14 @@ class BSARec(SequentialRecommender):
 
     def _training_pairs(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
         return prefix_windows(split.train_indptr, split.train_items, self.max_len, self.earlier_windows)
+
+    def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Cross-entropy of the last position only (every prefix pair has its target there)."""
+        h = self.module_(seq, last_only=True)[:, 0]  # (B, D)
+        return self._output_loss(h, self._output_items(), tgt[:, -1] - 1), int(h.shape[0])
+
+    def _last_hidden(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.module_(seq, last_only=True)[:, 0]  # (B, D)
 
     def _build_module(self, n_items: int) -> nn.Module:
         return BSARecModule(BSARecConfig(n_items=n_items, max_len=self.max_len, hidden_size=self.hidden_size,

@@ -38,13 +38,18 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D); with ``last_only`` only the last position's output, (B, 1, D)."""
         B, L, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, L, D)
-        q, k, v = (t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, L, d)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,  # allowed: (B, 1, L, L)
-                                           dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, L, d)
-        y = y.transpose(1, 2).reshape(B, L, D)  # (B, L, D)
+        if last_only:
+            q, allowed = q[:, -1:], allowed[..., -1:, :]  # (B, 1, D), (B, 1, 1, L)
+        Q = q.shape[1]
+        q = q.reshape(B, Q, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, H, Q, d)
+        k, v = (t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (k, v))  # (B, H, L, d)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,  # allowed: (B, 1, Q, L)
+                                           dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, Q, d)
+        y = y.transpose(1, 2).reshape(B, Q, D)  # (B, Q, D)
         return self.resid_dropout(self.proj(y))
 
 
