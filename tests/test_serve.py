@@ -23,6 +23,7 @@ from serve_helpers import HashingEncoder, free_port, make_service, start_server,
 
 MAX_EXAMPLES = int(os.environ.get("ARBOREC_FUZZ_EXAMPLES", "15"))  # per operation; raise for a longer fuzz
 KEY = "test-key-0123456789abcdef0123456789abcdef"
+AUTH = {"X-API-Key": KEY}  # a key with every scope (the served client sends it unless told otherwise)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,7 @@ def served(tmp_path_factory):
 
     db = tmp_path_factory.mktemp("serve") / "store.db"
     service, data = make_service(f"sqlite:///{db}", hash_api_key(KEY))
-    return TestClient(create_app(service)), service, data
-
-
-AUTH = {"X-API-Key": KEY}
+    return TestClient(create_app(service), headers=AUTH), service, data
 
 
 def _items_under(service, level: int, label: str) -> list[str]:
@@ -118,18 +116,19 @@ def test_events_update_interests_and_recommendations_at_once(served):
     assert not set(new_items) & {r["item"] for r in recs}  # and skip what was just seen
 
 
-def test_writes_and_metrics_need_the_key(served):
+def test_writes_reads_and_metrics_need_the_key(served):
     client, service, data = served
+    anonymous = TestClient(client.app)
     event = {"user": "intruder", "item": service.catalog.item_ids[0], "timestamp": 1_700_000_000}
     n_before = service.store.count_events()
-    assert client.post("/events", json=event).status_code == 401
-    assert client.post("/events", json=event, headers={"X-API-Key": "wrong"}).status_code == 403
-    assert client.post("/events", json=event, headers={"Authorization": "Bearer wrong"}).status_code == 403
-    assert client.post("/items", json={"items": [{"item": "x1", "title": "x"}]}).status_code == 401
-    assert client.get("/metrics").status_code == 401
+    assert anonymous.post("/events", json=event).status_code == 401
+    assert anonymous.post("/events", json=event, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert anonymous.post("/events", json=event, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert anonymous.post("/items", json={"items": [{"item": "x1", "title": "x"}]}).status_code == 401
+    assert anonymous.get("/metrics").status_code == 401
     assert service.store.count_events() == n_before  # nothing was written
-    assert client.get("/users/intruder/recommendations").status_code == 200  # reads are open
-    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert anonymous.get("/users/intruder/recommendations").status_code == 401  # per-user reads need a key
+    metrics = anonymous.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
     assert metrics.status_code == 200
     assert 'route="/events",status="401"' in metrics.text and "arborec_http_request_seconds_bucket" in metrics.text
 
@@ -220,7 +219,7 @@ def test_state_is_rebuilt_from_the_store(served):
     before = {u: client.get(f"/users/{u}/interests").json() for u in ("restart-me", "lip-fan", str(data.user_ids[3]))}
     again, _ = make_service(service.store.url, service.settings.api_key_hash)
     assert again.catalog.n_items == service.catalog.n_items  # items added through the API came back
-    client2 = TestClient(create_app(again))
+    client2 = TestClient(create_app(again), headers=AUTH)
     for user, profile in before.items():
         assert client2.get(f"/users/{user}/interests").json() == profile
 
@@ -320,7 +319,7 @@ def test_too_few_users_for_segments(served, tmp_path):
 
     empty = InterestService(service.scorer, service.catalog, Store(f"sqlite:///{tmp_path / 'e.db'}"), service.settings,
                             encoder=service.encoder)
-    bare = TestClient(create_app(empty))
+    bare = TestClient(create_app(empty), headers=AUTH)
     assert bare.get("/segments").json() == {"n_users": 0, "n_segments": 0, "method": "kmeans", "fitted_on": 0,
                                             "silhouette": None, "levels": [], "segments": []}
     response = bare.get("/users/x/recommendations", params={"segment": 0})
@@ -417,7 +416,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path):
     try:  # and the restarted service rebuilt the users' state from them
         counts = {f"d{u}": sum(1 for e in acknowledged if e["user"] == f"d{u}") for u in range(7)}
         for user, n in counts.items():
-            got = httpx.get(f"http://127.0.0.1:{port}/users/{user}/interests").json()["n_events"]
+            got = httpx.get(f"http://127.0.0.1:{port}/users/{user}/interests", headers=AUTH).json()["n_events"]
             assert n <= got <= n + 1  # at most one more: an event written but killed before its answer
     finally:
         server.kill()

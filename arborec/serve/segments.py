@@ -58,6 +58,7 @@ class ServedSegments:
         self.sizes = np.zeros(0, dtype=np.int64)
         self.item_counts = np.zeros((0, 0), dtype=np.int64)
         self._of: dict[str, int] = {}
+        self._forgotten: set[str] = set()  # users deleted since the segments were fitted (not shown)
 
     @property
     def n_segments(self) -> int:
@@ -160,6 +161,17 @@ class ServedSegments:
         if items is not None and len(items):
             np.add.at(self.item_counts[segment], np.asarray(items, dtype=np.int64), 1)
 
+    def forget(self, user_id: str, items: np.ndarray) -> None:
+        """Take a deleted user out: out of their segment's size and item counts, never shown as a representative."""
+        self._forgotten.add(user_id)
+        segment = self._of.pop(user_id, None)
+        if segment is None:
+            return
+        self.sizes[segment] -= 1
+        if len(items):
+            np.subtract.at(self.item_counts[segment], np.asarray(items, dtype=np.int64), 1)
+            np.maximum(self.item_counts[segment], 0, out=self.item_counts[segment])
+
     def add_items(self, n_new: int) -> None:
         """Room for ``n_new`` items appended to the catalogue (no events yet)."""
         self.item_counts = np.pad(self.item_counts, ((0, 0), (0, n_new)))
@@ -187,4 +199,4 @@ class ServedSegments:
                 "share": round(float(self.sizes[segment] / max(self.n_users, 1)), 4),
                 "interests": [{"path": list(p), "level": int(lv), "share": float(sh)}
                               for p, lv, sh in seg.interests_[segment]],
-                "representatives": [str(u) for u in seg.representatives_[segment]]}
+                "representatives": [str(u) for u in seg.representatives_[segment] if str(u) not in self._forgotten]}
