@@ -137,14 +137,17 @@ class ServedSegments:
         return self.predict_many([interests], [user])[0]
 
     def predict_many(self, interests: list[Interests | None], users: list | None = None) -> list[int | None]:
-        """:meth:`predict` for several users at once (one ``Segmenter.predict`` call)."""
+        """:meth:`predict` for several users at once (one ``Segmenter.predict`` call on a `ProfileBatch`)."""
         out: list[int | None] = [None] * len(interests)
         rows = [b for b, i in enumerate(interests) if i is not None]
         if self.segmenter is None or not rows:
             return out
-        users = users if users is not None else [None] * len(interests)
-        labels = self.segmenter.predict([user_profile(self.tree, interests[b], users[b]) for b in rows])
-        for b, segment in zip(rows, labels):
+        levels = range(self.tree.n_levels)
+        long = [np.stack([interests[b]["long"][lv] for b in rows]) for lv in levels]  # (B, n_nodes_l) each
+        short = [np.stack([interests[b]["short"][lv] for b in rows]) for lv in levels]
+        empty = Histories(np.zeros(len(rows) + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+        batch = ProfileBatch.from_distributions(self.tree, long, short, empty, long_weight=LONG_WEIGHT)
+        for b, segment in zip(rows, self.segmenter.predict(batch)):
             out[b] = int(segment)
         return out
 

@@ -150,43 +150,54 @@ class InterestService:
 
     # -- users' state -----------------------------------------------------------------------------
     def user(self, user_id: str) -> UserRecord | None:
-        """The user's record: from memory, else rebuilt from the batch log plus the store; None if unknown."""
+        """The user's record: from memory, else rebuilt from the batch log plus the store; None if unknown.
+
+        A rebuilt record is kept in memory; while an ingest holds the service, it is rebuilt from the store
+        without waiting and not kept (it then answers as of the last acknowledged event)."""
         record = self._users.get(user_id)
         if record is not None:
             return record
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return self._load([user_id])[user_id]
+        try:
             record = self._users.get(user_id)
             if record is not None:
                 return record
-            record = self._load(user_id)
-            if record is None:
-                return None
-            self._users.put(user_id, record)
-            self.segmentation.place(self.store.key(user_id), record.segment)  # as assigned, unless it moved
+            record = self._load([user_id])[user_id]
+            if record is not None:
+                self._users.put(user_id, record)
+                self.segmentation.place(self.store.key(user_id), record.segment)  # as assigned, unless it moved
             return record
+        finally:
+            self._lock.release()
 
-    def _load(self, user_id: str) -> UserRecord | None:
-        """Rebuild a user's record: the state folded by retention (or the batch log), then the stored events."""
-        base = self.base_histories.get(user_id)
-        stored = self.store.user_events(user_id)
-        snapshot = self.store.user_snapshot(user_id)
-        folded = snapshot["folded"] if snapshot is not None else None
-        if base is None and not stored and folded is None:
-            return None
-        if folded is not None:
-            state, n_events = unpack_state(folded), int(snapshot["folded_n"] or 0)
-        else:
-            state, n_events = self.scorer.new_state(), 0
-            if base is not None and len(base):
-                state, n_events = self.scorer.update(state, base), len(base)
+    def _load(self, user_ids: list[str], segments: bool = True) -> dict[str, UserRecord | None]:
+        """Rebuild users' records: the state folded by retention (or the batch log), then the stored events;
+        None for unknown users. ``segments=False``: leave their segment out (the caller predicts it)."""
+        rows = self.store.users_rows(user_ids)
         index_of = self.catalog.index_of
-        live = np.array([index_of[item] for item, _, _ in stored if item in index_of], np.int64)
-        if len(live):
-            state = self.scorer.update(state, live)
-        n_events += len(live)
-        last = max([ts for _, ts, _ in stored] + [snapshot["last_timestamp"] if folded is not None else 0])
-        interests = self.scorer.interests(state) if n_events else None
-        return UserRecord(state, int(n_events), int(last), self.segmentation.predict(interests, user_id), interests)
+        out: dict[str, UserRecord | None] = {}
+        for user_id in user_ids:
+            stored, folded = rows[user_id]
+            base = self.base_histories.get(user_id)
+            if base is None and not stored and folded is None:
+                out[user_id] = None
+                continue
+            if folded is not None:
+                state, n_events = unpack_state(folded["folded"]), folded["folded_n"]
+            else:
+                state, n_events = self.scorer.new_state(), 0
+                if base is not None and len(base):
+                    state, n_events = self.scorer.update(state, base), len(base)
+            live = np.array([index_of[item] for item, _ in stored if item in index_of], np.int64)
+            if len(live):
+                state = self.scorer.update(state, live)
+            n_events += len(live)
+            last = max([ts for _, ts in stored] + [folded["last_timestamp"] if folded is not None else 0])
+            interests = self.scorer.interests(state) if n_events else None
+            segment = self.segmentation.predict(interests, user_id) if segments else None
+            out[user_id] = UserRecord(state, int(n_events), int(last), segment, interests)
+        return out
 
     def ingest(self, events: list) -> list[str]:
         """Validate, store (committed) and apply ``events`` (objects with user, item, timestamp, event_type).
@@ -205,9 +216,13 @@ class InterestService:
             by_user: dict[str, list] = {}
             for e in events:
                 by_user.setdefault(e.user, []).append(e)
+            cached = {user_id: self._users.get(user_id) for user_id in by_user}
+            missing = [user_id for user_id, record in cached.items() if record is None]
+            if missing:  # rebuilt together (one query per 500 users); their new segment is predicted below
+                cached.update(self._load(missing, segments=False))
             changes = []
             for user_id, evs in by_user.items():
-                old = self.user(user_id)
+                old = cached[user_id]
                 state = old.state if old is not None else self.scorer.new_state()
                 items = np.array([index_of[e.item] for e in evs], dtype=np.int64)
                 new_state = self.scorer.update(state, items)
@@ -483,11 +498,11 @@ class InterestService:
 
     def _summary(self, interests: dict, top: int = 3) -> dict:
         """A small readable snapshot of a state's interests for the users table: the top ones at level 1."""
-        profile = _normalised(interests)
         labels = self.catalog.tree.labels[0]
         out = {}
         for term in ("long", "short"):
-            p = profile[term][0]
+            p = np.asarray(interests[term][0], dtype=float)  # level 1 only
+            p = p / p.sum() if p.sum() > 0 else p
             best = np.argsort(-p)[:top]
             out[term] = {labels[j]: round(float(p[j]), 3) for j in best if p[j] > 0}
         return out
