@@ -659,7 +659,6 @@ def cmd_serve(args) -> int:
     from arborec.serve import ServeSettings, create_app, load_service
 
     torch.set_num_threads(args.threads)
-    import os; sys.setswitchinterval(float(os.environ.get("ARBOREC_SWITCH", "0.005")))
     overrides = {k: v for k, v in {"db_url": args.db, "api_key_hash": args.api_key_hash}.items() if v}
     try:
         settings = ServeSettings(**overrides)

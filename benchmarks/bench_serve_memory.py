@@ -95,7 +95,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="arborec-mem-"))
     np.save(tmp / "vectors.npy", synthetic_vectors(data, HashingEncoder()))
     port = free_port()
-    env = {"ARBOREC_SWITCH": os.environ.get("ARBOREC_SWITCH", "0.005"), "ARBOREC_USER_CACHE_SIZE": str(args.cache), "ARBOREC_RATE_LIMIT": "100000/second",
+    env = {"ARBOREC_USER_CACHE_SIZE": str(args.cache), "ARBOREC_RATE_LIMIT": "100000/second",
            "ARBOREC_GENERATED_KEY_FILE": str(tmp / "unused.key")}
     server = start_server(["--data", "synthetic", "--vectors", str(tmp / "vectors.npy"), "--db",
                            f"sqlite:///{tmp / 'store.db'}", "--api-key-hash", hash_api_key(KEY)], port, env=env)
