@@ -637,9 +637,10 @@ def cmd_forget(args) -> int:
         n = forget_in_bundle(bundle, args.user)
         print(f"{bundle}: {n} of the {len(args.user)} user(s) had a history there{'; rewritten' if n else ''}")
     if args.db:
-        from arborec.serve.store import Store
+        from arborec.serve import ServeSettings
+        from arborec.serve.loading import store_for
 
-        store = Store(args.db)
+        store = store_for(ServeSettings(db_url=args.db))  # with $ARBOREC_PSEUDONYM_KEY when ids are pseudonymised
         for user in args.user:
             store.delete_user(user)
         print(f"{args.db}: {len(args.user)} user(s) deleted, tombstones recorded")

@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,36 @@ def reader(port: int, known: list[str], streamed, stop, results) -> None:
     results.put(out)
 
 
+def write_markdown(result: dict, path: Path) -> None:
+    """A short Markdown report of one run."""
+    r, m = result, result["rss_mib"]
+    row = lambda name, p: f"| {name} | {p['n']} | {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} |"  # noqa: E731
+    lines = [
+        f"# `arborec serve` with {r['users']:,} distinct users streaming events (bounded user cache)", "",
+        f"- machine: {r['machine']}; load average at the end {r['load_average_end']}",
+        f"- command: `{r['command']}`", f"- code: {r['code_version']}, date: {r['date']}",
+        f"- server: synthetic catalogue, EASE, SQLite store (WAL, synchronous=NORMAL), "
+        f"`ARBOREC_USER_CACHE_SIZE={r['cache_size']}`; {r['events']:,} events in batches of {r['batch']} "
+        f"(one event per user per batch, each with an event_id), over loopback",
+        "", "## Resident memory of the server process (VmRSS)", "",
+        f"- before the stream: {m['before_stream']} MiB; maximum during it: **{m['max']} MiB**; at the end: {m['end']} MiB",
+        f"- after 1/4, 2/4, 3/4 and all of the users: {', '.join(f'{x} MiB' for x in m['at_quarters'])}",
+        f"- users in memory at the end: {r['users_in_memory_end']:,} (the cache size); evicted: "
+        f"{int(r['users_evicted']):,}",
+        f"- stream: {r['stream_s']} s, {r['events_per_s']} events/s",
+        "", "## Recommendation latency (client side, one request at a time, k=10)", "",
+        "| when | n | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|",
+        row("warm: 50 cached users, before the stream", r["recommend_warm"]),
+        row("during the stream (random streamed users, another process)", r["recommend_during_stream"]),
+        row("after: cached users (interleaved with the next row)", r["recommend_after_stream_cached_users"]),
+        row("after: random streamed users (mostly evicted: rebuilt from the store)",
+            r["recommend_after_stream_random_users"]),
+        "", f"- p99 of evicted users / p99 of cached users, interleaved after the stream: "
+            f"**{r['p99_evicted_over_cached']}x**",
+        f"- p99 during the stream / warm p99: **{r['p99_during_over_warm']}x**", ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main() -> int:
     import httpx
 
@@ -88,7 +119,11 @@ def main() -> int:
     parser.add_argument("--n-latency", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=1000, help="events per POST of the stream")
     parser.add_argument("--output", default="benchmarks/results/serve_memory.json")
+    parser.add_argument("--summarize", metavar="JSON", help="only write the Markdown report of this result")
     args = parser.parse_args()
+    if args.summarize:
+        write_markdown(json.loads(Path(args.summarize).read_text()), Path(args.summarize).with_suffix(".md"))
+        return 0
 
     data = prepare(make_synthetic())
     items = [str(i) for i in data.item_ids]
@@ -181,9 +216,11 @@ def main() -> int:
         stop.set()
         server.kill()
         server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+    write_markdown(result, out.with_suffix(".md"))
     print(json.dumps({k: v for k, v in result.items() if k != "rss_samples"}, indent=1))
     return 0
 

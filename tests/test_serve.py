@@ -280,7 +280,7 @@ def test_a_users_segment_is_the_segmenters_prediction_on_their_profile(served):
         events = [{"user": "seg-new", "item": it, "timestamp": 1_700_000_000 + j} for j, it in enumerate(batch)]
         assert client.post("/events", json={"events": events}, headers=AUTH).status_code == 200
         got = client.get("/users/seg-new/interests").json()["segment"]
-        assert got == int(seg.predict(service.profile("seg-new"))[0]) == service.segmentation.segment_of("seg-new")
+        assert got == int(seg.predict(service.profile("seg-new"))[0]) == service.user("seg-new").segment
         assert got == client.get("/users/seg-new/recommendations").json()["segment"]
         seen.append(got)
         body = client.get("/segments").json()
@@ -424,24 +424,29 @@ def test_acknowledged_events_survive_sigkill(tmp_path):
 
 
 def test_schema_fuzz_finds_no_server_error(tmp_path):
-    """Property-based requests generated from the OpenAPI schema (schemathesis): never a 5xx."""
+    """Property-based requests generated from the OpenAPI schema (schemathesis), each sent with every key
+    (all scopes, each single scope, none): never a 5xx; without a key, only /health and /segments answer."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
 
-    from arborec.serve import create_app, hash_api_key
+    from arborec.serve import Scope, create_app, hash_api_key
 
     service, _ = make_service(f"sqlite:///{tmp_path / 'fuzz.db'}", hash_api_key(KEY), n_users=100)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service))
+    scoped = {scope: f"fuzz-{scope.value}-key-0123456789abcdef" for scope in Scope}
+    app_settings = service.settings.model_copy(update={"api_keys": {s: [hash_api_key(k)] for s, k in scoped.items()}})
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service, app_settings))
     failures = []
+    open_routes = {"/health", "/segments"}
 
     def check(op, case):
-        response = case.call(headers=AUTH)
-        if response.status_code >= 500:
-            failures.append((op.label, response.status_code, response.text[:200]))
-        if op.method.upper() == "POST":  # the same write without any key is refused
-            case.headers = {k: v for k, v in (case.headers or {}).items() if k not in ("X-API-Key", "Authorization")}
+        bare = {k: v for k, v in (case.headers or {}).items() if k not in ("X-API-Key", "Authorization")}
+        for key in (KEY, *scoped.values(), None):
+            case.headers = {**bare, "X-API-Key": key} if key else dict(bare)
             response = case.call()
-            assert response.status_code == 401, (op.label, response.status_code)
+            if response.status_code >= 500:
+                failures.append((op.label, key, response.status_code, response.text[:200]))
+            if key is None and op.path not in open_routes:  # nothing answers without a key
+                assert response.status_code == 401, (op.label, response.status_code)
 
     def fuzz(op):
         @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))

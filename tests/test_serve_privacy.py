@@ -142,10 +142,25 @@ def test_eviction_keeps_answers_identical(served):
                             base_histories=dict(service.base_histories), encoder=service.encoder)
     users = [str(u) for u in data.user_ids[:12]] + ["exp-user", "retry-user"]
     before = {u: (small.recommend(u, k=6), small.interests(u)) for u in users}
-    assert small.n_users_live <= 4 and small.n_users_evicted >= len(users) - 4
+    n_known = sum(1 for u in users if before[u][1]["known"])
+    assert small.n_users_live <= 4 and small.n_users_evicted >= n_known - 4 >= 8
     for u in users:  # every one was evicted and is rebuilt from the batch log and the store
         assert (small.recommend(u, k=6), small.interests(u)) == before[u]
         assert before[u] == (service.recommend(u, k=6), service.interests(u))  # as the unbounded service
+
+    # segment sizes stay exact while users come and go from memory (and move between segments)
+    from arborec.serve.schemas import EventIn
+
+    n_before = small.segmentation.n_users
+    tree = service.catalog.tree
+    under = lambda label: [service.catalog.item_ids[i] for i in tree.members(1, tree.labels[0].index(label))]  # noqa: E731
+    for label in ("Makeup", "Hair Care"):
+        small.ingest([EventIn(user=f"evict-{u}", item=it, timestamp=1_700_000_000 + j)
+                      for u in range(10) for j, it in enumerate(under(label)[u:u + 6])])
+    assert small.segmentation.n_users == n_before + 10
+    everyone = {u for u, h in small.base_histories.items() if len(h)} | set(small.store.user_ids())
+    reported = [small.interests(u)["segment"] for u in sorted(everyone)]
+    assert small.segmentation.sizes.tolist() == np.bincount(reported, minlength=small.n_segments).tolist()
 
 
 def test_burst_gets_429_with_retry_after(served):

@@ -89,6 +89,7 @@ def _caller(request: Request, key: Annotated[str | None, Security(_api_key_heade
         raise HTTPException(403, "no API key is configured on this server")
     scopes, key_id = access.keys.scopes_of(presented)
     if key_id is None:
+        access.limit(Caller(frozenset(), None, address))  # guessing keys counts toward the address's limit
         raise HTTPException(403, "invalid API key")
     return Caller(scopes, key_id, address)
 

@@ -101,5 +101,7 @@ def write_key_file(path: str | Path) -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(key + "\n")
     if path.stat().st_mode & 0o077:
-        raise PermissionError(f"{path}: an API key file must be readable by its owner only (chmod 600 {path})")
+        from arborec.diagnostics import ConfigError
+
+        raise ConfigError(f"{path}: an API key file must be readable by its owner only (chmod 600 {path})")
     return hash_api_key(path.read_text().strip())

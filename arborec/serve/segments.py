@@ -67,9 +67,10 @@ class ServedSegments:
     @property
     def n_users(self) -> int:
         """Users in a segment (every user with events, once segments are fitted)."""
-        return len(self._of)
+        return int(self.sizes.sum())
 
     def segment_of(self, user_id: str) -> int | None:
+        """The segment of a user assigned at start (later users' segments are kept with their state)."""
         return self._of.get(user_id)
 
     # -- fitting ----------------------------------------------------------------------------------
@@ -151,23 +152,27 @@ class ServedSegments:
             out[b] = int(segment)
         return out
 
-    def place(self, user_id: str, segment: int | None, items: np.ndarray | None = None) -> None:
-        """Record ``user_id`` in ``segment`` (moved out of its previous one) and count its new events on ``items``."""
+    def place(self, user_id: str, segment: int | None, items: np.ndarray | None = None,
+              before: int | None = None) -> None:
+        """Record ``user_id`` in ``segment`` (moved out of the one it was counted in) and count its new events
+        on ``items``. Users assigned at start are tracked here by id; for the others (so that memory does not
+        grow with every new user) the caller gives ``before``, the segment they were counted in, or None."""
         if segment is None:
             return
-        before = self._of.get(user_id)
+        if user_id in self._of:
+            before, self._of[user_id] = self._of[user_id], segment
         if before != segment:
             if before is not None:
                 self.sizes[before] -= 1
             self.sizes[segment] += 1
-            self._of[user_id] = segment
         if items is not None and len(items):
             np.add.at(self.item_counts[segment], np.asarray(items, dtype=np.int64), 1)
 
-    def forget(self, user_id: str, items: np.ndarray) -> None:
-        """Take a deleted user out: out of their segment's size and item counts, never shown as a representative."""
+    def forget(self, user_id: str, items: np.ndarray, segment: int | None = None) -> None:
+        """Take a deleted user out of the segment they were counted in (``segment`` for users not assigned
+        at start) and its item counts; never show them as a representative."""
         self._forgotten.add(user_id)
-        segment = self._of.pop(user_id, None)
+        segment = self._of.pop(user_id, segment)
         if segment is None:
             return
         self.sizes[segment] -= 1

@@ -158,33 +158,38 @@ class InterestService:
         if record is not None:
             return record
         if not self._lock.acquire(blocking=False):
-            return self._load([user_id])[user_id]
+            return self._load([user_id])[user_id][0]
         try:
             record = self._users.get(user_id)
             if record is not None:
                 return record
-            record = self._load([user_id])[user_id]
+            record, counted = self._load([user_id])[user_id]
             if record is not None:
                 self._users.put(user_id, record)
-                self.segmentation.place(self.store.key(user_id), record.segment)  # as assigned, unless it moved
+                self.segmentation.place(self.store.key(user_id), record.segment, before=counted)
             return record
         finally:
             self._lock.release()
 
-    def _load(self, user_ids: list[str], segments: bool = True) -> dict[str, UserRecord | None]:
-        """Rebuild users' records: the state folded by retention (or the batch log), then the stored events;
-        None for unknown users. ``segments=False``: leave their segment out (the caller predicts it)."""
+    def _load(self, user_ids: list[str], segments: bool = True) -> dict[str, tuple[UserRecord | None, int | None]]:
+        """Rebuild users' records: the state folded by retention (or the batch log), then the stored events.
+
+        For each user: (record or None when unknown, the segment they are counted in: as stored with their
+        last events, else None). The record's segment is predicted from the rebuilt state, or with
+        ``segments=False`` the counted one (the caller predicts the new one)."""
         rows = self.store.users_rows(user_ids)
         index_of = self.catalog.index_of
-        out: dict[str, UserRecord | None] = {}
+        out: dict[str, tuple[UserRecord | None, int | None]] = {}
         for user_id in user_ids:
-            stored, folded = rows[user_id]
+            stored, row = rows[user_id]
+            folded = row["folded"] if row is not None else None
+            counted = row["segment"] if row is not None else None
             base = self.base_histories.get(user_id)
             if base is None and not stored and folded is None:
-                out[user_id] = None
+                out[user_id] = (None, counted)
                 continue
             if folded is not None:
-                state, n_events = unpack_state(folded["folded"]), folded["folded_n"]
+                state, n_events = unpack_state(folded), row["folded_n"]
             else:
                 state, n_events = self.scorer.new_state(), 0
                 if base is not None and len(base):
@@ -193,10 +198,10 @@ class InterestService:
             if len(live):
                 state = self.scorer.update(state, live)
             n_events += len(live)
-            last = max([ts for _, ts in stored] + [folded["last_timestamp"] if folded is not None else 0])
+            last = max([ts for _, ts in stored] + [row["last_timestamp"] if folded is not None else 0])
             interests = self.scorer.interests(state) if n_events else None
-            segment = self.segmentation.predict(interests, user_id) if segments else None
-            out[user_id] = UserRecord(state, int(n_events), int(last), segment, interests)
+            segment = self.segmentation.predict(interests, user_id) if segments else counted
+            out[user_id] = (UserRecord(state, int(n_events), int(last), segment, interests), counted)
         return out
 
     def ingest(self, events: list) -> list[str]:
@@ -219,7 +224,7 @@ class InterestService:
             cached = {user_id: self._users.get(user_id) for user_id in by_user}
             missing = [user_id for user_id, record in cached.items() if record is None]
             if missing:  # rebuilt together (one query per 500 users); their new segment is predicted below
-                cached.update(self._load(missing, segments=False))
+                cached.update({u: record for u, (record, _) in self._load(missing, segments=False).items()})
             changes = []
             for user_id, evs in by_user.items():
                 old = cached[user_id]
@@ -232,17 +237,19 @@ class InterestService:
             segments = self.segmentation.predict_many([c[4] for c in changes], [c[0] for c in changes])
             updated, snapshots = {}, {}
             for (user_id, new_state, n_events, last, interests, items), segment in zip(changes, segments):
-                updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), items)
-                snapshots[user_id] = {"n_events": n_events, "last_timestamp": last, "state": self._summary(interests)}
+                before = cached[user_id].segment if cached[user_id] is not None else None
+                updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), items, before)
+                snapshots[user_id] = {"n_events": n_events, "last_timestamp": last,
+                                      "state": {**self._summary(interests), "segment": segment}}
             if not events:
                 return answered
             rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
                      "event_type": getattr(e.event_type, "value", e.event_type),
                      "event_id": getattr(e, "event_id", None)} for e in events]
             self.store.add_events(rows=rows, user_states=snapshots)  # committed: now durable
-            for user_id, (record, items) in updated.items():
+            for user_id, (record, items, before) in updated.items():
                 self._users.put(user_id, record)
-                self.segmentation.place(self.store.key(user_id), record.segment, items)
+                self.segmentation.place(self.store.key(user_id), record.segment, items, before=before)
             np.add.at(self.catalog.counts, [index_of[e.item] for e in events], 1.0)
         return answered
 
@@ -272,6 +279,8 @@ class InterestService:
         id and the time) keeps a restart, and `arborec fit --forget-store`, from bringing them back."""
         with self._lock:
             index_of = self.catalog.index_of
+            record = self._users.get(user_id)
+            counted = record.segment if record is not None else self._load([user_id], segments=False)[user_id][1]
             base = self.base_histories.pop(user_id, None)
             live = [index_of[item] for item, _, _ in self.store.user_events(user_id) if item in index_of]
             items = np.concatenate([base if base is not None else np.zeros(0, np.int64),
@@ -280,7 +289,7 @@ class InterestService:
             self._users.pop(user_id)
             if self._base_of_key is not None:
                 self._base_of_key.pop(self.store.key(user_id), None)
-            self.segmentation.forget(self.store.key(user_id), items)
+            self.segmentation.forget(self.store.key(user_id), items, segment=counted)
             np.subtract.at(self.catalog.counts, items, 1.0)
             np.maximum(self.catalog.counts, 0.0, out=self.catalog.counts)
         logger.info("a user was forgotten: %d stored and %d batch-log events removed", n_stored,

@@ -196,8 +196,8 @@ class Store:
                     for r in conn.execute(q)]
 
     def users_rows(self, user_ids: list[str]) -> dict[str, tuple[list[tuple[str, int]], dict | None]]:
-        """For each of ``user_ids``: ((item_id, timestamp) of their stored events in arrival order, their
-        folded state {"folded", "folded_n", "last_timestamp"} or None), read by ONE statement per 500 users,
+        """For each of ``user_ids``: ((item_id, timestamp) of their stored events in arrival order, their row
+        {"folded", "folded_n", "last_timestamp", "segment"} or None), read by ONE statement per 500 users,
         so events and folded state are consistent with each other (a retention fold is one transaction)."""
         keys = {self.key(u): u for u in user_ids}
         out: dict[str, tuple[list, dict | None]] = {u: ([], None) for u in user_ids}
@@ -205,16 +205,20 @@ class Store:
         for start in range(0, len(key_list), 500):
             chunk = key_list[start:start + 500]
             q = select(events.c.user_id, events.c.id, events.c.item_id, events.c.timestamp,
-                       cast(null(), Text), cast(null(), BigInteger)).where(events.c.user_id.in_(chunk)).union_all(
+                       cast(null(), Text), cast(null(), Text), cast(null(), BigInteger)).where(
+                events.c.user_id.in_(chunk)).union_all(
                 select(users.c.user_id, literal(-1, BigInteger), cast(null(), String(256)), users.c.last_timestamp,
-                       users.c.folded, users.c.folded_n).where(users.c.user_id.in_(chunk) & users.c.folded.is_not(None)))
+                       users.c.state, users.c.folded, users.c.folded_n).where(users.c.user_id.in_(chunk)))
             with self.engine.connect() as conn:
                 rows = sorted(conn.execute(q), key=lambda r: (r[0], r[1]))
-            for key, row_id, item, ts, folded, folded_n in rows:
+            for key, row_id, item, ts, state, folded, folded_n in rows:
                 user = keys[key]
                 if row_id == -1:
-                    out[user] = (out[user][0], {"folded": json.loads(folded), "folded_n": int(folded_n or 0),
-                                                "last_timestamp": int(ts)})
+                    summary = json.loads(state) if state else None
+                    out[user] = (out[user][0], {"folded": json.loads(folded) if folded else None,
+                                                "folded_n": int(folded_n or 0), "last_timestamp": int(ts),
+                                                "segment": summary.get("segment") if isinstance(summary, dict)
+                                                else None})
                 else:
                     out[user][0].append((item, int(ts)))
         return out
