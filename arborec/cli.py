@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the hierarchical long/short-term model (arborec) on the leave-one-out "
                                    "training split, with early stopping on validation NDCG@10, and save a bundle "
                                    "folder: model.safetensors (weights), config.json, items.json (external item "
-                                   "ids), tree.npz (interest tree), vectors.npy (item text vectors) and the users' "
-                                   "known histories (for `arborec recommend`).",
+                                   "ids), tree.npz (interest tree), vectors.npy (item text vectors); the users' "
+                                   "known histories only with --keep-histories (for `arborec recommend`).",
                        epilog=EPILOG_DATA)
     _add_data_args(p)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -143,8 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--output", help="bundle folder (default: runs/<data>-arborec)")
+    p.add_argument("--keep-histories", action="store_true",
+                   help="also save every user's known history in the bundle (personal data; needed by "
+                        "`arborec recommend --user`). Default: weights and item data only")
+    p.add_argument("--forget-store", metavar="DB_URL",
+                   help="leave out the users deleted through this service store (DELETE /users/{id})")
     _add_engine_args(p)  # ray: Ray Train (DDP, gloo on CPU), --actors workers, the same bundle
     p.set_defaults(run=cmd_fit)
+
+    p = sub.add_parser("forget", help="remove a user's history from a bundle (and, with --db, from a service store)",
+                       description="Rewrite a bundle without the known histories of the given users (bundles hold "
+                                   "them only when written with `arborec fit --keep-histories`); with --db, also "
+                                   "delete them from a service store as DELETE /users/{id} does (with a tombstone). "
+                                   "Stop a running server first or use the API: its memory is not touched here.")
+    p.add_argument("--bundle", action="append", default=[], help="a bundle folder (repeatable)")
+    p.add_argument("--db", help="a service store URL (sqlite:///file.db or postgresql+psycopg://...)")
+    p.add_argument("--user", action="append", required=True, help="a user id (repeatable)")
+    p.set_defaults(run=cmd_forget)
 
     p = sub.add_parser("recommend", help="top-k items for one user from a saved bundle, optionally explained",
                        description="Load a bundle written by `arborec fit`, read the user's known history from "
@@ -196,10 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve recommendations with reasons over HTTP: events update each user's "
                                    "interests at once, POST /items adds items, GET / is a web page, "
                                    "GET /docs the OpenAPI documentation. The model is a harness recommender "
-                                   "fitted at start on --data (or an arborec bundle with --bundle). Writes and "
-                                   "/metrics need the API key: give its SHA-256 with --api-key-hash or "
-                                   "$ARBOREC_API_KEY_HASH (make one with --make-key); without one, a key is "
-                                   "generated and printed once.",
+                                   "fitted at start on --data (or an arborec bundle with --bundle). Every route "
+                                   "but /health and /segments needs an API key with its scope (read, write, "
+                                   "admin, metrics): give hashes with --api-key-hash (all scopes) or "
+                                   "$ARBOREC_API_KEYS (make keys with --make-key); without any, an all-scopes "
+                                   "key is written to ./arborec-serve.key (mode 600), never printed.",
                        epilog=EPILOG_DATA)
     p.add_argument("--data", metavar="DATA", help="dataset whose catalogue and history are served")
     p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
@@ -552,6 +568,11 @@ def cmd_fit(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = _prepared(args, args.data)
+    if args.forget_store:
+        from arborec.serve.forget import without_forgotten
+        from arborec.serve.store import Store
+
+        data = without_forgotten(data, Store(args.forget_store))
     split = leave_one_out(data)
     params = {"seed": args.seed, "verbose": not args.quiet, **_parse_params(args.param, "arborec")}
     try:
@@ -568,7 +589,8 @@ def cmd_fit(args) -> int:
         model.fit(split, data)
     fit_s = time.perf_counter() - t0
     valid = evaluate(model, split, "valid").metrics
-    out = save_fitted(model, data, args.output or f"runs/{Path(args.data).name}-arborec")
+    out = save_fitted(model, data, args.output or f"runs/{Path(args.data).name}-arborec",
+                      keep_histories=args.keep_histories)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(f"fitted in {fit_s:.1f} s: best epoch {model.best_epoch_} of {len(model.history_)}, "
           f"{model.epoch_seconds_:.1f} s/epoch; path weight {model.path_weight_}, text weight {model.text_weight_}, "
@@ -585,7 +607,8 @@ def cmd_recommend(args) -> int:
 
     model = load_bundle(args.bundle)
     if getattr(model, "user_ids_", None) is None:
-        raise ArborecError(f"{args.bundle} has no user histories: refit it with `arborec fit`")
+        raise ArborecError(f"{args.bundle} has no user histories (bundles carry none by default): refit it with "
+                           "`arborec fit --keep-histories`")
     try:
         row = model.user_ids_.index(str(args.user))
     except ValueError:
@@ -661,6 +684,25 @@ def _split_list(text: str | None) -> list[str]:
     return [x.strip() for x in (text or "").split(",") if x.strip()]
 
 
+def cmd_forget(args) -> int:
+    from arborec.serve.forget import forget_in_bundle
+
+    if not args.bundle and not args.db:
+        raise ArborecError("give --bundle PATH and/or --db URL")
+    for bundle in args.bundle:
+        n = forget_in_bundle(bundle, args.user)
+        print(f"{bundle}: {n} of the {len(args.user)} user(s) had a history there{'; rewritten' if n else ''}")
+    if args.db:
+        from arborec.serve import ServeSettings
+        from arborec.serve.loading import store_for
+
+        store = store_for(ServeSettings(db_url=args.db))  # with $ARBOREC_PSEUDONYM_KEY when ids are pseudonymised
+        for user in args.user:
+            store.delete_user(user)
+        print(f"{args.db}: {len(args.user)} user(s) deleted, tombstones recorded")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from arborec.serve.security import make_api_key
 
@@ -679,11 +721,14 @@ def cmd_serve(args) -> int:
         settings = ServeSettings(**overrides)
     except ValueError as exc:
         raise ArborecError(f"invalid settings: {exc}") from None
-    if settings.api_key_hash is None:
-        key, digest = make_api_key()
+    if not settings.has_keys:
+        from arborec.serve.security import write_key_file
+
+        digest = write_key_file(settings.generated_key_file)
         settings = settings.model_copy(update={"api_key_hash": digest})
-        print(f"no API key configured: generated one for this run (writes need it):\n  X-API-Key: {key}",
-              file=sys.stderr, flush=True)
+        print(f"no API key configured: an all-scopes key is in {settings.generated_key_file} (readable by you "
+              "only; it is never printed). For real use make scoped keys with `arborec serve --make-key` and "
+              "set ARBOREC_API_KEYS (see README, Security and privacy)", file=sys.stderr, flush=True)
     service = load_service(settings, data=args.data, model=args.model, params=_parse_params(args.param, args.model),
                            data_dir=args.data_dir, bundle=args.bundle, seed=args.seed,
                            vectors=args.vectors)

@@ -251,7 +251,8 @@ def test_cli_fit_evaluate_recommend(tmp_path, capsys):
 
     bundle = tmp_path / "bundle"
     params = [f"--param={k}={v}" for k, v in {**TINY, "max_epochs": 2}.items()]
-    assert main(["-q", "fit", "--data", "synthetic", "--no-cache", "--output", str(bundle), *params]) == 0
+    assert main(["-q", "fit", "--data", "synthetic", "--no-cache", "--output", str(bundle), "--keep-histories",
+                 *params]) == 0
     assert "bundle written" in capsys.readouterr().out
     out_json = tmp_path / "eval.json"
     assert main(["-q", "evaluate", "--data", "synthetic", "--no-cache", "--model", "arborec", "--bundle", str(bundle),

@@ -23,6 +23,7 @@ from serve_helpers import HashingEncoder, free_port, make_service, start_server,
 
 MAX_EXAMPLES = int(os.environ.get("ARBOREC_FUZZ_EXAMPLES", "15"))  # per operation; raise for a longer fuzz
 KEY = "test-key-0123456789abcdef0123456789abcdef"
+AUTH = {"X-API-Key": KEY}  # a key with every scope (the served client sends it unless told otherwise)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,7 @@ def served(tmp_path_factory):
 
     db = tmp_path_factory.mktemp("serve") / "store.db"
     service, data = make_service(f"sqlite:///{db}", hash_api_key(KEY))
-    return TestClient(create_app(service)), service, data
-
-
-AUTH = {"X-API-Key": KEY}
+    return TestClient(create_app(service), headers=AUTH), service, data
 
 
 def _items_under(service, level: int, label: str) -> list[str]:
@@ -118,18 +116,19 @@ def test_events_update_interests_and_recommendations_at_once(served):
     assert not set(new_items) & {r["item"] for r in recs}  # and skip what was just seen
 
 
-def test_writes_and_metrics_need_the_key(served):
+def test_writes_reads_and_metrics_need_the_key(served):
     client, service, data = served
+    anonymous = TestClient(client.app)
     event = {"user": "intruder", "item": service.catalog.item_ids[0], "timestamp": 1_700_000_000}
     n_before = service.store.count_events()
-    assert client.post("/events", json=event).status_code == 401
-    assert client.post("/events", json=event, headers={"X-API-Key": "wrong"}).status_code == 403
-    assert client.post("/events", json=event, headers={"Authorization": "Bearer wrong"}).status_code == 403
-    assert client.post("/items", json={"items": [{"item": "x1", "title": "x"}]}).status_code == 401
-    assert client.get("/metrics").status_code == 401
+    assert anonymous.post("/events", json=event).status_code == 401
+    assert anonymous.post("/events", json=event, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert anonymous.post("/events", json=event, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert anonymous.post("/items", json={"items": [{"item": "x1", "title": "x"}]}).status_code == 401
+    assert anonymous.get("/metrics").status_code == 401
     assert service.store.count_events() == n_before  # nothing was written
-    assert client.get("/users/intruder/recommendations").status_code == 200  # reads are open
-    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert anonymous.get("/users/intruder/recommendations").status_code == 401  # per-user reads need a key
+    metrics = anonymous.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
     assert metrics.status_code == 200
     assert 'route="/events",status="401"' in metrics.text and "arborec_http_request_seconds_bucket" in metrics.text
 
@@ -220,7 +219,7 @@ def test_state_is_rebuilt_from_the_store(served):
     before = {u: client.get(f"/users/{u}/interests").json() for u in ("restart-me", "lip-fan", str(data.user_ids[3]))}
     again, _ = make_service(service.store.url, service.settings.api_key_hash)
     assert again.catalog.n_items == service.catalog.n_items  # items added through the API came back
-    client2 = TestClient(create_app(again))
+    client2 = TestClient(create_app(again), headers=AUTH)
     for user, profile in before.items():
         assert client2.get(f"/users/{user}/interests").json() == profile
 
@@ -281,7 +280,7 @@ def test_a_users_segment_is_the_segmenters_prediction_on_their_profile(served):
         events = [{"user": "seg-new", "item": it, "timestamp": 1_700_000_000 + j} for j, it in enumerate(batch)]
         assert client.post("/events", json={"events": events}, headers=AUTH).status_code == 200
         got = client.get("/users/seg-new/interests").json()["segment"]
-        assert got == int(seg.predict(service.profile("seg-new"))[0]) == service.segmentation.segment_of("seg-new")
+        assert got == int(seg.predict(service.profile("seg-new"))[0]) == service.user("seg-new").segment
         assert got == client.get("/users/seg-new/recommendations").json()["segment"]
         seen.append(got)
         body = client.get("/segments").json()
@@ -320,7 +319,7 @@ def test_too_few_users_for_segments(served, tmp_path):
 
     empty = InterestService(service.scorer, service.catalog, Store(f"sqlite:///{tmp_path / 'e.db'}"), service.settings,
                             encoder=service.encoder)
-    bare = TestClient(create_app(empty))
+    bare = TestClient(create_app(empty), headers=AUTH)
     assert bare.get("/segments").json() == {"n_users": 0, "n_segments": 0, "method": "kmeans", "fitted_on": 0,
                                             "silhouette": None, "levels": [], "segments": []}
     response = bare.get("/users/x/recommendations", params={"segment": 0})
@@ -417,7 +416,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path):
     try:  # and the restarted service rebuilt the users' state from them
         counts = {f"d{u}": sum(1 for e in acknowledged if e["user"] == f"d{u}") for u in range(7)}
         for user, n in counts.items():
-            got = httpx.get(f"http://127.0.0.1:{port}/users/{user}/interests").json()["n_events"]
+            got = httpx.get(f"http://127.0.0.1:{port}/users/{user}/interests", headers=AUTH).json()["n_events"]
             assert n <= got <= n + 1  # at most one more: an event written but killed before its answer
     finally:
         server.kill()
@@ -425,24 +424,29 @@ def test_acknowledged_events_survive_sigkill(tmp_path):
 
 
 def test_schema_fuzz_finds_no_server_error(tmp_path):
-    """Property-based requests generated from the OpenAPI schema (schemathesis): never a 5xx."""
+    """Property-based requests generated from the OpenAPI schema (schemathesis), each sent with every key
+    (all scopes, each single scope, none): never a 5xx; without a key, only /health and /segments answer."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
 
-    from arborec.serve import create_app, hash_api_key
+    from arborec.serve import Scope, create_app, hash_api_key
 
     service, _ = make_service(f"sqlite:///{tmp_path / 'fuzz.db'}", hash_api_key(KEY), n_users=100)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service))
+    scoped = {scope: f"fuzz-{scope.value}-key-0123456789abcdef" for scope in Scope}
+    app_settings = service.settings.model_copy(update={"api_keys": {s: [hash_api_key(k)] for s, k in scoped.items()}})
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service, app_settings))
     failures = []
+    open_routes = {"/health", "/segments"}
 
     def check(op, case):
-        response = case.call(headers=AUTH)
-        if response.status_code >= 500:
-            failures.append((op.label, response.status_code, response.text[:200]))
-        if op.method.upper() == "POST":  # the same write without any key is refused
-            case.headers = {k: v for k, v in (case.headers or {}).items() if k not in ("X-API-Key", "Authorization")}
+        bare = {k: v for k, v in (case.headers or {}).items() if k not in ("X-API-Key", "Authorization")}
+        for key in (KEY, *scoped.values(), None):
+            case.headers = {**bare, "X-API-Key": key} if key else dict(bare)
             response = case.call()
-            assert response.status_code == 401, (op.label, response.status_code)
+            if response.status_code >= 500:
+                failures.append((op.label, key, response.status_code, response.text[:200]))
+            if key is None and op.path not in open_routes:  # nothing answers without a key
+                assert response.status_code == 401, (op.label, response.status_code)
 
     def fuzz(op):
         @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))

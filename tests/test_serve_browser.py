@@ -34,7 +34,8 @@ def server(tmp_path_factory):
 
     service, data = make_service(f"sqlite:///{tmp_path_factory.mktemp('browser') / 's.db'}", hash_api_key(KEY))
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
+    demo = service.settings.model_copy(update={"public_reads": True})  # the page looks users up without a key
+    srv = uvicorn.Server(uvicorn.Config(create_app(service, demo), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     while not srv.started:

@@ -64,8 +64,8 @@ def test_service_runs_on_postgresql(pg_url):
 
     service, data = make_service(pg_url, hash_api_key(KEY), n_users=120)
     assert service.store.engine.dialect.name == "postgresql"
-    client = TestClient(create_app(service))
     auth = {"X-API-Key": KEY}
+    client = TestClient(create_app(service), headers=auth)
     events = [{"user": "pg-user", "item": str(data.item_ids[j]), "timestamp": 1_700_000_000 + j} for j in range(5)]
     assert client.post("/events", json={"events": events}, headers=auth).json()["accepted"] == 5
     added = client.post("/items", json={"items": [{"item": "pg-new", "title": "Kiri Soft Mascara No. 77",
@@ -80,4 +80,4 @@ def test_service_runs_on_postgresql(pg_url):
     # a restart over the same database rebuilds the user and the added item
     again, _ = make_service(pg_url, hash_api_key(KEY), n_users=120)
     assert again.catalog.index_of["pg-new"] == service.catalog.index_of["pg-new"]
-    assert TestClient(create_app(again)).get("/users/pg-user/interests").json() == profile
+    assert TestClient(create_app(again), headers=auth).get("/users/pg-user/interests").json() == profile

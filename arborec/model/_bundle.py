@@ -35,17 +35,26 @@ def save_bundle(model, path: str | Path, item_ids=None, user_ids=None, histories
     model.tree_.save(path / TREE)
     np.save(path / VECTORS, model.vectors_)
     np.save(path / COUNTS, np.asarray(model.item_counts_, dtype=np.int64))
+    for stale in (USERS, HISTORIES):  # a folder written before (with histories) keeps none it was not given
+        if histories is None and (path / stale).exists():
+            (path / stale).unlink()
     if histories is not None:
         (path / USERS).write_text(json.dumps([str(u) for u in user_ids]) + "\n")
         np.savez(path / HISTORIES, indptr=histories.indptr, items=histories.items)
     return path
 
 
-def save_fitted(model, data, path: str | Path) -> Path:
-    """``save_bundle`` for a model fitted on the prepared ``data``: its item ids, and every known event
-    (ordered by user, then time) as the users' histories for serving."""
+def save_fitted(model, data, path: str | Path, keep_histories: bool = False) -> Path:
+    """``save_bundle`` for a model fitted on the prepared ``data``: its item ids and, only when
+    ``keep_histories``, every known event (ordered by user, then time) as the users' histories.
+
+    By default a bundle carries model weights and item data, not users' raw histories (personal data):
+    serving reads histories from the dataset (``--data``) or the store instead.
+    """
     from arborec.data import Histories
 
+    if not keep_histories:
+        return save_bundle(model, path, item_ids=data.catalog["item"])
     inter = data.interactions
     indptr = np.zeros(data.n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(inter["user_idx"].to_numpy(), minlength=data.n_users), out=indptr[1:])

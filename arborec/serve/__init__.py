@@ -5,7 +5,7 @@ from arborec.serve.catalog import ServedCatalog
 from arborec.serve.loading import load_service, service_from_data, service_from_model
 from arborec.serve.retrieval import ItemIndex
 from arborec.serve.scorers import HistoryScorer, ModelScorer, OnlineScorer
-from arborec.serve.security import hash_api_key, make_api_key
+from arborec.serve.security import Scope, hash_api_key, make_api_key
 from arborec.serve.segments import ServedSegments
 from arborec.serve.service import InterestService
 from arborec.serve.settings import ServeSettings
@@ -14,4 +14,4 @@ from arborec.serve.store import Store
 __all__ = ["create_app", "InterestService", "OnlineScorer", "HistoryScorer", "ItemIndex", "ServedCatalog",
            "ServeSettings", "Store", "load_service", "service_from_data", "service_from_model",
            "ModelScorer", "ServedSegments", "make_api_key",
-           "hash_api_key"]
+           "hash_api_key", "Scope"]

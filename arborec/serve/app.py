@@ -1,7 +1,11 @@
-"""The FastAPI application: thin routes over `InterestService`, API-key checks, size limits, metrics, the page."""
+"""The FastAPI application: thin routes over `InterestService`, scoped API keys, rate and size limits, metrics, the page."""
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime.
+import math
+import threading
 import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -11,11 +15,13 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector,
+                               ProcessCollector, generate_latest)
+from starlette.routing import Match
 
 from arborec.diagnostics import ArborecError, DuplicateItemError, UnknownItemError, logger
 from arborec.serve import schemas
-from arborec.serve.security import key_matches
+from arborec.serve.security import KeyRing, Scope
 from arborec.serve.service import InterestService
 from arborec.serve.settings import ServeSettings
 
@@ -25,38 +31,113 @@ UserId = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[A-Za
 
 
 def _errors(*codes: int) -> dict:
-    what = {401: "no API key", 403: "wrong API key", 404: "not found", 409: "item already present",
-            413: "request too large", 422: "invalid request (the message says where)"}
+    what = {401: "no API key", 403: "wrong API key, or a key without the scope", 404: "not found",
+            409: "item already present", 413: "request too large", 422: "invalid request (the message says where)",
+            429: "too many requests (Retry-After says when to retry)"}
     return {code: {"model": schemas.ErrorOut, "description": what[code]} for code in codes}
 
 
 _EVENT_FORMS = ("EventBatch", "EventIn")
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the service's API key")
-_bearer = HTTPBearer(auto_error=False, description="the API key as a bearer token (for Prometheus)")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+_bearer = HTTPBearer(auto_error=False, description="an API key as a bearer token (for Prometheus)")
+
+
+# -- who is calling, and what they may do ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Caller:
+    """The client of a request: the scopes of its key (none without one), the key's id, its address."""
+
+    scopes: frozenset
+    key_id: str | None
+    address: str
+
+
+class _Access:
+    """The keys and rate limits of one application."""
+
+    def __init__(self, settings: ServeSettings):
+        from limits import parse_many
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.keys = KeyRing(settings.key_hashes())
+        self.public_reads = settings.public_reads
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_key = parse_many(settings.rate_limit)
+        self.per_address = parse_many(settings.anonymous_rate_limit)
+
+    def limit(self, caller: Caller) -> None:
+        """Count one request of ``caller`` (by key, or by address without one); 429 past the limit."""
+        who, limits = (f"key:{caller.key_id}", self.per_key) if caller.key_id else \
+            (f"address:{caller.address}", self.per_address)
+        for item in limits:
+            if not self.limiter.hit(item, who):
+                reset = self.limiter.get_window_stats(item, who).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                raise HTTPException(429, f"rate limit {item} exceeded: retry in {wait} s",
+                                    headers={"Retry-After": str(wait)})
+
+
+def _caller(request: Request, key: Annotated[str | None, Security(_api_key_header)] = None,
+            bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> Caller:
+    presented = key or (bearer.credentials if bearer is not None else None)
+    address = request.client.host if request.client is not None else "unknown"
+    if not presented:
+        return Caller(frozenset(), None, address)
+    access: _Access = request.app.state.access
+    if not len(access.keys):
+        raise HTTPException(403, "no API key is configured on this server")
+    scopes, key_id = access.keys.scopes_of(presented)
+    if key_id is None:
+        access.limit(Caller(frozenset(), None, address))  # guessing keys counts toward the address's limit
+        raise HTTPException(403, "invalid API key")
+    return Caller(scopes, key_id, address)
+
+
+class _Needs:
+    """Dependency: the caller's key holds ``scope`` (401 without a key, 403 without the scope; ``None``: any
+    caller, and ``read`` too when public reads are on); then the request counts toward its rate limit."""
+
+    def __init__(self, scope: Scope | None):
+        self.scope = scope
+
+    def __call__(self, request: Request, caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+        access: _Access = request.app.state.access
+        open_route = self.scope is None or (self.scope is Scope.read and access.public_reads)
+        if not open_route:
+            if caller.key_id is None:
+                raise HTTPException(401, f"this endpoint needs an API key with the {self.scope.value} scope "
+                                         "(header X-API-Key)", headers={"WWW-Authenticate": "Bearer"})
+            if self.scope not in caller.scopes:
+                raise HTTPException(403, f"this API key lacks the {self.scope.value} scope")
+        access.limit(caller)
+        return caller
+
+
+Reader = Annotated[Caller, Depends(_Needs(Scope.read))]  # per-user reads
+Writer = Annotated[Caller, Depends(_Needs(Scope.write))]  # events and items
+Admin = Annotated[Caller, Depends(_Needs(Scope.admin))]  # forget, export, segments' representatives
+MetricsReader = Annotated[Caller, Depends(_Needs(Scope.metrics))]
+Anyone = Annotated[Caller, Depends(_Needs(None))]  # no key needed (rate-limited by address)
 
 
 def create_app(service: InterestService, settings: ServeSettings | None = None) -> FastAPI:
-    """The application serving ``service``; ``settings`` gives the key hash and the limits."""
+    """The application serving ``service``; ``settings`` gives the key hashes, the limits and retention."""
     settings = settings or service.settings
-    app = FastAPI(title="arborec", version="0.1.0", docs_url=None, redoc_url=None,  # /docs, /redoc below: offline
-                  description="Real-time hierarchical user interests: ingest events, get explained "
-                              "recommendations, inspect interest profiles and user segments. Writes need an API key.")
-    app.state.service = service
     metrics = _Metrics(service)
-
-    # -- dependencies ---------------------------------------------------------------------------
-    def require_key(key: Annotated[str | None, Security(_api_key_header)] = None,
-                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> None:
-        presented = key or (bearer.credentials if bearer is not None else None)
-        if not presented:
-            raise HTTPException(401, "this endpoint needs an API key (header X-API-Key)",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if settings.api_key_hash is None:
-            raise HTTPException(403, "no API key is configured on this server: writes are disabled")
-        if not key_matches(presented, settings.api_key_hash):
-            raise HTTPException(403, "invalid API key")
-
-    Authorised = Depends(require_key)
+    app = FastAPI(title="arborec", version="0.1.0", docs_url=None, redoc_url=None,  # /docs, /redoc below: offline
+                  lifespan=_retention_lifespan(service, settings),
+                  description="Real-time hierarchical user interests: ingest events, get explained "
+                              "recommendations, inspect interest profiles and user segments. Every route but "
+                              "/health and /segments needs an API key with its scope (read, write, admin, "
+                              "metrics).")
+    app.state.service = service
+    app.state.access = _Access(settings)
+    if settings.public_reads:
+        logger.warning("public_reads is on: anyone can read any user's interests and recommendations without a "
+                       "key (for demos only)")
+    if not settings.has_keys:
+        logger.warning("no API key is configured: every route but /health and /segments answers 403")
 
     # -- errors: 4xx with a message, never a stack trace -------------------------------------------
     @app.exception_handler(RequestValidationError)
@@ -90,20 +171,23 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
 
     # -- routes ---------------------------------------------------------------------------------
-    @app.post("/events", response_model=schemas.EventsAccepted, dependencies=[Authorised],
-              responses=_errors(401, 403, 413, 422),
-              summary="ingest one event or a batch; durable and applied when acknowledged")
-    def post_events(body: schemas.EventBatch | schemas.EventIn) -> schemas.EventsAccepted:
+    @app.post("/events", response_model=schemas.EventsAccepted, responses=_errors(401, 403, 413, 422, 429),
+              summary="ingest one event or a batch; durable and applied when acknowledged (write scope)")
+    def post_events(caller: Writer, body: schemas.EventBatch | schemas.EventIn) -> schemas.EventsAccepted:
+        received = time.perf_counter()
         events = body.events if isinstance(body, schemas.EventBatch) else [body]
         if len(events) > settings.max_batch:
             raise HTTPException(413, f"at most {settings.max_batch} events per request, got {len(events)}")
         users = service.ingest(events)
         metrics.events.inc(len(events))
+        metrics.event_lag.observe(time.perf_counter() - received)
         return schemas.EventsAccepted(accepted=len(events), users=users)
 
-    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations, responses=_errors(422),
-             summary="top-k items with the interest each serves; cold-start answer for unknown users")
+    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations,
+             responses=_errors(401, 403, 422, 429),
+             summary="top-k items with the interest each serves; cold-start answer for unknown users (read scope)")
     def get_recommendations(
+        caller: Reader,
         user_id: UserId,
         k: Annotated[int, Query(ge=1, le=settings.max_k, description="number of items")] = 10,
         explain: Annotated[bool, Query(description="add the interest path and a reason to each item")] = True,
@@ -118,30 +202,43 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         # a plain dict: validated once, by response_model
         return service.recommend(user_id, k=k, explain=explain, diverse=diverse, interest=interest, segment=segment)
 
-    @app.get("/users/{user_id}/interests", response_model=schemas.Interests, responses=_errors(422),
-             summary="the user's hierarchical interest profile, long and short term")
-    def get_interests(user_id: UserId):
+    @app.get("/users/{user_id}/interests", response_model=schemas.Interests, responses=_errors(401, 403, 422, 429),
+             summary="the user's hierarchical interest profile, long and short term (read scope)")
+    def get_interests(caller: Reader, user_id: UserId):
         return service.interests(user_id)
 
-    @app.post("/items", response_model=schemas.ItemsAdded, dependencies=[Authorised],
-              responses=_errors(401, 403, 409, 413, 422),
-              summary="add items: encoded, placed in the tree, recommendable at once")
-    def post_items(body: schemas.ItemBatch) -> schemas.ItemsAdded:
+    @app.delete("/users/{user_id}", response_model=schemas.Forgotten, responses=_errors(401, 403, 422, 429),
+                summary="forget a user: events, state, profile, segment membership; a tombstone keeps them "
+                        "out of restarts and later fits (admin scope)")
+    def delete_user(caller: Admin, user_id: UserId):
+        forgotten = service.forget(user_id)
+        metrics.forgotten.inc()
+        return forgotten
+
+    @app.get("/users/{user_id}/export", response_model=schemas.UserExport, responses=_errors(401, 403, 422, 429),
+             summary="everything held about a user, as JSON (admin scope)")
+    def export_user(caller: Admin, user_id: UserId):
+        return service.export(user_id)
+
+    @app.post("/items", response_model=schemas.ItemsAdded, responses=_errors(401, 403, 409, 413, 422, 429),
+              summary="add items: encoded, placed in the tree, recommendable at once (write scope)")
+    def post_items(caller: Writer, body: schemas.ItemBatch) -> schemas.ItemsAdded:
         added = service.add_items(body.items)
         return schemas.ItemsAdded(added=len(added), items=added)
 
-    @app.get("/segments", response_model=schemas.Segments,
-             summary="user segments: label, size, top interests, representative users, popular items")
-    def get_segments():
-        return service.segments()
+    @app.get("/segments", response_model=schemas.Segments, responses=_errors(403, 429),
+             summary="user segments: label, size, top interests, popular items; representative users only "
+                     "with the admin scope")
+    def get_segments(caller: Anyone):
+        return service.segments(representatives=Scope.admin in caller.scopes)
 
     @app.get("/health", response_model=schemas.Health, summary="liveness and store status")
     def get_health() -> schemas.Health:
         return schemas.Health(**service.health())
 
-    @app.get("/metrics", dependencies=[Authorised], response_class=Response, responses=_errors(401, 403),
-             summary="Prometheus metrics (needs the API key, e.g. as a bearer token)")
-    def get_metrics() -> Response:
+    @app.get("/metrics", response_class=Response, responses=_errors(401, 403, 429),
+             summary="Prometheus metrics (metrics scope; the key may come as a bearer token)")
+    def get_metrics(caller: MetricsReader) -> Response:
         metrics.refresh()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -177,8 +274,33 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
 
     app.mount(DOCS_STATIC, StaticFiles(directory=_docs_assets()), name="static-docs")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    service.store.on_commit = metrics.observe_commit
+    app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes, metrics=metrics, routes=app.router.routes)
     return app
+
+
+def _retention_lifespan(service: InterestService, settings: ServeSettings):
+    """A lifespan running the retention pass at start and every ``retention_every_s`` (when retention is set)."""
+    @asynccontextmanager
+    async def lifespan(app):
+        if settings.retention_days is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def loop():
+            while True:
+                try:
+                    service.apply_retention()
+                except Exception:  # noqa: BLE001 - logged; the next pass retries
+                    logger.exception("retention pass failed")
+                if stop.wait(settings.retention_every_s):
+                    return
+        thread = threading.Thread(target=loop, name="arborec-retention", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+    return lifespan
 
 
 class _Metrics:
@@ -194,23 +316,50 @@ class _Metrics:
         self.events = Counter("arborec_events", "events ingested", registry=self.registry)
         self.items = Gauge("arborec_items", "items in the catalogue", registry=self.registry)
         self.users = Gauge("arborec_users_in_memory", "users whose state is held in memory", registry=self.registry)
+        self.evicted = Gauge("arborec_users_evicted", "users evicted from memory since start (reloaded on demand)",
+                             registry=self.registry)
+        self.in_flight = Gauge("arborec_http_requests_in_flight", "requests being answered", registry=self.registry)
+        self.event_lag = Histogram("arborec_event_apply_seconds", "events: from the request's arrival to stored "
+                                   "and applied", buckets=(.001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5),
+                                   registry=self.registry)
+        self.commit = Histogram("arborec_store_commit_seconds", "store: time to commit a batch of events",
+                                buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1), registry=self.registry)
+        self.commit_errors = Counter("arborec_store_commit_errors", "store: failed event commits",
+                                     registry=self.registry)
+        self.forgotten = Counter("arborec_users_forgotten", "users deleted through the API", registry=self.registry)
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, cpu seconds, open fds...
+        PlatformCollector(registry=self.registry)
+
+    def observe_commit(self, seconds: float, ok: bool) -> None:
+        self.commit.observe(seconds)
+        if not ok:
+            self.commit_errors.inc()
 
     def refresh(self) -> None:
         self.items.set(self.service.catalog.n_items)
         self.users.set(self.service.n_users_live)
+        self.evicted.set(self.service.n_users_evicted)
 
 
 class _Guard:
     """ASGI wrapper: refuses bodies over ``max_body_bytes`` (413) and records request metrics."""
 
-    def __init__(self, app, max_body_bytes: int, metrics: _Metrics):
+    def __init__(self, app, max_body_bytes: int, metrics: _Metrics, routes: list):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        self.metrics.in_flight.inc()
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.metrics.in_flight.dec()
+
+    async def _guarded(self, scope, receive, send):
         start = time.perf_counter()
         status = {"code": 500}
         limit = self.max_body_bytes
@@ -256,8 +405,15 @@ class _Guard:
         await send({"type": "http.response.body", "body": body})
         self._record(scope, 413, start)
 
+    def _route(self, scope) -> str:
+        """The route template of a request refused before routing (so 413s are labelled by route)."""
+        for route in self.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                return getattr(route, "path", "unmatched")
+        return "unmatched"
+
     def _record(self, scope, status: int, start: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        route = getattr(scope.get("route"), "path", None) or self._route(scope)
         self.metrics.requests.labels(scope["method"], route, str(status)).inc()
         self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
 

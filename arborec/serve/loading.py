@@ -14,6 +14,12 @@ from arborec.serve.settings import ServeSettings
 from arborec.serve.store import Store
 
 
+def store_for(settings: ServeSettings) -> Store:
+    """The store the settings name, with their pseudonymisation secret."""
+    secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key is not None else None
+    return Store(settings.db_url, settings.sqlite_synchronous, pseudonym_key=secret)
+
+
 def full_histories(data) -> dict[str, np.ndarray]:
     """user id -> every item index of the user, oldest first (the prepared interactions are time-ordered)."""
     users = data.interactions["user_idx"].to_numpy()
@@ -42,7 +48,7 @@ def service_from_data(data, recommender, settings: ServeSettings, *, vectors: np
     counts = np.bincount(data.interactions["item_idx"].to_numpy(), minlength=data.n_items)
     catalog = ServedCatalog(data.item_ids, data.catalog["title"].tolist(), vectors, tree, counts)
     scorer = HistoryScorer(recommender, tree, max_history=settings.max_history, short_window=settings.short_window)
-    store = Store(settings.db_url, settings.sqlite_synchronous)
+    store = store_for(settings)
     return InterestService(scorer, catalog, store, settings, base_histories=full_histories(data), encoder=encoder,
                            name=getattr(recommender, "name", type(recommender).__name__))
 
@@ -71,7 +77,7 @@ def service_from_model(model, settings: ServeSettings, *, data=None, encoder=Non
                                centroids=tree.centroids, source=tree.source, meta=tree.meta)
     catalog = ServedCatalog(item_ids, titles, np.asarray(model.vectors_, dtype=np.float32), served_tree,
                             np.asarray(model.item_counts_, dtype=np.float64))
-    store = Store(settings.db_url, settings.sqlite_synchronous)
+    store = store_for(settings)
     return InterestService(ModelScorer(model), catalog, store, settings, base_histories=histories, encoder=encoder,
                            name="arborec")
 

@@ -35,6 +35,8 @@ class EventIn(_Strict):
     item: Identifier
     timestamp: int = Field(ge=MIN_TIMESTAMP, le=MAX_TIMESTAMP, description="unix seconds")
     event_type: EventType = EventType.view
+    event_id: Identifier | None = Field(None, description="the client's id of this event: posting it again "
+                                                          "(a retry) is acknowledged but stored and applied once")
 
 
 class EventBatch(_Strict):
@@ -146,6 +148,40 @@ class Segments(BaseModel):
     silhouette: float | None = Field(None, description="of the fitted users' profiles, in [-1, 1]")
     levels: list[int] = Field(description="tree levels whose distributions were clustered (1 = coarsest)")
     segments: list[Segment]
+
+
+class Forgotten(BaseModel):
+    """What DELETE /users/{id} removed."""
+
+    user: str
+    forgotten: bool
+    stored_events_deleted: int = Field(description="events deleted from the store")
+    batch_events_dropped: int = Field(description="events of the batch log (the served model's data) no longer "
+                                                  "used for this user; a tombstone keeps them out after a restart")
+
+
+class ExportedEvent(BaseModel):
+    item: str
+    timestamp: int = Field(description="when it happened (unix seconds, as sent)")
+    event_type: str
+    event_id: str | None = None
+    received_at: int = Field(description="when the service stored it (unix ms)")
+
+
+class UserExport(BaseModel):
+    """Everything the service holds about one user."""
+
+    user: str
+    known: bool
+    n_events: int = Field(description="events in the user's state (batch log, folded and stored)")
+    events: list[ExportedEvent] = Field(description="the raw events in the store, in arrival order")
+    batch_history: list[str] = Field(description="items of the user in the batch log the model was trained on")
+    folded_events: int = Field(description="events removed by retention after being folded into the state")
+    stored_summary: dict | None = Field(None, description="the summary of interests kept in the store")
+    segment: int | None = None
+    segment_label: str | None = None
+    interests: list[InterestNode]
+    pseudonymised: bool = Field(description="whether the store keeps the user id as a keyed hash")
 
 
 class ErrorOut(BaseModel):

@@ -58,6 +58,7 @@ class ServedSegments:
         self.sizes = np.zeros(0, dtype=np.int64)
         self.item_counts = np.zeros((0, 0), dtype=np.int64)
         self._of: dict[str, int] = {}
+        self._forgotten: set[str] = set()  # users deleted since the segments were fitted (not shown)
 
     @property
     def n_segments(self) -> int:
@@ -66,9 +67,10 @@ class ServedSegments:
     @property
     def n_users(self) -> int:
         """Users in a segment (every user with events, once segments are fitted)."""
-        return len(self._of)
+        return int(self.sizes.sum())
 
     def segment_of(self, user_id: str) -> int | None:
+        """The segment of a user assigned at start (later users' segments are kept with their state)."""
         return self._of.get(user_id)
 
     # -- fitting ----------------------------------------------------------------------------------
@@ -136,29 +138,47 @@ class ServedSegments:
         return self.predict_many([interests], [user])[0]
 
     def predict_many(self, interests: list[Interests | None], users: list | None = None) -> list[int | None]:
-        """:meth:`predict` for several users at once (one ``Segmenter.predict`` call)."""
+        """:meth:`predict` for several users at once (one ``Segmenter.predict`` call on a `ProfileBatch`)."""
         out: list[int | None] = [None] * len(interests)
         rows = [b for b, i in enumerate(interests) if i is not None]
         if self.segmenter is None or not rows:
             return out
-        users = users if users is not None else [None] * len(interests)
-        labels = self.segmenter.predict([user_profile(self.tree, interests[b], users[b]) for b in rows])
-        for b, segment in zip(rows, labels):
+        levels = range(self.tree.n_levels)
+        long = [np.stack([interests[b]["long"][lv] for b in rows]) for lv in levels]  # (B, n_nodes_l) each
+        short = [np.stack([interests[b]["short"][lv] for b in rows]) for lv in levels]
+        empty = Histories(np.zeros(len(rows) + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+        batch = ProfileBatch.from_distributions(self.tree, long, short, empty, long_weight=LONG_WEIGHT)
+        for b, segment in zip(rows, self.segmenter.predict(batch)):
             out[b] = int(segment)
         return out
 
-    def place(self, user_id: str, segment: int | None, items: np.ndarray | None = None) -> None:
-        """Record ``user_id`` in ``segment`` (moved out of its previous one) and count its new events on ``items``."""
+    def place(self, user_id: str, segment: int | None, items: np.ndarray | None = None,
+              before: int | None = None) -> None:
+        """Record ``user_id`` in ``segment`` (moved out of the one it was counted in) and count its new events
+        on ``items``. Users assigned at start are tracked here by id; for the others (so that memory does not
+        grow with every new user) the caller gives ``before``, the segment they were counted in, or None."""
         if segment is None:
             return
-        before = self._of.get(user_id)
+        if user_id in self._of:
+            before, self._of[user_id] = self._of[user_id], segment
         if before != segment:
             if before is not None:
                 self.sizes[before] -= 1
             self.sizes[segment] += 1
-            self._of[user_id] = segment
         if items is not None and len(items):
             np.add.at(self.item_counts[segment], np.asarray(items, dtype=np.int64), 1)
+
+    def forget(self, user_id: str, items: np.ndarray, segment: int | None = None) -> None:
+        """Take a deleted user out of the segment they were counted in (``segment`` for users not assigned
+        at start) and its item counts; never show them as a representative."""
+        self._forgotten.add(user_id)
+        segment = self._of.pop(user_id, segment)
+        if segment is None:
+            return
+        self.sizes[segment] -= 1
+        if len(items):
+            np.subtract.at(self.item_counts[segment], np.asarray(items, dtype=np.int64), 1)
+            np.maximum(self.item_counts[segment], 0, out=self.item_counts[segment])
 
     def add_items(self, n_new: int) -> None:
         """Room for ``n_new`` items appended to the catalogue (no events yet)."""
@@ -187,4 +207,4 @@ class ServedSegments:
                 "share": round(float(self.sizes[segment] / max(self.n_users, 1)), 4),
                 "interests": [{"path": list(p), "level": int(lv), "share": float(sh)}
                               for p, lv, sh in seg.interests_[segment]],
-                "representatives": [str(u) for u in seg.representatives_[segment]]}
+                "representatives": [str(u) for u in seg.representatives_[segment] if str(u) not in self._forgotten]}

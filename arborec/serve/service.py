@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,65 @@ class UserRecord:
     interests: dict | None = None  # scorer.interests(state), computed once per update
 
 
+class _LRU:
+    """The users held in memory: a dict bounded to ``size`` entries, least recently used evicted first."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+        self._data: OrderedDict[str, UserRecord] = OrderedDict()
+        self._lock = threading.Lock()
+        self.evictions = 0
+
+    def get(self, key: str) -> UserRecord | None:
+        with self._lock:
+            record = self._data.get(key)
+            if record is not None:
+                self._data.move_to_end(key)
+            return record
+
+    def put(self, key: str, record: UserRecord) -> None:
+        with self._lock:
+            self._data[key] = record
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+                self.evictions += 1
+
+    def pop(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def pack_state(state: dict) -> dict:
+    """A scorer state as JSON-able values (numpy arrays as dtype, shape and values; no pickle)."""
+    def pack(value):
+        if isinstance(value, np.ndarray):
+            return {"__array__": str(value.dtype), "shape": list(value.shape), "values": value.ravel().tolist()}
+        if isinstance(value, (list, tuple)):
+            return [pack(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+    return {name: pack(value) for name, value in state.items()}
+
+
+def unpack_state(packed: dict) -> dict:
+    """The state :func:`pack_state` packed."""
+    def unpack(value):
+        if isinstance(value, dict) and "__array__" in value:
+            return np.asarray(value["values"], dtype=value["__array__"]).reshape(value["shape"])
+        if isinstance(value, list):
+            return [unpack(v) for v in value]
+        return value
+    return {name: unpack(value) for name, value in packed.items()}
+
+
 class InterestService:
     """Users' real-time interest states over a catalogue, backed by a durable store.
 
@@ -50,7 +110,9 @@ class InterestService:
 
     At start, every known user (batch log and store) is profiled and the user segments are fitted
     (``arborec.profiles.Segmenter``, see `ServedSegments`); users then move between segments as their
-    events arrive.
+    events arrive. Users deleted earlier (the store's tombstones) are left out of the batch log.
+    At most ``settings.user_cache_size`` users are held in memory; the others are rebuilt from the
+    batch log and the store when asked for.
     """
 
     def __init__(self, scorer: OnlineScorer, catalog: ServedCatalog, store: Store, settings: ServeSettings,
@@ -60,9 +122,13 @@ class InterestService:
         self.store = store
         self.settings = settings
         self.base_histories = base_histories or {}
+        if self.base_histories and store.n_forgotten():
+            for user in store.forgotten(self.base_histories):
+                del self.base_histories[user]
         self.encoder = encoder
         self.name = name
-        self._users: dict[str, UserRecord] = {}
+        self._users = _LRU(settings.user_cache_size)
+        self._base_of_key: dict[str, str] | None = None  # stored key -> batch-log id (pseudonyms only)
         self._lock = threading.RLock()
         self.text_index = ItemIndex(catalog.vectors)
         vectors = scorer.item_vectors()
@@ -77,30 +143,66 @@ class InterestService:
         """Users whose state is held in memory."""
         return len(self._users)
 
+    @property
+    def n_users_evicted(self) -> int:
+        """Users evicted from memory since start (the cache is bounded by ``settings.user_cache_size``)."""
+        return self._users.evictions
+
     # -- users' state -----------------------------------------------------------------------------
     def user(self, user_id: str) -> UserRecord | None:
-        """The user's record: from memory, else rebuilt from the batch log plus the store; None if unknown."""
+        """The user's record: from memory, else rebuilt from the batch log plus the store; None if unknown.
+
+        A rebuilt record is kept in memory; while an ingest holds the service, it is rebuilt from the store
+        without waiting and not kept (it then answers as of the last acknowledged event)."""
         record = self._users.get(user_id)
         if record is not None:
             return record
-        with self._lock:
-            if user_id in self._users:
-                return self._users[user_id]
-            base = self.base_histories.get(user_id)
-            stored = self.store.user_events(user_id)
-            if base is None and not stored:
-                return None
-            index_of = self.catalog.index_of
-            live = [index_of[item] for item, _, _ in stored if item in index_of]
-            items = np.concatenate([base if base is not None else np.zeros(0, np.int64), np.array(live, np.int64)])
-            state = self.scorer.update(self.scorer.new_state(), items) if len(items) else self.scorer.new_state()
-            last = max((ts for _, ts, _ in stored), default=0)
-            interests = self.scorer.interests(state) if len(items) else None
-            record = UserRecord(state, int(len(items)), int(last), self.segmentation.predict(interests, user_id),
-                                interests)
-            self._users[user_id] = record
-            self.segmentation.place(user_id, record.segment)  # as assigned at start, unless the profile moved
+        if not self._lock.acquire(blocking=False):
+            return self._load([user_id])[user_id][0]
+        try:
+            record = self._users.get(user_id)
+            if record is not None:
+                return record
+            record, counted = self._load([user_id])[user_id]
+            if record is not None:
+                self._users.put(user_id, record)
+                self.segmentation.place(self.store.key(user_id), record.segment, before=counted)
             return record
+        finally:
+            self._lock.release()
+
+    def _load(self, user_ids: list[str], segments: bool = True) -> dict[str, tuple[UserRecord | None, int | None]]:
+        """Rebuild users' records: the state folded by retention (or the batch log), then the stored events.
+
+        For each user: (record or None when unknown, the segment they are counted in: as stored with their
+        last events, else None). The record's segment is predicted from the rebuilt state, or with
+        ``segments=False`` the counted one (the caller predicts the new one)."""
+        rows = self.store.users_rows(user_ids)
+        index_of = self.catalog.index_of
+        out: dict[str, tuple[UserRecord | None, int | None]] = {}
+        for user_id in user_ids:
+            stored, row = rows[user_id]
+            folded = row["folded"] if row is not None else None
+            counted = row["segment"] if row is not None else None
+            base = self.base_histories.get(user_id)
+            if base is None and not stored and folded is None:
+                out[user_id] = (None, counted)
+                continue
+            if folded is not None:
+                state, n_events = unpack_state(folded), row["folded_n"]
+            else:
+                state, n_events = self.scorer.new_state(), 0
+                if base is not None and len(base):
+                    state, n_events = self.scorer.update(state, base), len(base)
+            live = np.array([index_of[item] for item, _ in stored if item in index_of], np.int64)
+            if len(live):
+                state = self.scorer.update(state, live)
+            n_events += len(live)
+            last = max([ts for _, ts in stored] + [row["last_timestamp"] if folded is not None else 0])
+            interests = self.scorer.interests(state) if n_events else None
+            segment = self.segmentation.predict(interests, user_id) if segments else counted
+            out[user_id] = (UserRecord(state, int(n_events), int(last), segment, interests), counted)
+        return out
 
     def ingest(self, events: list) -> list[str]:
         """Validate, store (committed) and apply ``events`` (objects with user, item, timestamp, event_type).
@@ -113,13 +215,19 @@ class InterestService:
         if unknown:
             shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
             raise UnknownItemError(f"unknown item id(s): {shown}; add items with POST /items first")
-        by_user: dict[str, list] = {}
-        for e in events:
-            by_user.setdefault(e.user, []).append(e)
+        answered = list(dict.fromkeys(e.user for e in events))
         with self._lock:
+            events = self._new_events(events)  # an event id already stored (a retry): acknowledged, not applied
+            by_user: dict[str, list] = {}
+            for e in events:
+                by_user.setdefault(e.user, []).append(e)
+            cached = {user_id: self._users.get(user_id) for user_id in by_user}
+            missing = [user_id for user_id, record in cached.items() if record is None]
+            if missing:  # rebuilt together (one query per 500 users); their new segment is predicted below
+                cached.update({u: record for u, (record, _) in self._load(missing, segments=False).items()})
             changes = []
             for user_id, evs in by_user.items():
-                old = self.user(user_id)
+                old = cached[user_id]
                 state = old.state if old is not None else self.scorer.new_state()
                 items = np.array([index_of[e.item] for e in evs], dtype=np.int64)
                 new_state = self.scorer.update(state, items)
@@ -129,16 +237,116 @@ class InterestService:
             segments = self.segmentation.predict_many([c[4] for c in changes], [c[0] for c in changes])
             updated, snapshots = {}, {}
             for (user_id, new_state, n_events, last, interests, items), segment in zip(changes, segments):
-                updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), items)
-                snapshots[user_id] = {"n_events": n_events, "last_timestamp": last, "state": self._summary(interests)}
+                before = cached[user_id].segment if cached[user_id] is not None else None
+                updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), items, before)
+                snapshots[user_id] = {"n_events": n_events, "last_timestamp": last,
+                                      "state": {**self._summary(interests), "segment": segment}}
+            if not events:
+                return answered
             rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
-                     "event_type": getattr(e.event_type, "value", e.event_type)} for e in events]
+                     "event_type": getattr(e.event_type, "value", e.event_type),
+                     "event_id": getattr(e, "event_id", None)} for e in events]
             self.store.add_events(rows=rows, user_states=snapshots)  # committed: now durable
-            for user_id, (record, items) in updated.items():
-                self._users[user_id] = record
-                self.segmentation.place(user_id, record.segment, items)
+            for user_id, (record, items, before) in updated.items():
+                self._users.put(user_id, record)
+                self.segmentation.place(self.store.key(user_id), record.segment, items, before=before)
             np.add.at(self.catalog.counts, [index_of[e.item] for e in events], 1.0)
-        return list(by_user)
+        return answered
+
+    def _new_events(self, events: list) -> list:
+        """``events`` without those whose ``event_id`` is stored already or came earlier in the batch."""
+        ids = [e.event_id for e in events if getattr(e, "event_id", None) is not None]
+        if not ids:
+            return events
+        seen = self.store.known_event_ids(list(set(ids)))
+        fresh = []
+        for e in events:
+            event_id = getattr(e, "event_id", None)
+            if event_id is not None:
+                if event_id in seen:
+                    continue
+                seen.add(event_id)
+            fresh.append(e)
+        if len(fresh) < len(events):
+            logger.info("%d event(s) with an event_id already stored: acknowledged again, not applied",
+                        len(events) - len(fresh))
+        return fresh
+
+    # -- personal data: forget, export, retention -------------------------------------------------
+    def forget(self, user_id: str) -> dict:
+        """Delete everything held about the user: stored events and row, in-memory state, batch-log history,
+        segment membership and their share of the item and segment counts; a tombstone (a keyed hash of the
+        id and the time) keeps a restart, and `arborec fit --forget-store`, from bringing them back."""
+        with self._lock:
+            index_of = self.catalog.index_of
+            record = self._users.get(user_id)
+            counted = record.segment if record is not None else self._load([user_id], segments=False)[user_id][1]
+            base = self.base_histories.pop(user_id, None)
+            live = [index_of[item] for item, _, _ in self.store.user_events(user_id) if item in index_of]
+            items = np.concatenate([base if base is not None else np.zeros(0, np.int64),
+                                    np.asarray(live, np.int64)]).astype(np.int64)
+            n_stored = self.store.delete_user(user_id)
+            self._users.pop(user_id)
+            if self._base_of_key is not None:
+                self._base_of_key.pop(self.store.key(user_id), None)
+            self.segmentation.forget(self.store.key(user_id), items, segment=counted)
+            np.subtract.at(self.catalog.counts, items, 1.0)
+            np.maximum(self.catalog.counts, 0.0, out=self.catalog.counts)
+        logger.info("a user was forgotten: %d stored and %d batch-log events removed", n_stored,
+                    0 if base is None else len(base))
+        return {"user": user_id, "forgotten": True, "stored_events_deleted": n_stored,
+                "batch_events_dropped": 0 if base is None else int(len(base))}
+
+    def export(self, user_id: str) -> dict:
+        """Everything held about the user: stored events, batch-log history, stored summary, profile, segment."""
+        stored = self.store.user_event_rows(user_id)
+        snapshot = self.store.user_snapshot(user_id)
+        base = self.base_histories.get(user_id)
+        profile = self.interests(user_id)
+        return {"user": user_id, "known": profile["known"], "n_events": profile["n_events"],
+                "events": stored,
+                "batch_history": [self.catalog.item_ids[i] for i in base] if base is not None else [],
+                "folded_events": int(snapshot["folded_n"] or 0) if snapshot and snapshot["folded"] else 0,
+                "stored_summary": snapshot["state"] if snapshot else None,
+                "segment": profile["segment"], "segment_label": profile["segment_label"],
+                "interests": profile["nodes"], "pseudonymised": self.store.key.enabled}
+
+    def apply_retention(self, now_ms: int | None = None) -> dict:
+        """Fold every raw event received more than ``settings.retention_days`` ago into its user's stored
+        state, then delete it (answers stay the same). Returns {"users": ..., "events_removed": ...}."""
+        days = self.settings.retention_days
+        if days is None:
+            return {"users": 0, "events_removed": 0}
+        now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        old = self.store.old_events(now_ms - int(days * 86_400_000))
+        index_of = self.catalog.index_of
+        removed = 0
+        for user_key, rows in old.items():
+            with self._lock:
+                snapshot = self.store.snapshot_of_key(user_key)
+                if snapshot is not None and snapshot["folded"] is not None:
+                    state, n = unpack_state(snapshot["folded"]), int(snapshot["folded_n"] or 0)
+                else:
+                    base = self.base_histories.get(self._base_id(user_key), None)
+                    state, n = self.scorer.new_state(), 0
+                    if base is not None and len(base):
+                        state, n = self.scorer.update(state, base), len(base)
+                items = np.array([index_of[item] for _, item in rows if item in index_of], np.int64)
+                if len(items):
+                    state = self.scorer.update(state, items)
+                removed += self.store.fold(user_key=user_key, last_row_id=rows[-1][0], state=pack_state(state),
+                                           folded_n=n + len(items))
+        if removed:
+            logger.info("retention: %d raw events of %d users folded into their state and deleted", removed, len(old))
+        return {"users": len(old), "events_removed": removed}
+
+    def _base_id(self, user_key: str) -> str | None:
+        """The batch-log id whose stored key is ``user_key``."""
+        if not self.store.key.enabled:
+            return user_key
+        if self._base_of_key is None:
+            self._base_of_key = {self.store.key(u): u for u in self.base_histories}
+        return self._base_of_key.get(user_key)
 
     # -- recommendations --------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int = 10, explain: bool = True, diverse: bool = False,
@@ -251,22 +459,27 @@ class InterestService:
     def n_segments(self) -> int:
         return self.segmentation.n_segments
 
-    def segments(self, top: int = 5) -> dict:
+    def segments(self, top: int = 5, representatives: bool = True) -> dict:
         """The user segments: how they were made, and for each its label, size, top interests,
-        representative users and the ``top`` items most used by its users."""
+        representative users (left empty when not ``representatives``) and the ``top`` items most used
+        by its users."""
         out = self.segmentation.summary()
         out["segments"] = []
         for s in range(self.segmentation.n_segments):
             ids, _ = self.segmentation.popular(s, top, self.catalog.counts)
-            out["segments"].append({**self.segmentation.describe(s),
-                                    "top_items": [self.catalog.item_ids[i] for i in ids]})
+            described = self.segmentation.describe(s)
+            if not representatives:
+                described["representatives"] = []
+            out["segments"].append({**described, "top_items": [self.catalog.item_ids[i] for i in ids]})
         return out
 
     def _fit_segments(self) -> None:
         """Fit the segments on the batch log's users (the same segments at every start), or on every user
         with events when the log has too few; then profile every user with events and assign them."""
         t0 = time.perf_counter()
-        base = {user: np.asarray(items, dtype=np.int64) for user, items in self.base_histories.items() if len(items)}
+        key = self.store.key
+        base = {key(user): np.asarray(items, dtype=np.int64) for user, items in self.base_histories.items()
+                if len(items)}
         live: dict[str, list[int]] = {}
         index_of = self.catalog.index_of
         for user, item, _, _ in self.store.all_events():
@@ -294,11 +507,11 @@ class InterestService:
 
     def _summary(self, interests: dict, top: int = 3) -> dict:
         """A small readable snapshot of a state's interests for the users table: the top ones at level 1."""
-        profile = _normalised(interests)
         labels = self.catalog.tree.labels[0]
         out = {}
         for term in ("long", "short"):
-            p = profile[term][0]
+            p = np.asarray(interests[term][0], dtype=float)  # level 1 only
+            p = p / p.sum() if p.sum() > 0 else p
             best = np.argsort(-p)[:top]
             out[term] = {labels[j]: round(float(p[j]), 3) for j in best if p[j] > 0}
         return out

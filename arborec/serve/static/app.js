@@ -9,7 +9,9 @@ function setStatus(text, isError = false) {
 }
 
 async function getJSON(url, options = {}) {
-  const response = await fetch(url, options);
+  const key = $("api-key").value;  // reads need a key with the read scope (unless the server has public reads)
+  const headers = { ...(options.headers || {}), ...(key ? { "X-API-Key": key } : {}) };
+  const response = await fetch(url, { ...options, headers });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = body.errors ? body.errors.map((e) => `${e.where}: ${e.problem}`).join("; ") : body.detail;
