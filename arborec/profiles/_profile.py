@@ -207,6 +207,18 @@ class ProfileBatch:
                    level_weights=_level_weights(level_weights, len(sizes)), histories=histories,
                    users=None if users is None else np.asarray(users), tree=tree)
 
+    def rows(self, index: np.ndarray) -> "ProfileBatch":
+        """The profiles of rows ``index`` (an int array), as a new batch."""
+        index = np.asarray(index, dtype=np.int64)
+        seqs = [self.histories.sequence(int(b)) for b in index]
+        indptr = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum([len(q) for q in seqs], out=indptr[1:])
+        items = np.concatenate(seqs).astype(np.int32) if seqs else np.zeros(0, dtype=np.int32)
+        return ProfileBatch(long=[m[index] for m in self.long], short=[m[index] for m in self.short],
+                            long_weight=self.long_weight, level_weights=self.level_weights,
+                            histories=Histories(indptr, items), users=None if self.users is None else self.users[index],
+                            tree=self.tree)
+
     @property
     def combined(self) -> list[sp.csr_matrix]:
         return [(self.long_weight * a + (1.0 - self.long_weight) * b).tocsr() for a, b in zip(self.long, self.short)]
