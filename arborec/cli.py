@@ -658,7 +658,7 @@ def cmd_report(args) -> int:
 
     from arborec.data import Histories
     from arborec.hierarchy import InterestTree, build_tree
-    from arborec.profiles import ProfileBuilder, Segmenter, write_report
+    from arborec.profiles import ProfileBuilder, Segmenter, fit_segments, write_report
 
     t0 = time.perf_counter()
     data = _prepared(args, args.data)
@@ -684,14 +684,18 @@ def cmd_report(args) -> int:
     levels = [lv for lv in levels if lv <= tree.n_levels] or None if levels else None  # a shallower tree: fewer
     n_segments = args.segments if args.segments == "auto" else int(args.segments)
     k_range = tuple(int(k) for k in args.k_range.split(","))
-    segmenter = Segmenter(method=args.method, n_segments=n_segments, k_range=k_range, levels=levels,
-                          seed=args.seed).fit(profiles)
+    if (args.method, args.k_range, args.segment_levels) == ("kmeans", "4,12", "1"):
+        segmenter = fit_segments(profiles, n_segments=n_segments, seed=args.seed)  # the service's segments
+    else:
+        segmenter = Segmenter(method=args.method, n_segments=n_segments, k_range=k_range, levels=levels,
+                              seed=args.seed).fit(profiles)
     titles = data.catalog["title"] if "title" in data.catalog.columns else data.item_ids
     out = write_report(args.out, tree, profiles, segmenter, titles=titles, vectors=vectors, n_users=args.users,
                        dataset=data.name, projection=args.projection, seed=args.seed)
     print(f"{data.name}: {tree}; {segmenter.n_segments_} segments (silhouette {segmenter.silhouette_:.3f})")
+    sizes = np.bincount(segmenter.predict(profiles), minlength=segmenter.n_segments_)  # every user, as the report
     for d in segmenter.summary():
-        print(f"  {d['segment']:>2} {d['size']:>7,} users  {d['name']}")
+        print(f"  {d['segment']:>2} {sizes[d['segment']]:>7,} users  {d['name']}")
     print(f"report written to {out} ({out.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -56,7 +56,7 @@ def run_demo(data_dir: str | None = None, output_dir: str | Path = "runs/demo", 
     from arborec.data import leave_one_out, load_prepared
     from arborec.evaluate import metric_table, run_model, write_json
     from arborec.model import save_fitted
-    from arborec.profiles import ProfileBuilder, Segmenter, write_report
+    from arborec.profiles import ProfileBuilder, fit_segments, write_report
     from arborec.recommenders import make_model
 
     import torch
@@ -111,7 +111,7 @@ def run_demo(data_dir: str | None = None, output_dir: str | Path = "runs/demo", 
                                   histories.sequence(int(b)), data.user_ids[b]):
             out(line)
 
-    segmenter = Segmenter(method="kmeans", n_segments="auto", k_range=(4, 12), levels=[1], seed=seed).fit(profiles)
+    segmenter = fit_segments(profiles, seed=seed)  # the service's segments: same users, same numbers
     report = write_report(output_dir / "report.html", tree, profiles, segmenter, titles=titles,
                           vectors=model.vectors_, dataset=data.name, seed=seed)
     out(f"\n== 4. the interest report (tree, segments, users): {report}")

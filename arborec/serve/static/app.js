@@ -96,7 +96,7 @@ function drawProfile(profile) {
     const target = $(`sunburst-${term}`);
     if (!profile.nodes.length) {
       Plotly.purge(target);
-      target.textContent = profile.known ? "no events yet" : "no events yet: a new visitor";
+      target.textContent = "no events yet: the recommendations are popular items, or match an interest typed above";
       target.dataset.empty = "1";
       continue;
     }
@@ -108,8 +108,8 @@ function drawProfile(profile) {
                  { displayModeBar: false, responsive: true });
   }
   const window = Math.min(profile.short_window, profile.n_events || profile.short_window);
-  $("long-caption").textContent = `Long term (all ${profile.n_events} events)`;
-  $("short-caption").textContent = `Short term (last ${window} events)`;
+  $("long-caption").textContent = profile.n_events ? `Long term (all ${profile.n_events} events)` : "Long term";
+  $("short-caption").textContent = profile.n_events ? `Short term (last ${window} events)` : "Short term";
   $("terms").textContent = `Long term: the share of all the user's events under each interest. Short term: the ` +
     `share of their last ${profile.short_window} events.`;
   $("profile-note").textContent = profile.known
