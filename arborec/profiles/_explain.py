@@ -92,6 +92,17 @@ LASTING_MIN_ITEMS = 3  # "one of your lasting interests": at least this many his
 LASTING_MIN_SHARE = 0.1  # ... and at least this share of all the user's events
 
 
+def readable_interest(path: list[str]) -> str:
+    """A tree path as a person reads it: a learned node's label "Drama · drama, romance, war" keeps its name,
+    repeated labels are written once, and keyword-list labels in between are skipped
+    ("Drama > romance, love, affair"); category paths such as "Makeup > Lips > Lip Gloss" stay whole."""
+    parts = [p.split(" · ")[0] if i == 0 else p for i, p in enumerate(path)]
+    parts = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
+    if len(parts) > 2 and any(", " in p for p in parts[1:]):
+        parts = [parts[0], parts[-1]]
+    return " > ".join(parts)
+
+
 def reason_text(path: list[str], long: float, short: float, n_items: int, n_history: int = 0,
                 short_window: int = SHORT_WINDOW, matched: bool = True) -> str:
     """One readable sentence saying why an item fits a user, worded from what the numbers support.
@@ -103,7 +114,7 @@ def reason_text(path: list[str], long: float, short: float, n_items: int, n_hist
     item outside every interest is called new. Shares are of events the user interacted with (never
     "liked": a view is not a like).
     """
-    where = " > ".join(path)
+    where = readable_interest(path)
     if not matched or n_items == 0 and max(long, short) <= 0:
         return f"something new for you, in {where}"
     recent = min(short_window, n_history) if n_history else short_window

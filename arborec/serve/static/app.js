@@ -28,6 +28,13 @@ function el(tag, cls, text) {
   return node;
 }
 
+// A tree path as a person reads it (the same rule as arborec.profiles._explain.readable_interest).
+function readablePath(path) {
+  let parts = path.map((p, i) => (i === 0 ? p.split(" · ")[0] : p)).filter((p, i, a) => i === 0 || p !== a[i - 1]);
+  if (parts.length > 2 && parts.slice(1).some((p) => p.includes(", "))) parts = [parts[0], parts[parts.length - 1]];
+  return parts.join(" › ");
+}
+
 const pct = (x) => `${Math.round(100 * x)}%`;
 const short = (text, n) => (text.length <= n ? text : `${text.slice(0, n - 1)}…`);
 
@@ -143,14 +150,14 @@ function drawTopInterests(profile, colours) {
 
 // A reason in plain words, claiming only what the shares support (the same rule as arborec.profiles.reason_text).
 function reasonText(r, profile, recs) {
-  const where = r.path.join(" › ");
+  const where = readablePath(r.path);
   if (!recs.known) {
     if (recs.strategy === "stated-interest") return `matches what you asked for: “${$("interest").value.trim()}”`;
     if (recs.strategy === "popular-in-segment") return "popular with users like this segment";
     return `popular in ${r.path[0]}`;
   }
   if (!r.interest || !profile) return `something new for you, in ${where}`;
-  const at = r.interest.path.join(" › ");
+  const at = readablePath(r.interest.path);
   const recent = Math.min(profile.short_window, profile.n_events);
   const nRecent = Math.round(r.interest.short_share * recent);
   const nAll = Math.round(r.interest.long_share * profile.n_events);
@@ -172,7 +179,7 @@ const STRATEGY = {
 function itemEntry(r, extra = []) {
   const li = el("li");
   li.dataset.item = r.item;
-  li.append(el("div", "title", r.title || r.item), el("div", "path", r.path.join(" › ")));
+  li.append(el("div", "title", r.title || r.item), el("div", "path", readablePath(r.path)));
   for (const [cls, text] of extra) if (text) li.appendChild(el("div", cls, text));
   li.appendChild(el("div", "id", `item id ${r.item}`));
   li.addEventListener("click", () => { $("event-item").value = r.item; });
