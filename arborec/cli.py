@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: the fastest path measured on this CPU kind (bfloat16 with Intel AMX, else ONNX "
                         "Runtime int8), else sentence-transformers fp32; static: a model2vec model distilled once "
                         "from the text model, thousands of items/s, less accurate (default: auto)")
-    p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="texts per batch (default: fitted to the backend: 64 torch, 16 ONNX)")
     p.add_argument("--output", help="also write the vectors to this .npy file (row i = item i of the catalogue)")
     _add_engine_args(p)
     p.set_defaults(run=cmd_encode)

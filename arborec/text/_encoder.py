@@ -13,6 +13,9 @@ from arborec.diagnostics import ConfigError, check_param, logger
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8", "static")
+TORCH_BATCH = 64  # texts per batch of the sentence-transformers paths
+ONNX_BATCH = 16  # texts per batch of the ONNX paths (short item texts: small, length-sorted batches are fastest)
+TOKENIZE_CHUNK = 8192  # texts tokenized (and length-sorted) at once on the ONNX paths
 
 
 def default_model_path() -> str:
@@ -79,7 +82,9 @@ class TextEncoder:
         "static": a model2vec static-embedding model distilled once (offline, a few minutes) from
         ``model`` and cached: thousands of items per second on one core, at a measured cost in
         accuracy (see the benchmark file); never chosen by "auto".
-    batch_size : int, default 64
+    batch_size : int or None, default None
+        Texts per batch; None: fitted to the backend (64 for sentence-transformers, 16 for ONNX,
+        whose texts are sorted by token count first).
     max_tokens : int, default 128
         Longer texts are truncated (item titles and short descriptions fit).
     threads : int or None
@@ -94,10 +99,10 @@ class TextEncoder:
     model_key : str    identifies (model, precision) for the vector cache
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, backend: str = "auto", batch_size: int = 64,
+    def __init__(self, model: str = DEFAULT_MODEL, backend: str = "auto", batch_size: int | None = None,
                  max_tokens: int = 128, threads: int | None = None, cache_dir: str | Path | None = None):
         check_param("backend", backend, backend in BACKENDS, " or ".join(map(repr, BACKENDS)))
-        check_param("batch_size", batch_size, batch_size >= 1, "an integer >= 1")
+        check_param("batch_size", batch_size, batch_size is None or batch_size >= 1, "an integer >= 1, or None")
         self.model = model
         self.backend = backend
         self.batch_size = batch_size
@@ -142,7 +147,7 @@ class TextEncoder:
             st = self._sentence_transformer()
             if backend == "torch-bf16" and next(st.parameters()).dtype != torch.bfloat16:
                 st.to(torch.bfloat16)  # bf16 weights: 1.2x faster than fp32 weights under autocast, same vectors
-            vectors = st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+            vectors = st.encode(texts, batch_size=self.batch_size or TORCH_BATCH, normalize_embeddings=True,
                                 show_progress_bar=progress, convert_to_tensor=True)
             vectors = vectors.float().cpu().numpy()
         else:
@@ -163,18 +168,34 @@ class TextEncoder:
         return encode_static(self._static, texts)
 
     def _encode_onnx(self, texts: list[str], progress: bool) -> np.ndarray:
+        """Texts tokenized once, sorted by token count, run in small batches padded to their longest text.
+
+        Item texts are short (Amazon Beauty: 37 tokens on average, at most 113), so batches of 16
+        texts of almost equal length carry about 2% padding (64 texts sorted by characters: 31%),
+        and their activations stay in the CPU caches: 1.3x the items/s of the earlier batching
+        (measured on Beauty, ONNX int8, one thread).
+        """
         session = self._onnx_session()
         tokenizer = self._sentence_transformer().tokenizer
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths -> little padding
+        batch = self.batch_size or ONNX_BATCH
         out = None
-        for start in tqdm(range(0, len(texts), self.batch_size), desc="encode", disable=not progress, leave=False):
-            idx = order[start:start + self.batch_size]
-            tokens = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens,
-                               return_tensors="np")
-            vec = session(tokens["input_ids"], tokens["attention_mask"])
-            if out is None:
-                out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
-            out[idx] = vec
+        for start in tqdm(range(0, len(texts), TOKENIZE_CHUNK), desc="encode", disable=not progress, leave=False):
+            chunk = texts[start:start + TOKENIZE_CHUNK]
+            ids = tokenizer(chunk, truncation=True, max_length=self.max_tokens)["input_ids"]
+            lengths = np.array([len(x) for x in ids])
+            order = np.argsort(lengths, kind="stable")
+            for b in range(0, len(chunk), batch):
+                idx = order[b:b + batch]
+                width = int(lengths[idx].max())
+                input_ids = np.full((len(idx), width), tokenizer.pad_token_id or 0, dtype=np.int64)  # (B, T)
+                mask = np.zeros((len(idx), width), dtype=np.int64)  # (B, T)
+                for row, i in enumerate(idx):
+                    input_ids[row, :lengths[i]] = ids[i]
+                    mask[row, :lengths[i]] = 1
+                vec = session(input_ids, mask)
+                if out is None:
+                    out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
+                out[start + idx] = vec
         return out
 
     def _resolved_backend(self) -> str:
