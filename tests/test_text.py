@@ -52,14 +52,35 @@ class CountingEncoder(TextEncoder):
         return super().encode(texts, progress)
 
 
-def test_auto_backend_follows_the_cpu(monkeypatch):
+def test_auto_backend_is_the_fastest_measured_on_the_machine_kind(monkeypatch):
     import arborec.text._encoder as enc_module
 
-    monkeypatch.setattr(enc_module, "cpu_has_bf16_units", lambda: True)
+    monkeypatch.setattr(enc_module, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
+    assert enc_module.machine_kind() == "amx"
     assert TextEncoder()._resolved_backend() == "torch-bf16" and TextEncoder().precision == "bf16"
-    monkeypatch.setattr(enc_module, "cpu_has_bf16_units", lambda: False)
+    # AVX512-BF16 without AMX (AMD EPYC Zen 4): bf16 is not faster than ONNX int8 there (measured)
+    monkeypatch.setattr(enc_module, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert enc_module.machine_kind() == "avx512-bf16"
+    assert TextEncoder()._resolved_backend() == enc_module.FASTEST["avx512-bf16"]
+    monkeypatch.setattr(enc_module, "cpu_flags", lambda: {"avx2"})
     assert TextEncoder()._resolved_backend() == "onnx-int8"
     assert TextEncoder().model_key != TextEncoder(backend="torch").model_key  # cached apart
+
+
+def test_static_backend_is_a_distilled_model_cached_apart(tmp_path, monkeypatch):
+    import arborec.text._static as static_module
+
+    class Fake:  # stands in for the distilled model: distilling the real one takes minutes
+        def encode(self, texts, batch_size=1024, show_progress_bar=False):
+            return np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+    calls = []
+    monkeypatch.setattr(static_module, "static_model", lambda path, folder: calls.append(folder) or Fake())
+    enc = TextEncoder(backend="static", cache_dir=tmp_path)
+    v = enc.encode(["ab", "abcd"])
+    assert v.shape == (2, 3) and np.allclose(np.linalg.norm(v, axis=1), 1.0)
+    assert enc.precision == "static" and enc.model_key.endswith("-static") and len(calls) == 1
+    assert enc.model_key != TextEncoder(backend="onnx-int8").model_key
 
 
 def test_cache_is_incremental(tmp_path):

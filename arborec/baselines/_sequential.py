@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from arborec.baselines._base import Recommender
 from arborec.data import Histories, Split
 from arborec.diagnostics import check_param, logger
+from arborec.progress import EpochProgress
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,6 +241,7 @@ class SequentialRecommender(Recommender):
 
             self.history_, best_state, bad = [], None, 0
             self.best_epoch_, self.best_valid_ndcg_ = 0, -np.inf
+            progress = EpochProgress(self.name, self.max_epochs, self.patience, self.eval_every, echo=self.verbose)
             for epoch in range(1, self.max_epochs + 1):
                 # -- 3. train one epoch ------------------------------------------------------
                 t0 = time.perf_counter()
@@ -265,14 +267,12 @@ class SequentialRecommender(Recommender):
 
                 # -- 4. validate every eval_every epochs, keep the best weights, stop early ----
                 if epoch % self.eval_every and epoch != self.max_epochs:
+                    progress.epoch_end(epoch, record["loss"], seconds)
                     continue
                 t0 = time.perf_counter()
                 ndcg = evaluate(self, split, "valid").metrics["ndcg@10"]
                 record["valid_ndcg@10"], record["eval_seconds"] = ndcg, time.perf_counter() - t0
-                line = f"{self.name} epoch {epoch}: loss {record['loss']:.4f}  valid ndcg@10 {ndcg:.4f}  ({seconds:.1f}s)"
-                if self.verbose:
-                    tqdm.write(line)
-                logger.debug(line)
+                progress.epoch_end(epoch, record["loss"], seconds + record["eval_seconds"], ndcg)
                 improved = ndcg > self.best_valid_ndcg_
                 if improved:
                     self.best_epoch_, self.best_valid_ndcg_, bad = epoch, ndcg, 0

@@ -6,6 +6,7 @@ import numpy as np
 
 from arborec.baselines._base import Recommender
 from arborec.diagnostics import check_param
+from arborec.progress import EpochProgress
 
 
 class ALS(Recommender):
@@ -49,7 +50,9 @@ class ALS(Recommender):
             self.model_ = AlternatingLeastSquares(factors=int(self.factors), regularization=self.regularization,
                                                   alpha=self.alpha, iterations=int(self.iterations),
                                                   random_state=self.seed)
-            self.model_.fit(split.train_matrix(), show_progress=False)
+            report = EpochProgress("als", int(self.iterations), unit="iteration", min_interval=2.0)
+            self.model_.fit(split.train_matrix(), show_progress=False,
+                            callback=lambda it, seconds, loss: report.epoch_end(it + 1, loss, seconds))
         return self
 
     def score(self, users, histories):

@@ -8,7 +8,7 @@ import numpy as np
 
 from arborec.diagnostics import ConfigError
 from arborec.hierarchy import InterestTree
-from arborec.profiles._profile import UserProfile
+from arborec.profiles._profile import SHORT_WINDOW, UserProfile
 
 
 @dataclass
@@ -31,9 +31,16 @@ class Explanation:
     time_scale: str  # "long", "short" or "none"
     support: list[int] = field(default_factory=list)
     item_path: list[str] = field(default_factory=list)
+    n_support: int = 0  # the user's history items under the node (``support`` shows at most a few)
+    n_history: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def reason(self, short_window: int = SHORT_WINDOW) -> str:
+        """The reason in plain words, claiming only what the numbers hold (see :func:`reason_text`)."""
+        return reason_text(self.path or self.item_path, self.long, self.short, self.n_support, self.n_history,
+                           short_window, matched=self.level > 0)
 
     def __str__(self) -> str:
         if self.level == 0:
@@ -74,6 +81,45 @@ def explain(profile: UserProfile | dict, item: int, tree: InterestTree, history=
         support = list(dict.fromkeys(int(i) for i in mine[::-1]))[:max_support]
         return Explanation(item=item, level=lv + 1, node=node, path=tree.path_labels(item)[:lv + 1], weight=weight,
                            long=long, short=short, time_scale="short" if short > long else "long", support=support,
-                           item_path=tree.path_labels(item))
+                           item_path=tree.path_labels(item), n_support=len(set(mine.tolist())),
+                           n_history=len(history))
     return Explanation(item=item, level=0, node=None, path=[], weight=0.0, long=0.0, short=0.0, time_scale="none",
-                       support=[], item_path=tree.path_labels(item))
+                       support=[], item_path=tree.path_labels(item), n_history=len(history))
+
+
+RECENT_MIN = 0.3  # "a recent interest": at least this share of the short-term window, and more than long term
+LASTING_MIN_ITEMS = 3  # "one of your lasting interests": at least this many history items under the node
+LASTING_MIN_SHARE = 0.1  # ... and at least this share of all the user's events
+
+
+def readable_interest(path: list[str]) -> str:
+    """A tree path as a person reads it: a learned node's label "Drama · drama, romance, war" keeps its name,
+    repeated labels are written once, and keyword-list labels in between are skipped
+    ("Drama > romance, love, affair"); category paths such as "Makeup > Lips > Lip Gloss" stay whole."""
+    parts = [p.split(" · ")[0] if i == 0 else p for i, p in enumerate(path)]
+    parts = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
+    if len(parts) > 2 and any(", " in p for p in parts[1:]):
+        parts = [parts[0], parts[-1]]
+    return " > ".join(parts)
+
+
+def reason_text(path: list[str], long: float, short: float, n_items: int, n_history: int = 0,
+                short_window: int = SHORT_WINDOW, matched: bool = True) -> str:
+    """One readable sentence saying why an item fits a user, worded from what the numbers support.
+
+    ``long`` / ``short``: the share of the user's events (all of them / the last ``short_window``)
+    under the interest ``path``; ``n_items``: how many of the user's items sit under it. "Recent
+    interest" needs ``RECENT_MIN`` of the recent events; "lasting interest" needs ``LASTING_MIN_ITEMS``
+    items and ``LASTING_MIN_SHARE`` of all events; below both it says how many items relate, and an
+    item outside every interest is called new. Shares are of events the user interacted with (never
+    "liked": a view is not a like).
+    """
+    where = readable_interest(path)
+    if not matched or n_items == 0 and max(long, short) <= 0:
+        return f"something new for you, in {where}"
+    recent = min(short_window, n_history) if n_history else short_window
+    if short >= RECENT_MIN and short > long:
+        return f"a recent interest: {round(short * recent)} of your last {recent} events are in {where}"
+    if n_items >= LASTING_MIN_ITEMS and long >= LASTING_MIN_SHARE:
+        return f"one of your lasting interests: {long:.0%} of your events are in {where}"
+    return f"related to {n_items} item{'s' if n_items != 1 else ''} you interacted with in {where}"

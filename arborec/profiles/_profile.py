@@ -12,6 +12,10 @@ from arborec.diagnostics import ConfigError, NotFittedError, check_param
 from arborec.hierarchy import InterestTree
 
 TIME_UNITS = {"events": None, "seconds": 1.0, "hours": 3600.0, "days": 86400.0}
+# The one definition of long and short term, shared by the profiles, the report, the demo and the service
+# (`arborec.serve` counts the same way: every event for the long term, the last SHORT_WINDOW for the short term).
+HALF_LIFE = float("inf")  # long term: all the user's events, equally weighted
+SHORT_WINDOW = 10  # short term: the user's last 10 events, equally weighted
 
 
 @dataclass
@@ -203,6 +207,18 @@ class ProfileBatch:
                    level_weights=_level_weights(level_weights, len(sizes)), histories=histories,
                    users=None if users is None else np.asarray(users), tree=tree)
 
+    def rows(self, index: np.ndarray) -> "ProfileBatch":
+        """The profiles of rows ``index`` (an int array), as a new batch."""
+        index = np.asarray(index, dtype=np.int64)
+        seqs = [self.histories.sequence(int(b)) for b in index]
+        indptr = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum([len(q) for q in seqs], out=indptr[1:])
+        items = np.concatenate(seqs).astype(np.int32) if seqs else np.zeros(0, dtype=np.int32)
+        return ProfileBatch(long=[m[index] for m in self.long], short=[m[index] for m in self.short],
+                            long_weight=self.long_weight, level_weights=self.level_weights,
+                            histories=Histories(indptr, items), users=None if self.users is None else self.users[index],
+                            tree=self.tree)
+
     @property
     def combined(self) -> list[sp.csr_matrix]:
         return [(self.long_weight * a + (1.0 - self.long_weight) * b).tocsr() for a, b in zip(self.long, self.short)]
@@ -228,10 +244,10 @@ class ProfileBuilder:
     Parameters
     ----------
     tree : InterestTree
-    half_life : float, default 20.0
+    half_life : float, default ``HALF_LIFE`` (inf)
         Long-term weight of an event halves every ``half_life`` events (or ``time_unit``s) back from
-        the user's latest event. ``inf`` weighs the whole history equally.
-    short_window : int, default 5
+        the user's latest event. ``inf`` (the shared definition) weighs the whole history equally.
+    short_window : int, default ``SHORT_WINDOW`` (10)
         Short-term interest: the last ``short_window`` events, equally weighted.
     long_weight : float, default 0.5
         ``combined = long_weight * long + (1 - long_weight) * short`` at every level.
@@ -250,7 +266,8 @@ class ProfileBuilder:
     level_weights_ : (L,) float array
     """
 
-    def __init__(self, tree: InterestTree, half_life: float = 20.0, short_window: int = 5, long_weight: float = 0.5,
+    def __init__(self, tree: InterestTree, half_life: float = HALF_LIFE, short_window: int = SHORT_WINDOW,
+                 long_weight: float = 0.5,
                  level_weights=None, time_unit: str = "events", prior_strength: float = 0.0):
         self.tree = tree
         self.half_life = half_life

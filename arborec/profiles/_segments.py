@@ -320,3 +320,27 @@ def _segment_name(tree, means: list[np.ndarray], min_share: float, population: n
         if lift[j] >= min_lift and tree.labels[0][j] not in named:
             name += f" · {tree.labels[0][j]} ×{lift[j]:.1f}"
     return name
+
+
+# The one segmentation recipe, shared by `arborec report`, `arborec demo` and the service
+# (arborec.serve.segments uses the same values): k-means on the level-1 interests, k by the silhouette.
+SEGMENT_K_RANGE = (4, 12)  # 2 or 3 segments say little
+SEGMENT_LEVELS = (1,)
+SEGMENT_N_INIT = 4
+SEGMENT_SELECT_SAMPLE = 2000  # users on which "auto" compares the values of k
+SEGMENT_FIT_USERS = 5000  # the segments are fitted on a seeded sample of at most this many users
+
+
+def fit_segments(profiles, n_segments="auto", max_users: int = SEGMENT_FIT_USERS, seed: int = 0) -> Segmenter:
+    """The user segments as the service makes them: a seeded sample of at most ``max_users`` users of
+    ``profiles`` (in their order), k-means on their level-1 interests, k chosen by the silhouette in
+    ``SEGMENT_K_RANGE``. The same profiles and seed give the same segments, numbered the same."""
+    n = len(profiles)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, max_users, replace=False)) if n > max_users else np.arange(n)
+    segmenter = Segmenter(method="kmeans", n_segments=n_segments, k_range=SEGMENT_K_RANGE, seed=seed,
+                          n_init=SEGMENT_N_INIT, select_sample=SEGMENT_SELECT_SAMPLE,
+                          silhouette_sample=SEGMENT_SELECT_SAMPLE,
+                          levels=[lv for lv in SEGMENT_LEVELS if lv <= profiles.tree.n_levels])
+    return segmenter.fit(profiles if len(rows) == n else profiles.rows(rows))
+

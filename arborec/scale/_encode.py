@@ -59,7 +59,7 @@ def encode_items_ray(catalog: pd.DataFrame, encoder: TextEncoder | None = None,
     t0 = time.perf_counter()
     unique_texts, inverse = np.unique(np.array([texts[i] for i in todo], dtype=object), return_inverse=True)
     order = np.argsort([len(t) for t in unique_texts], kind="stable")  # similar lengths together: little padding
-    rows_per_task = rows_per_task or encoder.batch_size * 16
+    rows_per_task = rows_per_task or (encoder.batch_size or 64) * 16
     table = pd.DataFrame({"row": order.astype(np.int64), "text": unique_texts[order].astype(str)})
     # one block per task, made on the driver (a repartition would need a free CPU beside the actors)
     ds = ray.data.from_pandas([table.iloc[s:s + rows_per_task] for s in range(0, len(table), rows_per_task)])

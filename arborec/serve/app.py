@@ -220,6 +220,19 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
     def export_user(caller: Admin, user_id: UserId):
         return service.export(user_id)
 
+    @app.get("/users/{user_id}/recent", response_model=schemas.RecentEvents, responses=_errors(401, 403, 422, 429),
+             summary="the user's most recent items, newest first (read scope)")
+    def get_recent(caller: Reader, user_id: UserId,
+                   limit: Annotated[int, Query(ge=1, le=50, description="number of items")] = 10):
+        return service.recent_items(user_id, limit)
+
+    @app.get("/items/search", response_model=schemas.ItemSearch, responses=_errors(401, 403, 422, 429),
+             summary="find items by title or id (case-insensitive substring), most used first (read scope)")
+    def get_item_search(caller: Reader,
+                        q: Annotated[str, Query(min_length=1, max_length=200, description="text to find")],
+                        limit: Annotated[int, Query(ge=1, le=50, description="number of items")] = 10):
+        return service.search_items(q, limit)
+
     @app.post("/items", response_model=schemas.ItemsAdded, responses=_errors(401, 403, 409, 413, 422, 429),
               summary="add items: encoded, placed in the tree, recommendable at once (write scope)")
     def post_items(caller: Writer, body: schemas.ItemBatch) -> schemas.ItemsAdded:

@@ -74,6 +74,29 @@ class InterestOf(BaseModel):
     short_share: float = Field(description="share of the user's recent events under this node")
 
 
+class ItemSummary(BaseModel):
+    """An item as the page shows it: id (what POST /events takes), title and interest path."""
+
+    item: str
+    title: str
+    path: list[str] = Field(description="the item's interest path, coarse to fine")
+
+
+class RecentEvents(BaseModel):
+    """The user's most recent items, newest first (what the short-term interest is counted on)."""
+
+    user: str
+    n_events: int
+    items: list[ItemSummary]
+
+
+class ItemSearch(BaseModel):
+    """Items whose title or id contains the query (case-insensitive), most used first."""
+
+    query: str
+    items: list[ItemSummary]
+
+
 class Recommendation(BaseModel):
     item: str
     title: str

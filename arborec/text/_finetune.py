@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from arborec.data import Split
+from arborec.progress import EpochProgress
 
 
 @dataclass
@@ -57,7 +59,8 @@ def fit_adapter(vectors: np.ndarray, split: Split, config: AdapterConfig | None 
 
     Only training sequences are read (never validation or test targets). ``on_epoch(adapter,
     epoch)``, when given, is called after every epoch (1-based), e.g. to select an epoch on
-    validation. Returns the adapter after the last epoch and the mean loss of each epoch.
+    validation; a float it returns is shown as that epoch's validation NDCG@10 in the progress line
+    (one per epoch, see :class:`arborec.progress.EpochProgress`). Returns the adapter after the last epoch and the mean loss of each epoch.
     """
     config = config or AdapterConfig()
     gen = torch.Generator().manual_seed(config.seed)
@@ -67,7 +70,9 @@ def fit_adapter(vectors: np.ndarray, split: Split, config: AdapterConfig | None 
     adapter = ResidualAdapter(v.shape[1], config.hidden)
     opt = torch.optim.AdamW(adapter.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     losses = []
+    report = EpochProgress("text adapter", config.epochs)
     for _ in tqdm(range(config.epochs), desc="adapter", disable=not progress, leave=False):
+        t0 = time.perf_counter()
         order = torch.randperm(len(pairs), generator=gen)
         total, steps = 0.0, 0
         for start in range(0, len(pairs), config.batch_size):
@@ -84,9 +89,12 @@ def fit_adapter(vectors: np.ndarray, split: Split, config: AdapterConfig | None 
             opt.step()
             total, steps = total + loss.item(), steps + 1
         losses.append(total / max(steps, 1))
+        valid = None
         if on_epoch is not None:
-            on_epoch(adapter.eval(), len(losses))
+            valid = on_epoch(adapter.eval(), len(losses))
             adapter.train()
+        report.epoch_end(len(losses), losses[-1], time.perf_counter() - t0,
+                         valid if isinstance(valid, float) else None)
     return adapter.eval(), losses
 
 

@@ -85,6 +85,7 @@ class TextOnly(Recommender):
                 self.valid_ndcg_[f"epoch {epoch}, blend {b}"] = ndcg
                 if ndcg > best[0]:
                     best = (ndcg, epoch, b, self.item_vectors_)
+            return max(v for k, v in self.valid_ndcg_.items() if k.startswith(f"epoch {epoch},"))
 
         _, self.adapter_losses_ = fit_adapter(raw, split, AdapterConfig(seed=self.seed), on_epoch=select)
         _, self.best_epoch_, self.blend_, self.item_vectors_ = best
