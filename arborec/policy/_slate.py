@@ -68,6 +68,7 @@ class SlatePolicy:
     Attributes after ``fit``
     ------------------------
     tree_ : InterestTree, n_nodes_ : level-1 nodes, counts_ : {user: (clicks (J,), shows (J,))},
+    last_slate_ : {user: id of the slate last learned from},
     clicks_, slots_ : feedback totals, version_ : str
     """
 
@@ -102,6 +103,7 @@ class SlatePolicy:
         self.tree_ = tree
         self.n_nodes_ = tree.level_sizes[0]
         self.counts_: dict = {}
+        self.last_slate_: dict = {}
         self.clicks_, self.slots_ = 0.0, 0.0
         self.rng_ = np.random.default_rng(self.seed)
         mode = "ts" if self.explore else "mean"
@@ -130,11 +132,13 @@ class SlatePolicy:
 
         q = self.long_weight * norm(long[level - 1]) + (1 - self.long_weight) * norm(short[level - 1])
         if scores is not None and self.score_weight > 0:
-            s = np.asarray(scores, dtype=np.float64)[:self.tree_.n_items].copy()
+            n = min(len(scores), self.tree_.n_items)
+            s = np.asarray(scores, dtype=np.float64)[:n].copy()
             if exclude is not None and len(exclude):
-                s[np.asarray(exclude, dtype=np.int64)] = -np.inf
+                exclude = np.asarray(exclude, dtype=np.int64)
+                s[exclude[exclude < n]] = -np.inf
             p = np.exp(s - s.max())
-            mass = np.bincount(self.tree_.codes[:, level - 1], weights=p, minlength=len(q))
+            mass = np.bincount(self.tree_.codes[:n, level - 1], weights=p, minlength=len(q))
             q = self.score_weight * norm(mass) + (1 - self.score_weight) * q
         return (1 - self.floor) * q + self.floor / len(q)
 
@@ -150,20 +154,23 @@ class SlatePolicy:
 
     # -- slates --------------------------------------------------------------------------------
     def node_lists(self, scores: np.ndarray, long: list[np.ndarray], short: list[np.ndarray],
-                   exclude=None, candidates=None) -> list[np.ndarray]:
+                   exclude=None, candidates=None, k: int | None = None) -> list[np.ndarray]:
         """For each level-1 node, the ordered items its first 1, 2, ..., k slots take (at most k).
 
         Its slots go to its level-2 children by the same slot values (level-2 distribution, fixed),
         each child's slots to its best-scored items; a shorter list means too few candidates.
         """
         self._check_fitted()
-        tree, k = self.tree_, self.k
-        allowed = np.ones(tree.n_items, dtype=bool) if candidates is None else np.zeros(tree.n_items, dtype=bool)
+        tree, k = self.tree_, k or self.k
+        n = min(len(scores), tree.n_items)  # a served catalogue may have grown between the two reads
+        allowed = np.ones(n, dtype=bool) if candidates is None else np.zeros(n, dtype=bool)
         if candidates is not None:
-            allowed[np.asarray(candidates, dtype=np.int64)] = True
+            candidates = np.asarray(candidates, dtype=np.int64)
+            allowed[candidates[candidates < n]] = True
         if exclude is not None and len(exclude):
-            allowed[np.asarray(exclude, dtype=np.int64)] = False
-        scores = np.asarray(scores)[:tree.n_items]
+            exclude = np.asarray(exclude, dtype=np.int64)
+            allowed[exclude[exclude < n]] = False
+        scores = np.asarray(scores)[:n]
         order = np.flatnonzero(allowed)
         order = order[np.argsort(-scores[order], kind="stable")]  # best first
         fine = 1 if tree.n_levels >= 2 else 0
@@ -193,18 +200,19 @@ class SlatePolicy:
         return out
 
     def slate(self, user, long: list[np.ndarray], short: list[np.ndarray], scores: np.ndarray,
-              exclude=None, candidates=None) -> Slate:
+              exclude=None, candidates=None, k: int | None = None) -> Slate:
         """The slate for ``user`` given the model's level distributions (lists of (n_nodes_l,) arrays,
-        coarse to fine), its scores of every item, the items to leave out (history) and an optional
-        candidate pool."""
+        coarse to fine), its scores of every item, the items to leave out (history), an optional
+        candidate pool and an optional slate size other than ``k``."""
         self._check_fitted()
-        lists = self.node_lists(scores, long, short, exclude, candidates)
+        k = int(k or self.k)
+        lists = self.node_lists(scores, long, short, exclude, candidates, k)
         alpha, beta = self.posterior(user, long, short, scores, exclude)
         if self.explore:
             theta = self.rng_.beta(alpha, beta, size=(self.n_draws, self.n_nodes_))  # (M, J), draw 0 is served
         else:
             theta = (alpha / (alpha + beta))[None, :]  # (1, J)
-        slates = _slates(theta, lists, self.k, self.spread, np.asarray(scores))  # (M, n) items, -1 = empty
+        slates = _slates(theta, lists, k, self.spread, np.asarray(scores))  # (M, n) items
         served = slates[0][slates[0] >= 0]
         at_position = (slates[:, :len(served)] == served[None, :]).mean(0)
         anywhere = (slates[:, :, None] == served[None, None, :]).any(1).mean(0)
@@ -240,10 +248,11 @@ class SlatePolicy:
         return np.stack([(picked == j).sum(1) for j in range(self.n_nodes_)], axis=1).mean(0)
 
     # -- feedback ------------------------------------------------------------------------------
-    def update(self, user, nodes, rewards) -> None:
+    def update(self, user, nodes, rewards, slate_id=None) -> None:
         """Learn from one slate's feedback: ``nodes[p]`` the level-1 node shown at position p and
         ``rewards[p]`` in [0, 1] (click or purchase 1, skip 0). The user's older counts are first
-        multiplied by ``memory``."""
+        multiplied by ``memory``, once per slate: feedback arriving in parts gives the same ``slate_id``
+        (None: every call is a new slate)."""
         self._check_fitted()
         nodes = np.asarray(nodes, dtype=np.int64)
         rewards = np.asarray(rewards, dtype=np.float64)
@@ -254,7 +263,9 @@ class SlatePolicy:
         if len(rewards) and (rewards.min() < 0 or rewards.max() > 1):
             raise ConfigError(f"rewards must be in [0, 1], got {rewards.tolist()}")
         clicks, shows = self.counts_.get(user, (np.zeros(self.n_nodes_), np.zeros(self.n_nodes_)))
-        clicks, shows = clicks * self.memory, shows * self.memory
+        if slate_id is None or self.last_slate_.get(user) != slate_id:
+            clicks, shows = clicks * self.memory, shows * self.memory
+        self.last_slate_[user] = slate_id
         np.add.at(clicks, nodes, rewards)
         np.add.at(shows, nodes, 1.0)
         self.counts_[user] = (clicks, shows)
@@ -269,6 +280,7 @@ class SlatePolicy:
         """Drop everything learned about ``user``."""
         self._check_fitted()
         self.counts_.pop(user, None)
+        self.last_slate_.pop(user, None)
 
 
 def _allocate(theta: np.ndarray, caps: np.ndarray, k: int, spread: float) -> np.ndarray:

@@ -17,6 +17,7 @@ from arborec.diagnostics import ArborecError, DuplicateItemError, UnknownItemErr
 from arborec.serve import schemas
 from arborec.serve.security import key_matches
 from arborec.serve.service import InterestService
+from arborec.serve.slates import PolicyRecommendations, add_slate_routes
 from arborec.serve.settings import ServeSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -101,7 +102,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         metrics.events.inc(len(events))
         return schemas.EventsAccepted(accepted=len(events), users=users)
 
-    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations, responses=_errors(422),
+    @app.get("/users/{user_id}/recommendations", response_model=PolicyRecommendations, responses=_errors(422),
              summary="top-k items with the interest each serves; cold-start answer for unknown users")
     def get_recommendations(
         user_id: UserId,
@@ -111,12 +112,19 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         interest: Annotated[str | None, Query(min_length=1, max_length=500,
                                               description="cold start: a stated interest in words")] = None,
         segment: Annotated[int | None, Query(ge=0, description="cold start: popular items of this segment")] = None,
+        policy: Annotated[str, Query(pattern="^(model|slate)$", description="model: greedy by score; slate: the "
+                                     "interest-aware policy (logged, with propensities and a request_id for "
+                                     "POST /feedback)")] = "model",
     ):
         if segment is not None and segment >= service.n_segments:
             raise HTTPException(422, f"segment={segment} does not exist: there are {service.n_segments} "
                                      "segments (see GET /segments)")
+        if policy == "slate" and interest is None and segment is None:
+            return app.state.slates.recommend(user_id, k=k, explain=explain)
         # a plain dict: validated once, by response_model
         return service.recommend(user_id, k=k, explain=explain, diverse=diverse, interest=interest, segment=segment)
+
+    add_slate_routes(app, service, Authorised)  # POST /feedback with the write key; app.state.slates
 
     @app.get("/users/{user_id}/interests", response_model=schemas.Interests, responses=_errors(422),
              summary="the user's hierarchical interest profile, long and short term")
