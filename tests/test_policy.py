@@ -127,14 +127,14 @@ def test_off_policy_estimates_agree_with_the_simulated_value():
     """Log slates under uniform random-top-N, estimate a Thompson slate policy, compare with its simulated reward."""
     tree = small_tree()
     rng = np.random.default_rng(0)
-    n_users, k, n_logged = 30, 3, 6000
+    n_users, k, n_logged = 30, 3, 4000
     scores = rng.normal(size=(n_users, tree.n_items)) * 1.5
     taste = np.exp(scores + rng.normal(size=scores.shape) * 0.5)  # the truth: close to, not equal to, the scores
     taste /= taste.sum(1, keepdims=True)
     clicks = ClickModel.calibrated(taste, k, target_clicks=1.0)
     q1 = rng.dirichlet(np.ones(3), size=n_users)
     contexts = [dists(tree, q) for q in q1]
-    target = SlatePolicy(k=k, explore=True, prior_strength=5.0, n_draws=3000, seed=2).fit(tree)
+    target = SlatePolicy(k=k, explore=True, prior_strength=5.0, n_draws=2000, seed=2).fit(tree)
     logging = RandomTopNPolicy(k=k, n=tree.n_items, seed=3).fit(tree)
     pi = [target.position_probabilities(u, *contexts[u], scores[u]) for u in range(n_users)]  # (n_items, k) each
 
