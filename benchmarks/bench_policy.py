@@ -123,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--drift-at", type=int, default=10)
     ap.add_argument("--draws", type=int, default=100, help="Monte Carlo draws for the propensities")
     ap.add_argument("--offline-users", type=int, default=0, help="at most this many users offline (0: all)")
+    ap.add_argument("--prior-strength", type=float, default=None,
+                    help="use this Thompson prior_strength instead of choosing it on the validation seed")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -169,10 +171,10 @@ def main(argv=None) -> int:
     pool = split.eval_users("test")
     val_users = np.sort(np.random.default_rng(VALIDATION_SEED).choice(pool, args.users, replace=False))
     strength_clicks = {}
-    for s in PRIOR_STRENGTHS:
+    for s in (PRIOR_STRENGTHS if args.prior_strength is None else ()):
         res = simulate(model, split, val_users, args, VALIDATION_SEED, s, sp, sw, only=("slate_ts",))
         strength_clicks[s] = res["slate_ts"].summary()["clicks_per_user"]
-    strength = max(strength_clicks, key=strength_clicks.get)
+    strength = max(strength_clicks, key=strength_clicks.get) if strength_clicks else args.prior_strength
     print(f"validation seed: clicks by prior_strength {strength_clicks}; chosen {strength}", flush=True)
     runs = {}
     for seed in args.seeds:
@@ -233,8 +235,8 @@ def _markdown(r: dict) -> str:
                   f"{_fmt(o['test_ndcg_diff'], 4)}.", "",
               f"## Simulator: {r['users_per_seed']} test users x seeds {r['seeds']}, {r['steps']} slates each, "
               f"drift at slate {r['drift_at']}", "",
-              f"Thompson prior_strength {s['prior_strength']} (chosen on a validation seed: clicks per user "
-              f"{s['prior_strength_validation']}). Mean over seeds [t interval over the seeds].", "",
+              f"Thompson prior_strength {s['prior_strength']} (" + (f"chosen on a validation seed: clicks per user "
+              f"{s['prior_strength_validation']}" if s['prior_strength_validation'] else "given, not chosen here") + "). Mean over seeds [t interval over the seeds].", "",
               "| policy | clicks / user | before drift | after drift | coverage | diversity | recovered | "
               "slates to recover (median, censored) |", "|---|---|---|---|---|---|---|---|"]
     for name, v in s["summary"].items():
