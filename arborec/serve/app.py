@@ -23,6 +23,7 @@ from arborec.diagnostics import ArborecError, DuplicateItemError, UnknownItemErr
 from arborec.serve import schemas
 from arborec.serve.security import KeyRing, Scope
 from arborec.serve.service import InterestService
+from arborec.serve.slates import PolicyRecommendations, add_slate_routes
 from arborec.serve.settings import ServeSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -183,7 +184,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         metrics.event_lag.observe(time.perf_counter() - received)
         return schemas.EventsAccepted(accepted=len(events), users=users)
 
-    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations,
+    @app.get("/users/{user_id}/recommendations", response_model=PolicyRecommendations,
              responses=_errors(401, 403, 422, 429),
              summary="top-k items with the interest each serves; cold-start answer for unknown users (read scope)")
     def get_recommendations(
@@ -195,12 +196,19 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         interest: Annotated[str | None, Query(min_length=1, max_length=500,
                                               description="cold start: a stated interest in words")] = None,
         segment: Annotated[int | None, Query(ge=0, description="cold start: popular items of this segment")] = None,
+        policy: Annotated[str, Query(pattern="^(model|slate)$", description="model: greedy by score; slate: the "
+                                     "interest-aware policy (logged, with propensities and a request_id for "
+                                     "POST /feedback)")] = "model",
     ):
         if segment is not None and segment >= service.n_segments:
             raise HTTPException(422, f"segment={segment} does not exist: there are {service.n_segments} "
                                      "segments (see GET /segments)")
+        if policy == "slate" and interest is None and segment is None:
+            return app.state.slates.recommend(user_id, k=k, explain=explain)
         # a plain dict: validated once, by response_model
         return service.recommend(user_id, k=k, explain=explain, diverse=diverse, interest=interest, segment=segment)
+
+    add_slate_routes(app, service, Depends(_Needs(Scope.write)))  # POST /feedback (write scope); app.state.slates
 
     @app.get("/users/{user_id}/interests", response_model=schemas.Interests, responses=_errors(401, 403, 422, 429),
              summary="the user's hierarchical interest profile, long and short term (read scope)")
@@ -212,13 +220,14 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
                         "out of restarts and later fits (admin scope)")
     def delete_user(caller: Admin, user_id: UserId):
         forgotten = service.forget(user_id)
+        forgotten["slates_deleted"] = app.state.slates.forget(user_id)
         metrics.forgotten.inc()
         return forgotten
 
     @app.get("/users/{user_id}/export", response_model=schemas.UserExport, responses=_errors(401, 403, 422, 429),
              summary="everything held about a user, as JSON (admin scope)")
     def export_user(caller: Admin, user_id: UserId):
-        return service.export(user_id)
+        return {**service.export(user_id), "slates": app.state.slates.logged(user_id)}
 
     @app.get("/users/{user_id}/recent", response_model=schemas.RecentEvents, responses=_errors(401, 403, 422, 429),
              summary="the user's most recent items, newest first (read scope)")

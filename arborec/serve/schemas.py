@@ -181,6 +181,7 @@ class Forgotten(BaseModel):
     stored_events_deleted: int = Field(description="events deleted from the store")
     batch_events_dropped: int = Field(description="events of the batch log (the served model's data) no longer "
                                                   "used for this user; a tombstone keeps them out after a restart")
+    slates_deleted: int = Field(0, description="policy slates served to the user (and their feedback) deleted")
 
 
 class ExportedEvent(BaseModel):
@@ -205,6 +206,8 @@ class UserExport(BaseModel):
     segment_label: str | None = None
     interests: list[InterestNode]
     pseudonymised: bool = Field(description="whether the store keeps the user id as a keyed hash")
+    slates: list[dict] = Field(default_factory=list, description="policy slates served to the user, with "
+                                                                  "their propensities and the user's feedback")
 
 
 class ErrorOut(BaseModel):
