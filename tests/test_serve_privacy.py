@@ -32,6 +32,9 @@ REQUIRED = {
     ("delete", "/users/{user_id}"): "admin",
     ("get", "/users/{user_id}/export"): "admin",
     ("post", "/items"): "write",
+    ("get", "/users/{user_id}/recent"): "read",
+    ("get", "/items/search"): "read",
+    ("post", "/feedback"): "write",
     ("get", "/segments"): None,
     ("get", "/health"): None,
     ("get", "/metrics"): "metrics",
@@ -373,3 +376,26 @@ def test_replayed_batches_land_exactly_once_after_sigkill(tmp_path):
     stored = Store(db).all_events()
     assert len(stored) == 5 * len(batches)  # exactly once
     assert sum(counts.values()) == 5 * len(batches)
+
+
+def test_delete_removes_the_users_policy_slates_and_feedback(served):
+    from sqlalchemy import text
+
+    service, data = served
+    client = _client(service)
+    user = "slate-user"
+    items = service.catalog.item_ids[10:14]
+    events = [{"user": user, "item": it, "timestamp": 1_700_000_000 + j} for j, it in enumerate(items)]
+    assert client.post("/events", json={"events": events}).status_code == 200
+    slate = client.get(f"/users/{user}/recommendations", params={"policy": "slate", "k": 4}).json()
+    assert slate["request_id"]
+    fb = {"request_id": slate["request_id"], "item": slate["items"][0]["item"], "kind": "click",
+          "timestamp": 1_700_000_100}
+    assert client.post("/feedback", json=fb).status_code == 200
+    assert len(client.get(f"/users/{user}/export").json()["slates"]) == 1
+    assert client.delete(f"/users/{user}").json()["slates_deleted"] == 1
+    with service.store.engine.connect() as conn:
+        for table in ("policy_slates", "policy_feedback"):
+            n = conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE user_id = :u"),
+                             {"u": service.store.key(user)}).scalar_one()
+            assert n == 0, table

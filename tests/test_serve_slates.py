@@ -24,7 +24,7 @@ def served(tmp_path_factory):
 
     db = tmp_path_factory.mktemp("slates") / "store.db"
     service, data = make_service(f"sqlite:///{db}", hash_api_key(KEY), n_users=120)
-    return TestClient(create_app(service)), service, data
+    return TestClient(create_app(service), headers=AUTH), service, data  # reads need the read scope too
 
 
 def test_slate_answer_carries_propensities_and_a_request_id(served):
@@ -55,7 +55,7 @@ def test_feedback_is_checked_learned_and_moves_the_users_state(served):
     body = client.get(f"/users/{user}/recommendations", params={"k": 5, "policy": "slate"}).json()
     rid, first, second = body["request_id"], body["items"][0]["item"], body["items"][1]["item"]
     click = {"request_id": rid, "item": first, "kind": "click", "timestamp": TS}
-    assert client.post("/feedback", json=click).status_code == 401  # the write key
+    assert TestClient(client.app).post("/feedback", json=click).status_code == 401  # the write key
     bad = client.post("/feedback", json={**click, "request_id": "nope"}, headers=AUTH)
     assert bad.status_code == 404 and "unknown request_id" in bad.json()["detail"]
     not_shown = next(i for i in service.catalog.item_ids if i not in {r["item"] for r in body["items"]})
