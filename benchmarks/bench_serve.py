@@ -69,13 +69,14 @@ def _parse_head(head: bytes) -> tuple[int, int]:
 class RawClient:
     """One keep-alive connection; ``request`` returns (status, body bytes)."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, headers: dict | None = None):
+        self.headers = dict(headers or {})  # sent with every request (the API key: reads need one too)
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
 
     def request(self, method: str, path: str, body=None, headers: dict | None = None) -> tuple[int, bytes]:
-        self.sock.sendall(_request_bytes(method, path, body, headers or {}))
+        self.sock.sendall(_request_bytes(method, path, body, {**self.headers, **(headers or {})}))
         while b"\r\n\r\n" not in self.buf:
             self.buf += self.sock.recv(65536)
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -94,7 +95,7 @@ def load_process(host: str, port: int, key: str, users: list[str], items: list[s
     rng = random.Random(0)
     auth = {"X-API-Key": key}
     result: dict = {}
-    http = RawClient(host, port)
+    http = RawClient(host, port, headers=auth)
     for _ in range(300):  # warm-up: connections, caches, code paths
         http.request("GET", f"/users/{rng.choice(users)}/recommendations?k=10")
 
@@ -157,7 +158,7 @@ async def sustained(host, port, auth, users, items, duration, concurrency, write
                                                              "timestamp": 1_750_000_000 + j}, auth)
                 else:
                     counts["reads"] += 1
-                    raw = _request_bytes("GET", f"/users/{rng.choice(users)}/recommendations?k=10", None, {})
+                    raw = _request_bytes("GET", f"/users/{rng.choice(users)}/recommendations?k=10", None, auth)
                 writer.write(raw)
                 await writer.drain()
                 status, length = _parse_head((await reader.readuntil(b"\r\n\r\n"))[:-4])

@@ -327,7 +327,7 @@ def test_replayed_batches_land_exactly_once_after_sigkill(tmp_path):
     np.save(vectors, synthetic_vectors(data, HashingEncoder()))
     db = f"sqlite:///{tmp_path / 'store.db'}"
     key_file = tmp_path / "server.key"
-    args = ["--data", "synthetic", "--vectors", str(vectors), "--db", db]
+    args = ["--data", "synthetic", "--model", "mostpop", "--vectors", str(vectors), "--db", db]
     env = {"ARBOREC_GENERATED_KEY_FILE": str(key_file)}
     port = free_port()
     server = start_server(args, port, env=env)

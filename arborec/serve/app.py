@@ -138,7 +138,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         logger.warning("public_reads is on: anyone can read any user's interests and recommendations without a "
                        "key (for demos only)")
     if not settings.has_keys:
-        logger.warning("no API key is configured: every route but /health and /segments answers 403")
+        logger.warning("no API key is configured: only /health and /segments can be used")
 
     # -- errors: 4xx with a message, never a stack trace -------------------------------------------
     @app.exception_handler(RequestValidationError)

@@ -43,7 +43,7 @@ class ServeSettings(BaseSettings):
     """Per-user reads (interests, recommendations with explanations) without a key: for demos only (it is
     said in the log at start). Default: they need a key with the ``read`` scope."""
 
-    rate_limit: str = "1000/second;20000/minute"
+    rate_limit: str = "1000/second"
     """Requests allowed per key (``limits`` notation: "N/second;M/minute"); more are answered 429 with
     Retry-After."""
 
