@@ -43,11 +43,16 @@ class RecordStore:
     def of(self, model: str) -> list[dict]:
         return sorted((r for r in self.records if r["model"] == model), key=lambda r: r["seed"])
 
+    def reload(self) -> None:
+        """Re-read the records (another process may run other models of the same dataset side by side)."""
+        self.records = json.loads(self.path.read_text()) if self.path.exists() else []
+
     def add(self, record: dict, ranks: np.ndarray) -> None:
         rel = Path("ranks") / record["dataset"] / f"{record['model']}-seed{record['seed']}.npy"
         (self.out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         np.save(self.out_dir / rel, np.minimum(ranks, np.iinfo(np.uint16).max).astype(np.uint16))
         record["test_ranks"] = rel.as_posix()  # 0-based rank of each test user's target, capped at 65535
+        self.reload()
         self.records = [r for r in self.records if (r["model"], r["seed"]) != (record["model"], record["seed"])]
         self.records.append(record)
         tmp = self.path.with_suffix(".json.tmp")
@@ -173,12 +178,17 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
         _final_run(model, result.params, tune_seed, result, split, data, store, plan, spec, command)
         progress.step(f"{name} {model} seed {tune_seed}: chosen {result.params}")
 
-    # -- 2. more seeds for arborec and the strongest other models by validation
-    others = sorted((m for m in chosen if m != OURS and "seed" in make_model(m).get_params()),
+    # -- 2. more seeds for arborec and the strongest other models by validation, among every model tuned on
+    # this dataset so far (also by another process running other models side by side)
+    store.reload()
+    tuned = {r["model"]: r["tuning"]["chosen"] for r in store.records if r["seed"] == tune_seed}
+    chosen.update(tuned)
+    others = sorted((m for m in tuned if m != OURS and m in SPACES and "seed" in make_model(m).get_params()),
                     key=lambda m: -store.get(m, tune_seed)["valid"]["metrics"]["ndcg@10"])
-    seeded = ([OURS] if OURS in chosen else []) + others[:plan.n_seeded_others]
+    seeded = ([OURS] if OURS in tuned else []) + others[:plan.n_seeded_others]
     for model in seeded:
         for seed in plan.seeds[1:]:
+            store.reload()
             if store.get(model, seed) is not None:
                 progress.skip(1)
                 continue
