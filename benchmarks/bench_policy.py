@@ -235,8 +235,10 @@ def _markdown(r: dict) -> str:
                   f"{_fmt(o['test_ndcg_diff'], 4)}.", "",
               f"## Simulator: {r['users_per_seed']} test users x seeds {r['seeds']}, {r['steps']} slates each, "
               f"drift at slate {r['drift_at']}", "",
-              f"Thompson prior_strength {s['prior_strength']} (" + (f"chosen on a validation seed: clicks per user "
-              f"{s['prior_strength_validation']}" if s['prior_strength_validation'] else "given, not chosen here") + "). Mean over seeds [t interval over the seeds].", "",
+              f"Thompson prior_strength {s['prior_strength']} ("
+              + (f"chosen on a validation seed: clicks per user {s['prior_strength_validation']}"
+                 if s['prior_strength_validation'] else "given, not chosen here")
+              + "). Mean over seeds [t interval over the seeds].", "",
               "| policy | clicks / user | before drift | after drift | coverage | diversity | recovered | "
               "slates to recover (median, censored) |", "|---|---|---|---|---|---|---|---|"]
     for name, v in s["summary"].items():

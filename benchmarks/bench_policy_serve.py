@@ -1,4 +1,4 @@
-"""Recommendation latency of policy slates against greedy serving: server in one process, this client in another, loopback.
+"""Recommendation latency of policy slates against greedy serving: a server process, this client, loopback.
 
 Starts `arborec serve --bundle BUNDLE --data DATA`, then asks for one user's top-k at a time,
 alternating `?policy=model` (greedy by score) and `?policy=slate` (the interest-aware policy, which

@@ -1,4 +1,4 @@
-"""Off-policy estimates of a slate policy's reward from logged slates: IPS, self-normalised IPS, doubly robust, replay."""
+"""Off-policy estimates of a slate policy's reward from logged slates: IPS, self-normalised IPS, DR, replay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A slate simulator: real users' histories, a trained model's next-item distribution as their taste, planted interest drift."""
+"""A slate simulator: real users, a trained model's next-item distribution as their taste, planted drift."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`SlatePolicy`: share a slate's k slots among a user's level-1 interest nodes, explore by Thompson sampling, learn from feedback."""
+"""`SlatePolicy`: a slate's k slots shared among a user's level-1 interest nodes, Thompson sampling, feedback."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ class SlatePolicy:
     ``theta_j`` is node j's click rate per shown slot, for this user: a Beta posterior whose prior
     mean is ``ctr_ * q_j / max(q)``, with ``q`` the model's level-1 interest (see :meth:`interest`:
     the level heads' long- and short-term distributions and the nodes' shares of the next-item
-    distribution, mixed with ``floor`` of the uniform distribution so that every node keeps a chance) and ``ctr_`` the click rate per slot over all feedback; ``prior_strength``
+    distribution, mixed with ``floor`` of the uniform distribution so that every node keeps a chance)
+    and ``ctr_`` the click rate per slot over all feedback; ``prior_strength``
     pseudo-slots weigh the prior against the user's own (decayed) clicks and skips on that node. With
     ``explore`` a slate is drawn by Thompson sampling (one draw of every theta); without it the
     posterior means are used and the policy is deterministic (propensity 1).
@@ -73,7 +74,8 @@ class SlatePolicy:
     """
 
     def __init__(self, k: int = 10, explore: bool = True, prior_strength: float = 20.0, long_weight: float = 0.5,
-                 score_weight: float = 0.5, spread: float = 1.0, floor: float = 0.05, memory: float = 0.9, prior_ctr: float = 0.1,
+                 score_weight: float = 0.5, spread: float = 1.0, floor: float = 0.05, memory: float = 0.9,
+                 prior_ctr: float = 0.1,
                  n_draws: int = 200, seed: int = 0):
         self.k = k
         self.explore = explore
@@ -107,7 +109,8 @@ class SlatePolicy:
         self.clicks_, self.slots_ = 0.0, 0.0
         self.rng_ = np.random.default_rng(self.seed)
         mode = "ts" if self.explore else "mean"
-        self.version_ = (f"slate-{mode}-v1:s{self.prior_strength:g}-lw{self.long_weight:g}-sw{self.score_weight:g}-sp{self.spread:g}"
+        self.version_ = (f"slate-{mode}-v1:s{self.prior_strength:g}-lw{self.long_weight:g}"
+                         f"-sw{self.score_weight:g}-sp{self.spread:g}"
                          f"-f{self.floor:g}-m{self.memory:g}")
         return self
 

@@ -1,4 +1,4 @@
-"""Policy slates in the service: serve `arborec.policy.SlatePolicy` slates with propensities, log them, learn from POST /feedback."""
+"""Policy slates in the service: SlatePolicy slates with propensities, logged; POST /feedback learned from."""
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime.
 import json
