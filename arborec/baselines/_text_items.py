@@ -14,33 +14,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from arborec.baselines._sequential import SequentialRecommender
-from arborec.data import Split
+from arborec.data import Split, has_item_text
 from arborec.diagnostics import ConfigError, logger
 
 
-try:  # the data stage's one test of "this catalogue has no item text" (branch `loaders`)
-    from arborec.data import has_item_text
-except ImportError:  # until that lands: the same test (drop this fallback after the merge)
-    def has_item_text(catalog: pd.DataFrame) -> bool:
-        """Whether any item has a non-empty text field (title, brand, description, genres, tags, year).
-
-        Category paths do not count: a catalogue of anonymous attribute ids (Amazon Sports here) has
-        paths but no text a language model could read.
-        """
-        from arborec.data._tables import TEXT_FIELDS
-
-        for field in TEXT_FIELDS:
-            if field in catalog.columns:
-                values = catalog[field].dropna()
-                if values.astype(str).str.strip().ne("").any():
-                    return True
-        return False
 
 
 class WhiteningMoE(nn.Module):
