@@ -208,7 +208,7 @@ class SequentialRecommender(Recommender):
         raise NotImplementedError
 
     def _check_params(self) -> None:
-        check_param("max_len", self.max_len, self.max_len >= 1, "an integer >= 1")
+        self._check_max_len()
         check_param("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
         check_param("max_epochs", self.max_epochs, self.max_epochs >= 1, "an integer >= 1")
         check_param("eval_every", self.eval_every, self.eval_every >= 1, "an integer >= 1")
@@ -217,6 +217,14 @@ class SequentialRecommender(Recommender):
         check_param("lr", self.lr, self.lr > 0, "a float > 0")
         check_param("n_negatives", getattr(self, "n_negatives", 1), getattr(self, "n_negatives", 1) >= 1,
                     "an integer >= 1")
+
+    def _check_max_len(self) -> None:
+        check_param("max_len", self.max_len, self.max_len >= 1, "an integer >= 1")
+
+    def _window_length(self) -> int:
+        """The training and scoring window: ``max_len`` here; a model that resolves it from the data
+        (ArboRec's ``max_len="auto"``) returns its learned value."""
+        return self.max_len
 
     def fit(self, split: Split, data=None) -> "SequentialRecommender":
         from arborec.evaluate import evaluate  # evaluate imports the data stage only; keep it lazy
@@ -297,7 +305,7 @@ class SequentialRecommender(Recommender):
     def _training_pairs(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, targets), left-padded (n, max_len) int64: the training data of one epoch (see
         :func:`training_windows`; a model whose positions see the future trains on :func:`prefix_windows`)."""
-        return training_windows(split.train_indptr, split.train_items, self.max_len, self.earlier_windows)
+        return training_windows(split.train_indptr, split.train_items, self._window_length(), self.earlier_windows)
 
     def _output_items(self) -> torch.Tensor:
         """(n_items, D) the tied output layer: row i scores item i (the input embedding, padding row dropped)."""
@@ -364,7 +372,7 @@ class SequentialRecommender(Recommender):
         was_training = self.module_.training
         self.module_.eval()
         device = next(self.module_.parameters()).device
-        seqs = pad_left(histories.indptr, histories.items, self.max_len)  # (B, max_len)
+        seqs = pad_left(histories.indptr, histories.items, self._window_length())  # (B, max_len)
         items = self._output_items()  # (n_items, D)
         out = np.empty((len(seqs), self.n_items_), dtype=np.float32)
         for start in range(0, len(seqs), batch_size):
