@@ -39,8 +39,9 @@ def vectors_have_spread(vectors: np.ndarray, rtol: float = 1e-6) -> bool:
     v = np.asarray(vectors)
     if len(v) < 2:
         return False
-    scale = max(float(np.abs(v).max()), 1.0)
-    return bool(np.ptp(v, axis=0).max() > rtol * scale)
+    low, high = v.min(axis=0), v.max(axis=0)  # (d,) each: no (n_items, d) temporary on big catalogues
+    scale = max(float(np.abs(low).max()), float(np.abs(high).max()), 1.0)
+    return bool((high - low).max() > rtol * scale)
 
 
 def _has_paths(data) -> bool:
