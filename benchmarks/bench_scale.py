@@ -152,7 +152,7 @@ def stage_main(stage: str, size: int, work: Path, args) -> dict:
         fit_split = sampled_validation(split, args.valid_users)
         steps = {}
         if args.train_steps > 0:  # only the epoch's first N batches; the epoch is extrapolated
-            import arborec.baselines._sequential as sequential
+            import arborec.sequential._recommender as sequential
 
             order = sequential.batch_order
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from arborec.baselines import BSARec, MostPop, SASRecText, UniSRec, UniSRecText
-from arborec.baselines._sequential import prefix_windows
 from arborec.baselines._text_items import TextItemEmbedding, has_item_text
 from arborec.baselines.bsarec import BSARecConfig, BSARecModule, low_pass_matrix
 from arborec.baselines.sasrec import SASRecConfig
@@ -15,6 +14,7 @@ from arborec.data import Histories, leave_one_out, make_synthetic, prepare
 from arborec.diagnostics import ConfigError, NotFittedError
 from arborec.evaluate import evaluate
 from arborec.recommenders import MODELS
+from arborec.sequential import prefix_windows
 
 N_ITEMS, D, TEXT_DIM = 30, 16, 12
 PEERS = {"bsarec": BSARec, "sasrec-text": SASRecText, "unisrec": UniSRec, "unisrec-t": UniSRecText}

@@ -5,13 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from arborec.baselines._sequential import full_softmax_cross_entropy, pad_left, training_windows
 from arborec.baselines.gru4rec import GRU4Rec, GRU4RecConfig, GRU4RecModule
 from arborec.baselines.popularity import MostPop
 from arborec.baselines.sasrec import SASRec, SASRecConfig, SASRecModule
 from arborec.data import Histories
 from arborec.diagnostics import ConfigError, NotFittedError
 from arborec.evaluate import evaluate
+from arborec.sequential import full_softmax_cross_entropy, pad_left, training_windows
 
 N_ITEMS = 30
 MODULES = {
@@ -197,7 +197,7 @@ def test_params_round_trip_and_validation(name, synthetic):
 @pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
 def test_sampled_softmax_above_the_threshold_never_forms_full_logits(name, synthetic, monkeypatch):
     """Above ``sampled_above`` items the loss never scores the whole catalogue, and the model still learns."""
-    import arborec.baselines._sequential as seq_mod
+    import arborec.sequential._recommender as seq_mod
 
     _, split = synthetic
     full_calls = []

@@ -1,6 +1,6 @@
 """Baseline recommenders, all behind one contract (`Recommender`) and one evaluation protocol."""
 
-from arborec.baselines._base import Recommender
+from arborec.base import Recommender
 from arborec.baselines.als import ALS
 from arborec.baselines.bsarec import BSARec
 from arborec.baselines.ease import EASE

@@ -4,7 +4,7 @@ An item's input (and tied output) vector is built by :class:`TextItemEmbedding`:
 (only for items with training events), plus its frozen text vector passed through an adaptor (a
 linear projection, or UniSRec's parametric-whitening mixture of experts). It behaves like an
 ``nn.Embedding``: called on ids it returns their vectors, and ``.weight`` is the whole table, so the
-shared training loop and scoring of :class:`arborec.baselines._sequential.SequentialRecommender` use
+shared training loop and scoring of :class:`arborec.sequential.SequentialRecommender` use
 it unchanged. :class:`TextSequentialRecommender` gets the vectors (the same encoder and cache as
 :class:`arborec.model.ArboRec`) and knows what to do with a catalogue that has no item text.
 """
@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arborec.baselines._sequential import SequentialRecommender
 from arborec.data import Split, has_item_text
 from arborec.diagnostics import ConfigError, logger
-
+from arborec.sequential import SequentialRecommender
 
 
 

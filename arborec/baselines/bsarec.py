@@ -13,7 +13,7 @@ items up to ``t`` only (the attention branch is causal, the filter is not). Trai
 position of a window, as :class:`arborec.baselines.SASRec` does, would therefore let position ``t``
 read its own target. BSARec is trained as in the paper instead: every target of a user's training
 sequence becomes its own example whose input holds only the items before it, and the loss reads the
-last position only (:func:`arborec.baselines._sequential.prefix_windows`). Scoring reads the last
+last position only (:func:`arborec.sequential.prefix_windows`). Scoring reads the last
 position of the history, which has no future. The price is compute: a history of ``n`` items costs
 about ``n^2 / 2`` positions per epoch instead of ``n``.
 
@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arborec.baselines._sequential import SequentialRecommender, prefix_windows
 from arborec.baselines.sasrec import CausalSelfAttention
 from arborec.data import Split
 from arborec.diagnostics import check_param
+from arborec.sequential import SequentialRecommender, prefix_windows
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from arborec.baselines._base import Recommender
+from arborec.base import Recommender
 from arborec.diagnostics import check_param
 
 

@@ -1,7 +1,7 @@
 """GRU4Rec (Hidasi et al., 2016): a recurrent network over the item sequence.
 
 Embedding -> GRU layers -> output tied to the item embedding, trained like SASRec with a
-full-softmax cross-entropy at every position (see :mod:`arborec.baselines._sequential`).
+full-softmax cross-entropy at every position (see :mod:`arborec.sequential`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from arborec.baselines._sequential import SequentialRecommender
+from arborec.sequential import SequentialRecommender
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from arborec.baselines._base import Recommender
+from arborec.base import Recommender
 from arborec.diagnostics import check_param
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arborec.baselines._base import Recommender
+from arborec.base import Recommender
 
 
 class MostPop(Recommender):

@@ -1,7 +1,7 @@
 """SASRec (Kang & McAuley, 2018): a causal Transformer over the item sequence.
 
 Trained here with a full-softmax cross-entropy over all items at every position (see
-:mod:`arborec.baselines._sequential`), which is what makes SASRec competitive on sparse data.
+:mod:`arborec.sequential`), which is what makes SASRec competitive on sparse data.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arborec.baselines._sequential import SequentialRecommender
+from arborec.sequential import SequentialRecommender
 
 
 @dataclass

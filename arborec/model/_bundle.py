@@ -90,6 +90,11 @@ def load_bundle(path: str | Path):
     model.text_weight_ = float(config.get("text_weight_", 0.0))  # bundles written before the text term
     model.pointer_weight_ = float(config.get("pointer_weight_", 0.0))  # ... and before the text pointer
     model.pointer_temperature_ = float(config.get("pointer_temperature_", 1.0))
+    network = config["network"]  # bundles written before the data-fitted defaults: the network says it
+    model.max_len_ = int(config.get("max_len_", network["max_len"]))
+    model.has_text_ = bool(config.get("has_text_", True))
+    model.has_tree_ = bool(config.get("has_tree_", True))
+    model.defaults_ = config.get("defaults_", "")
     model.module_ = _module_from(model.config_, model.vectors_, model.tree_, model.item_counts_ >= max(model.id_min_count, 1))
     model.module_.load_state_dict(load_file(str(path / WEIGHTS)))
     model.module_.to(torch.device(model.device)).eval()

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arborec.baselines._sequential import SequentialRecommender, pad_left
 from arborec.data import Histories, Split
 from arborec.diagnostics import ConfigError, check_param, logger
 from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
+from arborec.sequential import SequentialRecommender, pad_left
 
 PATH_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)  # candidates for path_weight="auto", chosen on validation NDCG@10
 TEXT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # candidates for text_weight="auto", chosen with path_weight
@@ -30,7 +30,7 @@ class ArboRec(SequentialRecommender):
 
     An item is a gated mix of its ID embedding, a learned projection of its (frozen) language-model
     vector and the embeddings of its tree-path nodes. A user is a GRU over the whole history
-    (long-term) and causal self-attention over the last ``max_len`` events (short-term), fused by a
+    (long-term) and causal self-attention over the last ``max_len_`` events (short-term), fused by a
     learned gate per step. Heads predict, at every tree level, the distribution of the next event's
     node; they are trained with the next-item cross-entropy (weight ``head_weight``) and the item
     score is ``user . item + path_weight * mean_l log P_l(item's node at level l)
@@ -42,10 +42,17 @@ class ArboRec(SequentialRecommender):
     the user's window. Items whose text is closest to the user's recent text interest but which the
     ID-trained score ranks low (typically rare, "cold" items) can so reach the top of the list.
 
+    Defaults that fit the data (:func:`arborec.model._defaults.resolve_defaults`, logged in one line
+    at INFO and kept in ``defaults_``): with ``max_len="auto"`` the window is the smallest of 50, 100
+    and 200 that holds 90% of the training histories whole; a catalogue without item text (or with
+    item vectors that are all alike) trains without the text part of the item table, the text term
+    and the text pointer, and its tree comes from the catalogue's category/attribute paths, or is
+    skipped (no tree part, no level heads) when there are none.
+
     Parameters
     ----------
     hidden_size, n_layers, n_heads, gru_layers : width, attention blocks, heads, GRU layers
-    max_len : the short-term window and the training window
+    max_len : int, or "auto" (default): the short-term window and the training window (see above)
     id_dropout : share of items whose ID embedding is hidden at each training step (learn to do without it)
     id_min_count : items with fewer training events than this have no ID part (text and tree only)
     logit_adjust : tau >= 0; training adds tau * log(item's share of training events) to every item
@@ -75,7 +82,11 @@ class ArboRec(SequentialRecommender):
     Attributes after ``fit``
     ------------------------
     module_, n_items_, history_, epoch_seconds_, best_epoch_, best_valid_ndcg_ (see the base class)
-    tree_ : InterestTree, vectors_ : (n_items, d) float32, path_weight_, text_weight_,
+    max_len_ : int, the window used; has_text_ : bool, whether text is used (item table, text term,
+    pointer); has_tree_ : bool, whether the tree is used (item table, level heads); defaults_ : str,
+    the log line saying what was chosen and why
+    tree_ : InterestTree (one node holding every item when the tree is skipped),
+    vectors_ : (n_items, d) float32, path_weight_, text_weight_,
     pointer_weight_, pointer_temperature_ : float, score_weight_scores_ / pointer_scores_ :
     {setting: valid NDCG@10} of the candidates (when chosen on validation)
     """
@@ -84,7 +95,7 @@ class ArboRec(SequentialRecommender):
     search_space = {"lr": [1e-3, 2e-3], "dropout": [0.3, 0.4, 0.5], "head_weight": [0.1, 0.3]}
 
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
-                 max_len: int = 50, dropout: float = 0.4, id_dropout: float = 0.0, id_min_count: int = 1,
+                 max_len: int | str = "auto", dropout: float = 0.4, id_dropout: float = 0.0, id_min_count: int = 1,
                  logit_adjust: float = 0.0,
                  lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
@@ -133,6 +144,14 @@ class ArboRec(SequentialRecommender):
         self.verbose = verbose
 
     # -- fitting -----------------------------------------------------------------------------
+    def _check_max_len(self) -> None:
+        m = self.max_len
+        check_param("max_len", m, m == "auto" or (isinstance(m, (int, np.integer)) and m >= 1),
+                    '"auto" or an integer >= 1')
+
+    def _window_length(self) -> int:
+        return self.max_len_
+
     def _check_params(self) -> None:
         super()._check_params()
         check_param("use_long/use_short", (self.use_long, self.use_short), self.use_long or self.use_short,
@@ -163,8 +182,9 @@ class ArboRec(SequentialRecommender):
                    tree: InterestTree | None = None) -> None:
         """What training needs besides the loop (item vectors, tree, counts); also used by
         :func:`arborec.scale.fit_ray`, which runs the loop on Ray Train."""
-        from arborec.model._trees import default_tree
+        from arborec.model._defaults import resolve_defaults
 
+        self._check_params()
         if vectors is None:
             if data is None:
                 raise ConfigError("ArboRec.fit needs item vectors: pass vectors=... or the prepared data")
@@ -178,23 +198,28 @@ class ArboRec(SequentialRecommender):
             from arborec.text.recommender import finetune_vectors
 
             vectors = finetune_vectors(vectors, split, seed=self.seed)
-        if tree is None:
-            tree = default_tree(data, vectors, source=self.tree_source, seed=self.seed)
-        if tree.n_items != split.n_items:
+        if tree is not None and tree.n_items != split.n_items:
             raise ConfigError(f"tree covers {tree.n_items} items, expected {split.n_items}")
-        self.vectors_, self.tree_ = vectors, tree
+        chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, tree=tree,
+                                  tree_source=self.tree_source, seed=self.seed)
+        self.max_len_, self.has_text_, self.has_tree_ = chosen.max_len, chosen.has_text, chosen.has_tree
+        self.defaults_ = chosen.describe()
+        logger.info(self.defaults_)
+        self.vectors_, self.tree_ = vectors, chosen.tree
         self._prepare_sampling(split)
         self.path_weight_ = 0.0 if self.path_weight == "auto" else float(self.path_weight)
-        self.text_weight_ = 0.0 if self.text_weight == "auto" else float(self.text_weight)
-        self.pointer_weight_ = 0.0 if self.pointer_weight == "auto" else float(self.pointer_weight)
+        text_on = self.has_text_  # without text, the text term and the pointer are off whatever was asked
+        self.text_weight_ = float(self.text_weight) if text_on and self.text_weight != "auto" else 0.0
+        self.pointer_weight_ = float(self.pointer_weight) if text_on and self.pointer_weight != "auto" else 0.0
         self.pointer_temperature_ = (POINTER_TEMPERATURES[0] if self.pointer_temperature == "auto"
                                      else float(self.pointer_temperature))
 
     def _finish_fit(self, split: Split) -> "ArboRec":
         """After the loop: the score weights, then the text pointer, chosen on validation; the final checkpoint."""
-        if self.path_weight == "auto" or self.text_weight == "auto":
+        path_choice = self.path_weight == "auto" and self.module_.heads is not None
+        if path_choice or (self.text_weight == "auto" and self.has_text_):
             self._select_score_weights(split)
-        if "auto" in (self.pointer_weight, self.pointer_temperature):
+        if "auto" in (self.pointer_weight, self.pointer_temperature) and self.has_text_:
             self._select_pointer(split)
         if self.checkpoint_dir:
             self._write_checkpoint(final=True)
@@ -203,10 +228,10 @@ class ArboRec(SequentialRecommender):
     def _build_module(self, n_items: int) -> ArboRecModule:
         cfg = self.config_ = ArboRecConfig(
             n_items=n_items, level_sizes=self.tree_.level_sizes, text_dim=self.vectors_.shape[1],
-            max_len=self.max_len, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
-            gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout, use_text=self.use_text,
-            use_tree=self.use_tree,
-            use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads)
+            max_len=self.max_len_, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
+            gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout,
+            use_text=self.use_text and self.has_text_, use_tree=self.use_tree and self.has_tree_,
+            use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_)
         return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= max(self.id_min_count, 1))
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -295,7 +320,7 @@ class ArboRec(SequentialRecommender):
         from arborec.evaluate._metrics import rank_metrics
 
         pws = PATH_WEIGHTS if self.path_weight == "auto" and self.module_.heads is not None else (self.path_weight_,)
-        tws = TEXT_WEIGHTS if self.text_weight == "auto" else (self.text_weight_,)
+        tws = TEXT_WEIGHTS if self.text_weight == "auto" and self.has_text_ else (self.text_weight_,)
         ranks = {(p, t): [] for p in pws for t in tws}
         for _, (match, path, text), rank in self._validation_blocks(split, with_path=any(pws), with_text=any(tws)):
             for p, t in ranks:
@@ -347,7 +372,7 @@ class ArboRec(SequentialRecommender):
     def _last_states(self, histories: Histories, table: torch.Tensor):
         """(user, long, short) at the last event of each history: (B, D) tensors (None for an off stream).
 
-        The long stream reads the whole history; the short stream its last ``max_len`` events.
+        The long stream reads the whole history; the short stream its last ``max_len_`` events.
         """
         m, device = self.module_, self._device()
         lengths = histories.lengths()
@@ -356,7 +381,7 @@ class ArboRec(SequentialRecommender):
             seq = torch.from_numpy(pad_left(histories.indptr, histories.items, max(int(lengths.max()), 1))).to(device)
             long = m.long_repr(m.long_stream(seq, table)[:, -1])  # (B, D)
         if m.cfg.use_short:
-            seq = pad_left(histories.indptr, histories.items, self.max_len)
+            seq = pad_left(histories.indptr, histories.items, self.max_len_)
             width = max(int((seq > 0).sum(1).max()), 1)
             short = m.short_stream(torch.from_numpy(seq[:, -width:]).to(device), table)[:, -1]  # (B, D)
         return m.fuse_streams(long, short), long, short
@@ -389,10 +414,10 @@ class ArboRec(SequentialRecommender):
         return match, path, text
 
     def _window(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The events of each user's window (the last ``max_len``): (rows, items, age), age 0 = most recent."""
+        """The events of each user's window (the last ``max_len_``): (rows, items, age), age 0 = most recent."""
         lengths = histories.lengths()
         age = np.repeat(histories.indptr[1:], lengths) - 1 - np.arange(len(histories.items))
-        keep = age < self.max_len
+        keep = age < self.max_len_
         return np.repeat(np.arange(len(lengths)), lengths)[keep], histories.items[keep], age[keep]
 
     def _text_term(self, histories: Histories) -> np.ndarray:
@@ -458,10 +483,14 @@ class ArboRec(SequentialRecommender):
         Returns ``(long, short)``: two lists of L float32 arrays (B, n_nodes_l), coarse to fine, rows
         summing to 1. ``long`` is the level heads applied to the recurrent stream's state after the
         whole history, ``short`` the same heads applied to the attention stream's state over the last
-        ``max_len`` events; both are trained to predict the node of the next event. When a stream is
-        switched off its list is the fused user's distributions.
+        ``max_len_`` events; both are trained to predict the node of the next event. When a stream is
+        switched off its list is the fused user's distributions. When the tree was skipped (no item
+        text, no category paths) every user's one level is the single node holding every item.
         """
         self._check_fitted("module_")
+        if not self.has_tree_:  # no tree: every interest sits in the one node holding every item
+            ones = [np.ones((len(histories), 1), dtype=np.float32)]
+            return ones, list(ones)
         if self.module_.heads is None:
             raise ConfigError("level_distributions needs the level heads: this model was fitted with use_heads=False")
         m = self.module_
@@ -499,7 +528,7 @@ class ArboRec(SequentialRecommender):
             _, h = m.gru(m.gru_inputs(seq, self._table()), h0)  # (layers, 1, D)
             gru = h[:, 0, :].cpu().numpy()
             m.train(was_training)
-        window = (list(state["window"]) + items)[-self.max_len:]
+        window = (list(state["window"]) + items)[-self.max_len_:]
         return {"gru": gru.tolist(), "window": window, "n_events": int(state.get("n_events", 0)) + len(items)}
 
     def _table(self) -> torch.Tensor:
@@ -548,6 +577,8 @@ class ArboRec(SequentialRecommender):
     def level_distributions_state(self, state: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(long, short) level distributions of one user state, as in :meth:`level_distributions` (1-D arrays)."""
         self._check_fitted("module_")
+        if not self.has_tree_:  # as in level_distributions: the one node of a skipped tree
+            return [np.ones(1, dtype=np.float32)], [np.ones(1, dtype=np.float32)]
         if self.module_.heads is None:
             raise ConfigError("level_distributions_state needs the level heads (use_heads=True)")
         user, long, short, _ = self._state_user(state)
@@ -572,7 +603,9 @@ class ArboRec(SequentialRecommender):
         return {"params": {k: v for k, v in self.get_params().items() if k != "verbose"},
                 "network": asdict(self.config_), "path_weight_": self.path_weight_,
                 "text_weight_": self.text_weight_, "pointer_weight_": self.pointer_weight_,
-                "pointer_temperature_": self.pointer_temperature_, "n_items": self.n_items_}
+                "pointer_temperature_": self.pointer_temperature_, "n_items": self.n_items_,
+                "max_len_": self.max_len_, "has_text_": self.has_text_, "has_tree_": self.has_tree_,
+                "defaults_": self.defaults_}
 
 
 def _combine(match: np.ndarray, path: np.ndarray | None, text: np.ndarray | None, path_weight: float,

@@ -42,7 +42,7 @@ def _train_loop(config: dict) -> None:
     import torch
     import torch.distributed as dist
 
-    from arborec.baselines._sequential import batch_order
+    from arborec.sequential import batch_order
 
     torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])

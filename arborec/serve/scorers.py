@@ -185,7 +185,7 @@ class HistoryScorer(_BorrowedItems):
             return None
         import torch
 
-        from arborec.baselines._sequential import pad_left
+        from arborec.sequential import pad_left
 
         seq = self._proxy[state["items"]]
         padded = pad_left(np.array([0, len(seq)]), seq, self.recommender.max_len)  # (1, max_len)

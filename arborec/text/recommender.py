@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arborec.baselines._base import Recommender
+from arborec.base import Recommender
 from arborec.diagnostics import ConfigError, check_param
 from arborec.text._encoder import DEFAULT_MODEL, TextEncoder
 from arborec.text._finetune import AdapterConfig, apply_adapter, fit_adapter

@@ -1,0 +1,114 @@
+"""The data-dependent settings `ArboRec.fit` resolves: the window length, whether text is used, which tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arborec.data import has_item_text
+from arborec.diagnostics import ConfigError
+from arborec.hierarchy import InterestTree, normalise_paths
+
+# max_len="auto": the smallest of these windows that holds WINDOW_COVERAGE of the training histories
+# whole (the largest when none does). 50 and 200 are the published SASRec windows (Amazon, MovieLens)
+# and the suite's grid; 100 sits between them.
+WINDOWS = (50, 100, 200)
+WINDOW_COVERAGE = 0.9
+
+
+def auto_window(lengths: np.ndarray, windows=WINDOWS, coverage: float = WINDOW_COVERAGE) -> tuple[int, float]:
+    """``(window, q)``: the smallest of ``windows`` >= q, the ``coverage`` quantile of the training
+    history ``lengths`` (events per user), or the largest window when q exceeds them all.
+
+    Why this rule: the short-term stream (causal attention, cost ~ window^2 per sequence) then sees
+    nine in ten users' whole training history, and the recurrent long-term stream reads what lies
+    before the window for the rest, so a longer window would buy little. A window longer than the
+    histories costs nothing either (batches are trimmed to their longest sequence), hence the floor
+    of 50 even for short histories. Beyond 200 the attention's cost grows faster than what it adds
+    to the recurrent stream on the catalogues measured (MovieLens: 200 is the published setting).
+    """
+    lengths = np.asarray(lengths)
+    lengths = lengths[lengths > 0]
+    q = float(np.quantile(lengths, coverage)) if len(lengths) else 0.0
+    return next((w for w in sorted(windows) if w >= q), max(windows)), q
+
+
+def vectors_have_spread(vectors: np.ndarray, rtol: float = 1e-6) -> bool:
+    """Whether the item vectors differ at all (text-less items all encode to the same vector)."""
+    v = np.asarray(vectors)
+    if len(v) < 2:
+        return False
+    low, high = v.min(axis=0), v.max(axis=0)  # (d,) each: no (n_items, d) temporary on big catalogues
+    scale = max(float(np.abs(low).max()), float(np.abs(high).max()), 1.0)
+    return bool((high - low).max() > rtol * scale)
+
+
+def _has_paths(data) -> bool:
+    catalog = getattr(data, "catalog", None)
+    return (catalog is not None and "category_path" in catalog.columns
+            and any(normalise_paths(catalog["category_path"])))
+
+
+def _flat_tree(n_items: int) -> InterestTree:
+    """One node holding every item: what the service and the profiles read when the tree is skipped."""
+    return InterestTree(codes=np.zeros((n_items, 1), dtype=np.int64), parents=[np.zeros(1, dtype=np.int64)],
+                        labels=[["all items"]], source="none", meta={"skipped": True})
+
+
+@dataclass
+class DataDefaults:
+    """What :func:`resolve_defaults` chose, and why (``describe()`` is the one-line log)."""
+
+    max_len: int
+    window_reason: str
+    has_text: bool  # the item table's text part, the text term and the text pointer may be used
+    text_reason: str
+    tree: InterestTree  # a single node when the tree is skipped
+    has_tree: bool  # False: no tree part in the item table, no level heads
+    tree_reason: str
+
+    def describe(self) -> str:
+        tree = (f"{self.tree_reason} ({self.tree.n_levels} level{'s' * (self.tree.n_levels > 1)}: "
+                f"{'/'.join(map(str, self.tree.level_sizes))} nodes)" if self.has_tree else self.tree_reason)
+        return (f"arborec defaults: max_len={self.max_len} ({self.window_reason}); "
+                f"text {'on' if self.has_text else 'off'} ({self.text_reason}); {tree}")
+
+
+def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", tree: InterestTree | None = None,
+                     tree_source: str = "auto", seed: int = 0) -> DataDefaults:
+    """The window, the text switch and the tree for training on ``split`` (``data``: the prepared
+    data or None; ``vectors``: the item vectors; ``tree``: a given tree, used as is).
+
+    - ``max_len="auto"``: :func:`auto_window` of the users' training history lengths; an int is kept.
+    - Text is off when the catalogue has no item text (:func:`arborec.data.has_item_text`) or the
+      vectors are all alike: the vectors then say nothing about the items.
+    - Without text, the tree comes from the catalogue's category/attribute paths when some items
+      have one, else it is skipped (never learned from identical vectors; ``tree_source="learned"``
+      is then an error). With text, :func:`arborec.model.default_tree` builds it from ``tree_source``.
+    """
+    from arborec.model._trees import default_tree
+
+    if max_len == "auto":
+        max_len, q = auto_window(np.diff(split.train_indptr))
+        window = f"{WINDOW_COVERAGE:.0%} of training histories <= {q:.0f} events"
+    else:
+        window = "given"
+    catalog_text = data is None or has_item_text(data.catalog)
+    spread = vectors_have_spread(vectors)
+    has_text = catalog_text and spread
+    text = ("item text" if has_text else "the catalogue has no item text" if not catalog_text
+            else "the item vectors are all alike")
+    if tree is not None:
+        return DataDefaults(int(max_len), window, has_text, text, tree, True, "tree given")
+    if not has_text:
+        if tree_source == "learned":
+            raise ConfigError(f"tree_source='learned' needs item vectors that differ ({text}): use 'auto' "
+                              "or 'categories', or pass a tree")
+        if not _has_paths(data):
+            return DataDefaults(int(max_len), window, False, text, _flat_tree(split.n_items), False,
+                                "no tree (no item text and no category paths)")
+        tree_source = "categories"
+    tree = default_tree(data, vectors, source=tree_source, seed=seed)
+    how = "tree from the catalogue's paths" if tree.source == "categories" else f"tree {tree.source} from the item vectors"
+    return DataDefaults(int(max_len), window, has_text, text, tree, True, how)
