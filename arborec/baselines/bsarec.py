@@ -40,7 +40,7 @@ from torch import nn
 from arborec.baselines.sasrec import CausalSelfAttention
 from arborec.data import Split
 from arborec.diagnostics import check_param
-from arborec.sequential import SequentialRecommender, prefix_windows
+from arborec.sequential import SequentialRecommender, init_weights, prefix_windows
 
 
 @dataclass
@@ -126,16 +126,7 @@ class BSARecModule(nn.Module):
         self.emb_norm = nn.LayerNorm(cfg.hidden_size, eps=1e-12)
         self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(BSARecBlock(cfg) for _ in range(cfg.n_layers))
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
-        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
-            nn.init.zeros_(m.weight[m.padding_idx])
+        self.apply(init_weights)
 
     def forward(self, seq: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """(B, W) ids -> (B, W, D); with ``last_only`` (B, 1, D): the last block computes the last position only."""

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from arborec.baselines.sasrec import Block, SASRecConfig
+from arborec.sequential import init_weights
 
 
 @dataclass
@@ -144,16 +145,7 @@ class ArboRecModule(nn.Module):
         # per-user, per-step gate between the two streams
         self.fuse = nn.Linear(2 * D, D)
         self.heads = LevelHeads(D, cfg.level_sizes, parents) if cfg.use_heads and cfg.level_sizes else None
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
-        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
-            nn.init.zeros_(m.weight[m.padding_idx])
+        self.apply(init_weights)
 
     # -- the two streams ---------------------------------------------------------------------
     def embed(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
