@@ -19,7 +19,7 @@ def served(tmp_path_factory):
     from arborec.serve import create_app, hash_api_key
 
     service, data = make_service(f"sqlite:///{tmp_path_factory.mktemp('page') / 's.db'}", hash_api_key("k" * 32))
-    return TestClient(create_app(service)), service, data
+    return TestClient(create_app(service), headers={"X-API-Key": "k" * 32}), service, data  # reads need a key
 
 
 def test_recent_items_are_the_users_last_items_newest_first(served):
