@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of the records, tuning journals and per-user ranks (default: %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the first one tunes (default: %(default)s)")
     p.add_argument("--budget", type=int, default=None, help="tuning trials per model and dataset (default: 8)")
+    p.add_argument("--seeded-others", type=int, default=2, metavar="N",
+                   help="besides arborec, the N other models with the best tuning-seed validation NDCG@10 run on "
+                        "every seed (default: %(default)s)")
     p.add_argument("--device", default="auto",
                    help="torch device of the trainable models: cpu, cuda, or auto (cuda when torch sees one; default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -679,7 +682,8 @@ def cmd_suite(args) -> int:
     plan = SuitePlan(datasets=_split_list(args.datasets), models=_split_list(args.models) or list(MODELS),
                      out_dir=Path(args.out), data_dir=args.data_dir,
                      seeds=tuple(int(s) for s in _split_list(args.seeds)), budget=args.budget or TRIAL_BUDGET,
-                     device=args.device, stop_after=None if args.stop_after is None else 60 * args.stop_after)
+                     device=args.device, stop_after=None if args.stop_after is None else 60 * args.stop_after,
+                     n_seeded_others=args.seeded_others)
     try:
         run_suite(plan, command="arborec " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     except StopRequested as exc:
