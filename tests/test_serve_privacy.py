@@ -3,7 +3,6 @@ later bundle), export, exactly-once event ids (also across a SIGKILL), bounded m
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arborec.data import Split, leave_one_out, make_synthetic, prepare
+from arborec.data import Split
 from arborec.evaluate import evaluate
 from arborec.text import ItemTextTemplate, TextEncoder, cooccurrence_pairs, encode_items, fit_adapter
 from arborec.text.recommender import FineTunedText, TextOnly
