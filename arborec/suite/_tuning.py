@@ -46,7 +46,7 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     Epoch-trained models report their validation NDCG@10 at every validation and a median pruner
     stops trials that trail the earlier ones. The study lives in ``journal`` (one study per model);
     rerunning continues where it stopped: finished trials are kept, interrupted ones are marked failed
-    and not counted. ``on_trial(trial_dict)`` is called after every trial (progress). The test split is
+    and not counted (so two processes must not tune the same model at once). ``on_trial(trial_dict)`` is called after every trial (progress). The test split is
     never read here.
     """
     journal.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
         if not np.isfinite(value):
             raise FloatingPointError(f"{name} {params}: validation NDCG@10 is {value}")
         if value > best["value"]:
-            best.update(value=value, model=model)
+            best.update(value=value, model=model, params=params)
         return value
 
     def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
@@ -98,7 +98,8 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
         errors = {t.get("error") for t in trials}
         raise RuntimeError(f"tuning {name}: no trial finished ({len(trials)} failed or pruned): {errors}")
     top = max(complete, key=lambda t: t.value)
-    model = best["model"] if best["model"] is not None and np.isclose(best["value"], top.value) else None
+    # the best trial's model, when this process trained it (else the caller fits that setting again)
+    model = best["model"] if best["model"] is not None and best.get("params") == top.params else None
     return TuningResult(params=dict(top.params), valid_ndcg=float(top.value), trials=trials,
                         seconds=float(sum(t["seconds"] or 0.0 for t in trials)), model=model)
 
