@@ -46,8 +46,8 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     Epoch-trained models report their validation NDCG@10 at every validation and a median pruner
     stops trials that trail the earlier ones. The study lives in ``journal`` (one study per model);
     rerunning continues where it stopped: finished trials are kept, interrupted ones are marked failed
-    and not counted (so two processes must not tune the same model at once). ``on_trial(trial_dict)`` is called after every trial (progress). The test split is
-    never read here.
+    and not counted (so two processes must not tune the same model at once). ``on_trial(trial_dict)`` is
+    called after every trial (progress). The test split is never read here.
     """
     journal.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(journal)))
