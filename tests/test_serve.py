@@ -112,7 +112,10 @@ def test_events_update_interests_and_recommendations_at_once(served):
     recs = client.get(f"/users/{user}/recommendations", params={"k": 5}).json()["items"]
     fragrance = [r for r in recs if r["path"][0] == "Fragrance"]
     assert len(fragrance) >= 2  # recommendations follow the new interest at once...
-    assert all("recent interest in Fragrance" in r["reason"] for r in fragrance)  # ...and say so
+    # ...and say so, worded from the numbers: the finest node the new events share, and how many of them
+    reasons = [r["reason"] for r in fragrance]
+    assert all("in Fragrance > Men's" in r for r in reasons), reasons
+    assert any(r.startswith("a recent interest: ") and "of your last 10 events" in r for r in reasons), reasons
     assert not set(new_items) & {r["item"] for r in recs}  # and skip what was just seen
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from arborec.data import Histories
 from arborec.diagnostics import ConfigError, DuplicateItemError, UnknownItemError, logger
-from arborec.profiles import UserProfile
+from arborec.profiles import UserProfile, reason_text
 from arborec.serve.catalog import ServedCatalog
 from arborec.serve.retrieval import ItemIndex, top_k_dense
 from arborec.serve.scorers import OnlineScorer
@@ -377,7 +377,7 @@ class InterestService:
             query = self._encode([interest])[0]
             ids, sims = self.text_index.search(query, k)
             items = [self._describe(int(i), float(s), None, None,
-                                    reason=f"close to your stated interest {interest!r} (cosine {s:.2f})")
+                                    reason=f"close to your stated interest {interest!r}")
                      for i, s in zip(ids, sims)]
             return {"user": user_id, "known": False, "strategy": "stated-interest", "segment": None, "items": items}
         labels = self.catalog.tree.labels[0]
@@ -409,12 +409,13 @@ class InterestService:
                 if max(long, short) >= floor and max(long, short) > 0:
                     out["interest"] = {"level": level + 1, "node": node, "path": path[:level + 1],
                                        "long_share": round(float(long), 4), "short_share": round(float(short), 4)}
-                    term = "recent" if short >= long else "long-term"
-                    out["reason"] = (f"serves your {term} interest in {' > '.join(path[:level + 1])} "
-                                     f"({100 * short:.0f}% of recent, {100 * long:.0f}% of all your events)")
+                    # worded from what the numbers support (the page and the report use the same sentence)
+                    n_items = int((self.catalog.tree.codes[seen, level] == node).sum()) if seen is not None else 0
+                    out["reason"] = reason_text(path[:level + 1], float(long), float(short), n_items,
+                                                n_history=0 if seen is None else len(seen))
                     break
             if out["reason"] is None:
-                out["reason"] = f"new direction for you: {' > '.join(path)}"
+                out["reason"] = reason_text(path, 0.0, 0.0, 0, matched=False)
         if seen is not None and len(seen):
             # the recent item sharing the longest tree path with this one, the closest text among those
             recent = seen[-50:]
