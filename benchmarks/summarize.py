@@ -16,14 +16,14 @@ def load_records(folder: Path) -> list[dict]:
     for path in sorted(folder.glob("*.json")):
         obj = json.loads(path.read_text())
         for r in obj if isinstance(obj, list) else [obj]:
-            if isinstance(r, dict) and "test" in r and "metrics" in r.get("test", {}):
+            if isinstance(r, dict) and "metrics" in (r.get("valid") or {}):
                 r["_file"] = path.name
                 records.append(r)
     return records
 
 
 def _cold(r: dict) -> str:
-    for name, s in r["test"].get("slices", {}).items():
+    for name, s in r["valid"].get("slices", {}).items():
         if name.startswith("cold") and s.get("metrics"):
             return f"{s['metrics'].get('recall@10', float('nan')):.4f}"
     return "–"
@@ -34,23 +34,26 @@ def render(records: list[dict]) -> str:
     for r in records:
         by_data[r["dataset"]].append(r)
     lines = ["# Benchmark results", "",
-             "Full-ranking chronological leave-one-out, history items excluded, parameters chosen on validation "
-             "NDCG@10, test read once (see the README's protocol). Test metrics unless marked *valid*. "
-             "`epoch s` is the median seconds per training epoch. Each row's JSON file holds the machine, "
-             "the command, the date, the split hash and the configuration.", ""]
+             "**The comparison of models is the benchmark suite: [suite.md](suite.md)** (every model tuned alike "
+             "on validation, several seeds, 95% intervals, paired per-user tests, test read once per final run).",
+             "",
+             "The tables below index the earlier single runs kept in this folder (searches, ablations, one-off "
+             "baselines). They show **validation** metrics only, sorted by validation NDCG@10: several of these "
+             "runs were configurations tried during development, so their test figures (in the JSON files) are "
+             "not a comparison. `epoch s` is the median seconds per training epoch. Each row's JSON file holds "
+             "the machine, the command, the date, the split hash and the configuration.", ""]
     for dataset, rows in by_data.items():
-        rows.sort(key=lambda r: -r["test"]["metrics"]["ndcg@10"])
+        rows.sort(key=lambda r: -r["valid"]["metrics"].get("ndcg@10", 0.0))
         splits = sorted({r.get("split_hash", "?") for r in rows})
-        lines += [f"## {dataset}", "", f"split hash: {', '.join(splits)}", "",
-                  "| model | valid NDCG@10 | " + " | ".join(COLUMNS) + " | cold R@10 | fit s | epoch s | peak MB | file |",
-                  "|---|" + "---|" * (len(COLUMNS) + 6)]
+        lines += [f"## {dataset} (validation)", "", f"split hash: {', '.join(splits)}", "",
+                  "| model | " + " | ".join(COLUMNS) + " | cold R@10 | fit s | epoch s | peak MB | file |",
+                  "|---|" + "---|" * (len(COLUMNS) + 5)]
         for r in rows:
-            m = r["test"]["metrics"]
+            m = r["valid"]["metrics"]
             epoch = r.get("epoch_seconds")
             lines.append("| " + " | ".join([
-                _label(r), f"{r['valid']['metrics'].get('ndcg@10', float('nan')):.4f}",
-                *(f"{m.get(c, float('nan')):.4f}" for c in COLUMNS), _cold(r), f"{r.get('fit_seconds', 0):.1f}",
-                f"{epoch:.2f}" if isinstance(epoch, (int, float)) else "–",
+                _label(r), *(f"{m.get(c, float('nan')):.4f}" for c in COLUMNS), _cold(r),
+                f"{r.get('fit_seconds', 0):.1f}", f"{epoch:.2f}" if isinstance(epoch, (int, float)) else "–",
                 f"{r.get('peak_memory_mb', 0):.0f}", f"[{r['_file']}]({r['_file']})"]) + " |")
         lines.append("")
     commands = sorted({r.get("command", "") for r in records if r.get("command")})
