@@ -96,7 +96,8 @@ def _hms(seconds: float) -> str:
 @dataclass
 class SuitePlan:
     """What to run. ``seeds``: the seeds of arborec and of the ``n_seeded_others`` other models with the best
-    seed-0 validation NDCG@10; every other model runs on the tuning seed (``seeds[0]``) only."""
+    validation NDCG@10 on the tuning seed (``seeds[0]``); every other model runs on the tuning seed only.
+    ``stop_after`` (seconds) is checked between trials and runs."""
 
     datasets: list[str]
     models: list[str]
@@ -163,12 +164,15 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
             continue
         check_time()
         fixed = _fixed(model, spec.max_epochs, tune_seed, plan.device)
+        def on_trial(t: dict, m: str = model) -> None:
+            progress.step(f"{name} {m} trial {t['number'] + 1}: {t['state'].lower()}, valid ndcg@10 "
+                          f"{_fmt(t.get('valid_ndcg@10') or t.get('last_valid_ndcg@10'))} ({t['seconds'] or 0:.0f}s)")
+            check_time()  # a stop between trials: the finished ones are in the journal
+
         try:
-            result = tune_model(model, SPACES[model], fixed, split, data, plan.out_dir / "studies" / f"{data.name}.log",
-                            budget=plan.budget, seed=tune_seed,
-                            on_trial=lambda t, m=model: progress.step(
-                                f"{name} {m} trial {t['number'] + 1}: {t['state'].lower()}, valid ndcg@10 "
-                                f"{_fmt(t.get('valid_ndcg@10') or t.get('last_valid_ndcg@10'))} ({t['seconds'] or 0:.0f}s)"))
+            result = tune_model(model, SPACES[model], fixed, split, data,
+                                plan.out_dir / "studies" / f"{data.name}.log", budget=plan.budget, seed=tune_seed,
+                                on_trial=on_trial)
         except RuntimeError as exc:  # every trial failed (e.g. a text model on a catalogue without text)
             logger.warning("suite %s: %s is left out: %s", name, model, exc)
             store.skip(model, str(exc))
