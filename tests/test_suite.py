@@ -154,3 +154,41 @@ def test_every_suite_space_names_parameters_of_its_model():
         params = make_model(name).get_params()
         assert set(space) <= set(params), (name, set(space) - set(params))
         assert all(len(v) >= 1 for v in space.values())
+
+
+def test_a_time_limit_stops_between_trials_and_the_rerun_finishes_the_budget(tiny_suite, tmp_path, monkeypatch):
+    import types
+
+    import arborec.suite._run as run
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(run, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    import arborec.suite._tuning as tuning
+
+    real_tune = tuning.tune_model
+
+    def tune_then_late(*a, on_trial=None, **k):  # the clock passes the limit after the first trial
+        def late(t):
+            clock["now"] = 100.0
+            on_trial(t)
+        return real_tune(*a, on_trial=late, **k)
+
+    monkeypatch.setattr(run, "tune_model", tune_then_late)
+    plan = SuitePlan(datasets=["synthetic"], models=["sasrec"], out_dir=tmp_path / "suite", seeds=(0,),
+                     budget=2, stop_after=10.0)
+    with pytest.raises(StopRequested):
+        run_suite(plan)
+    assert RecordStore(tmp_path / "suite", "synthetic").records == []  # stopped inside the tuning
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "suite" / "studies" / "synthetic.log")))
+    kept = optuna.load_study(study_name="sasrec", storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(kept) == 1  # the finished trial is in the journal
+    clock["now"], plan.stop_after = 0.0, None
+    monkeypatch.setattr(run, "tune_model", real_tune)
+    run_suite(plan)  # continues: one more trial, not two
+    record = RecordStore(tmp_path / "suite", "synthetic").get("sasrec", 0)
+    assert len(record["tuning"]["trials"]) == 2
+    assert record["tuning"]["trials"][0]["params"] == kept[0].params  # the first trial was kept, not redone
