@@ -178,7 +178,6 @@ class InterestService:
         last events, else None). The record's segment is predicted from the rebuilt state, or with
         ``segments=False`` the counted one (the caller predicts the new one)."""
         rows = self.store.users_rows(user_ids)
-        index_of = self.catalog.index_of
         out: dict[str, tuple[UserRecord | None, int | None]] = {}
         for user_id in user_ids:
             stored, row = rows[user_id]
@@ -188,16 +187,8 @@ class InterestService:
             if base is None and not stored and folded is None:
                 out[user_id] = (None, counted)
                 continue
-            if folded is not None:
-                state, n_events = unpack_state(folded), row["folded_n"]
-            else:
-                state, n_events = self.scorer.new_state(), 0
-                if base is not None and len(base):
-                    state, n_events = self.scorer.update(state, base), len(base)
-            live = np.array([index_of[item] for item, _ in stored if item in index_of], np.int64)
-            if len(live):
-                state = self.scorer.update(state, live)
-            n_events += len(live)
+            state, n_events = self._rebuilt_state(folded, row["folded_n"] if folded is not None else 0, base,
+                                                  [item for item, _ in stored])
             last = max([ts for _, ts in stored] + [row["last_timestamp"] if folded is not None else 0])
             interests = self.scorer.interests(state) if n_events else None
             segment = self.segmentation.predict(interests, user_id) if segments else counted
@@ -311,6 +302,21 @@ class InterestService:
                 "segment": profile["segment"], "segment_label": profile["segment_label"],
                 "interests": profile["nodes"], "pseudonymised": self.store.key.enabled}
 
+    def _rebuilt_state(self, folded, folded_n: int, base, items: list[str]):
+        """(state, n_events): the state retention folded (else the batch-log history ``base``), advanced by the
+        stored ``items`` (item ids; those no longer in the catalogue are skipped)."""
+        if folded is not None:
+            state, n = unpack_state(folded), int(folded_n or 0)
+        else:
+            state, n = self.scorer.new_state(), 0
+            if base is not None and len(base):
+                state, n = self.scorer.update(state, base), len(base)
+        index_of = self.catalog.index_of
+        live = np.array([index_of[item] for item in items if item in index_of], np.int64)
+        if len(live):
+            state = self.scorer.update(state, live)
+        return state, n + len(live)
+
     def apply_retention(self, now_ms: int | None = None) -> dict:
         """Fold every raw event received more than ``settings.retention_days`` ago into its user's stored
         state, then delete it (answers stay the same). Returns {"users": ..., "events_removed": ...}."""
@@ -319,23 +325,16 @@ class InterestService:
             return {"users": 0, "events_removed": 0}
         now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
         old = self.store.old_events(now_ms - int(days * 86_400_000))
-        index_of = self.catalog.index_of
         removed = 0
         for user_key, rows in old.items():
             with self._lock:
                 snapshot = self.store.snapshot_of_key(user_key)
-                if snapshot is not None and snapshot["folded"] is not None:
-                    state, n = unpack_state(snapshot["folded"]), int(snapshot["folded_n"] or 0)
-                else:
-                    base = self.base_histories.get(self._base_id(user_key), None)
-                    state, n = self.scorer.new_state(), 0
-                    if base is not None and len(base):
-                        state, n = self.scorer.update(state, base), len(base)
-                items = np.array([index_of[item] for _, item in rows if item in index_of], np.int64)
-                if len(items):
-                    state = self.scorer.update(state, items)
+                folded = snapshot["folded"] if snapshot is not None else None
+                base = None if folded is not None else self.base_histories.get(self._base_id(user_key), None)
+                state, n = self._rebuilt_state(folded, int(snapshot["folded_n"] or 0) if folded is not None else 0,
+                                               base, [item for _, item in rows])
                 removed += self.store.fold(user_key=user_key, last_row_id=rows[-1][0], state=pack_state(state),
-                                           folded_n=n + len(items))
+                                           folded_n=n)
         if removed:
             logger.info("retention: %d raw events of %d users folded into their state and deleted", removed, len(old))
         return {"users": len(old), "events_removed": removed}
