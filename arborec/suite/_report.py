@@ -44,14 +44,15 @@ def summarize(store: RecordStore) -> dict:
         by_valid = sorted(others, key=lambda m: -others[m]["tuned_valid_ndcg@10"])
         targets = {"best other model (by validation)": by_valid[:1],
                    "best ID-only model (by validation)": [m for m in by_valid if m in ID_ONLY][:1]}
-        ours = _seed_mean_ndcg(store, OURS)
+        per_user = {m: _seed_mean_ndcg(store, m) for m in models}  # each model's ranks read once
+        ours = per_user[OURS]
         for label, names in targets.items():
             if names:
-                cmp = paired_comparison(ours, _seed_mean_ndcg(store, names[0]))
+                cmp = paired_comparison(ours, per_user[names[0]])
                 out["comparisons"][label] = {"model": names[0], **cmp.to_dict(), "verdict": cmp.verdict}
         out["against_each"] = {}  # every other model too, so no single choice of rival decides the verdict
         for name in by_valid:
-            cmp = paired_comparison(ours, _seed_mean_ndcg(store, name))
+            cmp = paired_comparison(ours, per_user[name])
             out["against_each"][name] = {**cmp.to_dict(), "verdict": cmp.verdict, "seeds": len(others[name]["seeds"])}
     return out
 
