@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="benchmarks/results/suite",
                    help="folder of the records, tuning journals and per-user ranks (default: %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the first one tunes (default: %(default)s)")
-    p.add_argument("--budget", type=int, default=None, help="tuning trials per model and dataset (default: 8)")
+    p.add_argument("--budget", type=int, default=None, help="tuning trials per model and dataset (default: the dataset's own: 8 on ml-100k, 4 on the larger "
+                        "ones; the same for every model)")
     p.add_argument("--seeded-others", type=int, default=2, metavar="N",
                    help="besides arborec, the N other models with the best tuning-seed validation NDCG@10 run on "
                         "every seed (default: %(default)s)")
@@ -668,7 +669,7 @@ def cmd_benchmark(args) -> int:
 def cmd_suite(args) -> int:
     import shlex
 
-    from arborec.suite import MODELS, TRIAL_BUDGET, StopRequested, SuitePlan, run_suite, write_report
+    from arborec.suite import MODELS, StopRequested, SuitePlan, run_suite, write_report
 
     if args.report_only:
         print(f"report: {write_report(args.out)}")
@@ -681,7 +682,7 @@ def cmd_suite(args) -> int:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     plan = SuitePlan(datasets=_split_list(args.datasets), models=_split_list(args.models) or list(MODELS),
                      out_dir=Path(args.out), data_dir=args.data_dir,
-                     seeds=tuple(int(s) for s in _split_list(args.seeds)), budget=args.budget or TRIAL_BUDGET,
+                     seeds=tuple(int(s) for s in _split_list(args.seeds)), budget=args.budget,
                      device=args.device, stop_after=None if args.stop_after is None else 60 * args.stop_after,
                      n_seeded_others=args.seeded_others)
     try:

@@ -104,6 +104,25 @@ def test_suite_runs_resumes_and_never_refits_a_finished_run(tiny_suite, tmp_path
     assert "## synthetic" in report and "| sasrec | 2 |" in report and "mostpop | 1 (one seed)" in report
 
 
+def test_side_by_side_processes_seed_only_their_own_models_within_the_dataset_budget(tiny_suite, tmp_path,
+                                                                                    monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setitem(_config.DATASETS, "synthetic", _config.SuiteDataset("synthetic", 4, budget=1))
+    fits = _fits(monkeypatch)
+    out = tmp_path / "suite"
+    run_suite(SuitePlan(datasets=["synthetic"], models=["sasrec"], out_dir=out, seeds=(0,)))
+    assert fits == [("sasrec", 0)]  # the dataset's own budget: one trial
+    fits.clear()
+    # another process with other models: sasrec is the best seeded model, but its seeds are the other process's
+    run_suite(SuitePlan(datasets=["synthetic"], models=["mostpop"], out_dir=out, seeds=(0, 1), n_seeded_others=1))
+    assert fits == [("mostpop", None)]
+    store = RecordStore(out, "synthetic")
+    assert store.get("sasrec", 1) is None and store.get("sasrec", 0)["suite"]["budget"] == 1
+    assert "| sasrec | 1 (one seed) |" in (tmp_path / "suite.md").read_text()
+
+
 def test_an_interrupted_trial_is_redone_not_counted(tiny_suite, tmp_path, synthetic):
     import optuna
     from optuna.storages import JournalStorage
@@ -118,6 +137,27 @@ def test_an_interrupted_trial_is_redone_not_counted(tiny_suite, tmp_path, synthe
                         journal, budget=2)
     assert len(result.trials) == 2 and all(t["state"] == "COMPLETE" for t in result.trials)
     assert result.model is not None and result.valid_ndcg == max(t["valid_ndcg@10"] for t in result.trials)
+
+
+def test_a_resumed_study_draws_new_settings_and_a_repeated_setting_is_not_counted(tiny_suite, tmp_path, synthetic,
+                                                                                   monkeypatch):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    data, split = synthetic
+    journal, fits = tmp_path / "studies.log", _fits(monkeypatch)
+    space = {"dropout": [0.2, 0.3, 0.5], "n_layers": [1, 2]}  # 6 settings, budget 2 then 4: TPE, not a grid
+    fixed = {"max_epochs": 1, "eval_every": 1}
+    first = tune_model("sasrec", space, fixed, split, data, journal, budget=2)
+    study = optuna.load_study(study_name="sasrec", storage=JournalStorage(JournalFileBackend(str(journal))))
+    study.enqueue_trial(first.trials[0]["params"])  # the next trial repeats the first setting
+    fits.clear()
+    result = tune_model("sasrec", space, fixed, split, data, journal, budget=4)
+    settings = [tuple(sorted(t["params"].items())) for t in result.trials]
+    assert len(result.trials) == 4 and len(set(settings)) == 4  # four distinct settings counted
+    assert len(fits) == 2  # the repeat was answered from the journal; two new settings were fitted
+    assert any("repeat_of" in t.user_attrs for t in study.trials)
 
 
 def _record(model, seed, ranks, valid):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: every model gets at most this many tuning trials on each dataset (fewer when its whole space is smaller)
+#: every model gets at most this many tuning trials on a small dataset (fewer when its whole space is smaller)
 TRIAL_BUDGET = 8
+#: ... and on a large one, where one trial of a sequential model takes 5-20 minutes on 2 CPU cores: the whole
+#: suite must fit in about 12 hours of such a machine. On a dataset the budget is the same for every model.
+LARGE_BUDGET = 4
 #: training settings every epoch-trained model shares on a dataset (the same early stopping for all)
 EVAL_EVERY = 2
 
@@ -22,15 +25,17 @@ class Anchor:
 
 @dataclass(frozen=True)
 class SuiteDataset:
-    """A suite dataset: its registered name, the epoch cap every model shares on it, its anchors."""
+    """A suite dataset: its registered name, the epoch cap and the tuning budget every model shares on it,
+    its anchors."""
 
     name: str
     max_epochs: int
     anchors: tuple[Anchor, ...] = field(default_factory=tuple)
+    budget: int = LARGE_BUDGET
 
 
 DATASETS: dict[str, SuiteDataset] = {d.name: d for d in (
-    SuiteDataset("ml-100k", 100),
+    SuiteDataset("ml-100k", 100, budget=TRIAL_BUDGET),
     SuiteDataset("amazon-beauty", 100, (
         Anchor("BSARec", 0.1008, 0.0611, "BSARec's own log (AAAI 2024)"),
         Anchor("SASRec, sampled softmax, tuned", 0.0921, 0.0531, "eSASRec benchmark"),

@@ -37,6 +37,8 @@ def summarize(store: RecordStore) -> dict:
                                          ["valid"]["metrics"]["ndcg@10"]),
             "machine_seconds": float(sum(r.get("machine_seconds", r["fit_seconds"]) for r in runs)),
             "chosen": runs[0]["tuning"]["chosen"] if "tuning" in runs[0] else {},
+            # tuning trials this model had (finished or pruned; the tuning seed's record holds them)
+            "trials": max((len(r["tuning"].get("trials", [])) for r in runs if "tuning" in r), default=0),
         }
     out = {"models": models, "comparisons": {}}
     if OURS in models:
@@ -80,22 +82,24 @@ def dataset_section(store: RecordStore) -> list[str]:
     stats = first.get("dataset_stats", {})
     lines = [f"## {name}", "",
              f"Split `{first['split_hash']}`; epoch cap {first['suite']['epoch_cap']} for every model "
-             f"(validation every {first['suite']['eval_every']} epochs); tuning budget {first['suite']['budget']} "
+             f"(validation every {first['suite']['eval_every']} epochs); tuning budget "
+             f"{spec.budget if spec else first['suite']['budget']} "
              f"trials per model on seed {first['tuning']['seed']}, validation NDCG@10 only. "
              f"{_counts(stats)}", "",
-             "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | machine min "
-             "| chosen setting |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | trials "
+             "| machine min | chosen setting |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for model, s in summary["models"].items():
         mark = f"**{model}**" if model == OURS else model
         seeds = f"{len(s['seeds'])}" + ("" if len(s["seeds"]) > 1 else " (one seed)")
         lines.append(f"| {mark} | {seeds} | {_ci(s['ndcg@10'])} | {_ci(s['recall@10'])} | "
-                     f"{_ci(s['cold_recall@10'])} | {s['tuned_valid_ndcg@10']:.4f} | {s['machine_seconds'] / 60:.1f} | "
+                     f"{_ci(s['cold_recall@10'])} | {s['tuned_valid_ndcg@10']:.4f} | {s['trials']} | "
+                     f"{s['machine_seconds'] / 60:.1f} | "
                      f"{_setting(s['chosen'])} |")
     for a in (spec.anchors if spec else ()):
-        lines.append(f"| *published: {a.label}* | | {a.ndcg10:.4f} | {a.recall10:.4f} | | | | {a.source} |")
+        lines.append(f"| *published: {a.label}* | | {a.ndcg10:.4f} | {a.recall10:.4f} | | | | | {a.source} |")
     for model, reason in store.skipped.items():
-        lines.append(f"| {model} | – | not applicable | | | | | {reason[:120]} |")
+        lines.append(f"| {model} | – | not applicable | | | | | | {reason[:120]} |")
     missing = [m for m in MODELS if m not in summary["models"] and m not in store.skipped]
     cold_users = next(iter(summary["models"].values()))["cold_users"]
     lines += ["", f"Cold = test targets with <= 5 training events ({cold_users} users). "

@@ -14,7 +14,7 @@ from arborec.data import leave_one_out, load_prepared
 from arborec.diagnostics import ConfigError, logger
 from arborec.evaluate import evaluate, result_record
 from arborec.recommenders import make_model
-from arborec.suite._config import DATASETS, EVAL_EVERY, OURS, SPACES, TRIAL_BUDGET
+from arborec.suite._config import DATASETS, EVAL_EVERY, OURS, SPACES
 from arborec.suite._tuning import TuningResult, grid_size, tune_model
 
 
@@ -105,7 +105,7 @@ class SuitePlan:
     data_dir: str | None = None
     seeds: tuple[int, ...] = (0, 1, 2)
     n_seeded_others: int = 2
-    budget: int = TRIAL_BUDGET
+    budget: int | None = None  # trials per model; None: the dataset's own budget (the same for every model)
     device: str = "cpu"
     stop_after: float | None = None  # seconds; checked between units
 
@@ -118,6 +118,9 @@ class SuitePlan:
             raise ConfigError(f"unknown suite model(s) {unknown}; the suite has {list(SPACES)}")
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is needed")
+
+    def budget_of(self, dataset: str) -> int:
+        return self.budget or DATASETS[dataset].budget
 
 
 class StopRequested(Exception):
@@ -132,8 +135,9 @@ def run_suite(plan: SuitePlan, command: str = "") -> None:
     plan.validate()
     t_stop = None if plan.stop_after is None else time.perf_counter() + plan.stop_after
     n_extra = len(plan.seeds) - 1
-    units = sum(min(plan.budget, grid_size(SPACES[m])) + 1 for m in plan.models) + n_extra * (1 + plan.n_seeded_others)
-    progress = Progress(total=units * len(plan.datasets))
+    units = sum(sum(min(plan.budget_of(d), grid_size(SPACES[m])) + 1 for m in plan.models)
+                + n_extra * (1 + plan.n_seeded_others) for d in plan.datasets)
+    progress = Progress(total=units)
     try:
         for name in plan.datasets:
             _run_dataset(name, plan, progress, command, t_stop)
@@ -156,7 +160,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
 
     chosen: dict[str, dict] = {}
     for model in plan.models:  # -- 1. tune on the tuning seed, then test that setting once
-        n_trials = min(plan.budget, grid_size(SPACES[model]))
+        n_trials = min(plan.budget_of(name), grid_size(SPACES[model]))
         done = store.get(model, tune_seed)
         if done is not None:
             chosen[model] = done["tuning"]["chosen"]
@@ -171,7 +175,8 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
 
         try:
             result = tune_model(model, SPACES[model], fixed, split, data,
-                                plan.out_dir / "studies" / f"{data.name}.log", budget=plan.budget, seed=tune_seed,
+                                plan.out_dir / "studies" / f"{data.name}.log", budget=plan.budget_of(name),
+                                seed=tune_seed,
                                 on_trial=on_trial)
         except RuntimeError as exc:  # every trial failed (e.g. a text model on a catalogue without text)
             logger.warning("suite %s: %s is left out: %s", name, model, exc)
@@ -190,6 +195,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
     others = sorted((m for m in tuned if m != OURS and m in SPACES and "seed" in make_model(m).get_params()),
                     key=lambda m: -store.get(m, tune_seed)["valid"]["metrics"]["ndcg@10"])
     seeded = ([OURS] if OURS in tuned else []) + others[:plan.n_seeded_others]
+    seeded = [m for m in seeded if m in plan.models]  # processes side by side, each with its own models, never collide
     for model in seeded:
         for seed in plan.seeds[1:]:
             store.reload()
@@ -221,7 +227,7 @@ def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None,
     valid = evaluate(fitted, split, "valid")
     t1 = time.perf_counter()
     test = evaluate(fitted, split, "test")
-    extra = {"suite": {"epoch_cap": spec.max_epochs, "eval_every": EVAL_EVERY, "budget": plan.budget,
+    extra = {"suite": {"epoch_cap": spec.max_epochs, "eval_every": EVAL_EVERY, "budget": plan.budget_of(data.name),
                        "anchors": [a.__dict__ for a in spec.anchors]},
              "tuning": {"chosen": params, "space": SPACES[model], "seed": plan.seeds[0], "selected_on": "valid ndcg@10",
                         **({"trials": tuning.trials, "seconds": round(tuning.seconds, 1)} if tuning else {})},

@@ -52,18 +52,26 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     journal.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(journal)))
     n = min(budget, grid_size(space))
-    sampler = (optuna.samplers.GridSampler(space, seed=seed) if grid_size(space) <= budget
-               else optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, n)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=4)
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
-                                pruner=pruner, load_if_exists=True)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", pruner=pruner,
+                                load_if_exists=True)
+    # a resumed study draws on from where it stopped, not the first draws again: its seed moves on with its trials
+    study.sampler = (optuna.samplers.GridSampler(space, seed=seed) if grid_size(space) <= budget
+                     else optuna.samplers.TPESampler(seed=seed + len(study.trials), n_startup_trials=min(4, n)))
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)  # a stop mid-trial: redo it
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     best: dict = {"value": -np.inf, "model": None}
 
     def objective(trial: optuna.Trial) -> float:
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
+        earlier = next((t for t in _spent(study) if t.params == params), None)
+        if earlier is not None:  # a setting tried already: its outcome again, at no cost (and not counted)
+            trial.set_user_attr("repeat_of", earlier.number)
+            trial.set_user_attr("seconds", 0.0)
+            if earlier.state != TrialState.COMPLETE:
+                raise optuna.TrialPruned(f"repeats trial {earlier.number}")
+            return earlier.value
         model = make_model(name, **fixed, **params)
 
         def report(epoch: int, ndcg: float) -> None:
@@ -85,11 +93,13 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
         return value
 
     def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-        if on_trial is not None:
+        if on_trial is not None and "repeat_of" not in frozen.user_attrs:
             on_trial(_trial_dict(frozen))
 
-    remaining = n - len(_spent(study))
-    if remaining > 0:
+    for _ in range(4 * n):  # repeated settings are not counted: draw until the budget is spent (or give up)
+        remaining = n - len(_spent(study))
+        if remaining <= 0:
+            break
         study.optimize(objective, n_trials=remaining, callbacks=[callback],
                        catch=(FloatingPointError, RuntimeError, ValueError, MemoryError))
     trials = [_trial_dict(t) for t in _spent(study)]
@@ -105,8 +115,14 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
 
 
 def _spent(study: optuna.Study) -> list:
-    """The trials that count against the budget: finished, pruned or failed, but not interrupted by a stop."""
-    return [t for t in study.get_trials(deepcopy=False, states=SPENT) if not t.user_attrs.get("interrupted")]
+    """The trials that count against the budget: finished, pruned or failed, but not interrupted by a stop and
+    not a repeat of an earlier counted trial's setting."""
+    out, seen = [], []
+    for t in study.get_trials(deepcopy=False, states=SPENT):
+        if not t.user_attrs.get("interrupted") and t.params not in seen:
+            out.append(t)
+            seen.append(t.params)
+    return out
 
 
 def _trial_dict(t: optuna.trial.FrozenTrial) -> dict:
