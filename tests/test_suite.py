@@ -123,6 +123,32 @@ def test_side_by_side_processes_seed_only_their_own_models_within_the_dataset_bu
     assert "| sasrec | 1 (one seed) |" in (tmp_path / "suite.md").read_text()
 
 
+def test_a_tuning_short_of_its_budget_is_topped_up_and_runs_again_only_if_the_choice_changes(tiny_suite, tmp_path,
+                                                                                              monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    out = tmp_path / "suite"
+    plan = SuitePlan(datasets=["synthetic"], models=["sasrec"], out_dir=out, seeds=(0, 1), budget=1)
+    run_suite(plan)
+    store = RecordStore(out, "synthetic")
+    first = store.get("sasrec", 0)
+    assert len(first["tuning"]["trials"]) == 1 and store.get("sasrec", 1) is not None
+    fits = _fits(monkeypatch)
+    plan.budget = 2
+    run_suite(plan)  # the record's tuning is one trial short: one more setting is tried
+    store.reload()
+    now = store.get("sasrec", 0)
+    trials = now["tuning"]["trials"]
+    assert len(trials) == 2 and trials[0]["params"] != trials[1]["params"]
+    best = max(trials, key=lambda t: t["valid_ndcg@10"])
+    assert now["tuning"]["chosen"] == best["params"]
+    if best["number"] == trials[0]["number"]:  # the same choice: the runs stand, nothing else is fitted
+        assert fits == [("sasrec", 0)] and now["test"] == first["test"]
+    else:  # another choice: the tuned model is tested and seed 1 runs again
+        assert fits == [("sasrec", 0), ("sasrec", 1)] and store.get("sasrec", 1)["params"]["dropout"] == best["params"]["dropout"]
+
+
 def test_an_interrupted_trial_is_redone_not_counted(tiny_suite, tmp_path, synthetic):
     import optuna
     from optuna.storages import JournalStorage

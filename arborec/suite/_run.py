@@ -52,9 +52,24 @@ class RecordStore:
         (self.out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         np.save(self.out_dir / rel, np.minimum(ranks, np.iinfo(np.uint16).max).astype(np.uint16))
         record["test_ranks"] = rel.as_posix()  # 0-based rank of each test user's target, capped at 65535
+        self.put(record)
+
+    def put(self, record: dict) -> None:
+        """Add ``record``, or replace the one of the same (model, seed)."""
         self.reload()
         self.records = [r for r in self.records if (r["model"], r["seed"]) != (record["model"], record["seed"])]
         self.records.append(record)
+        self._write()
+
+    def drop(self, model: str) -> None:
+        """Forget every run of ``model`` (its chosen setting changed: every seed runs again)."""
+        self.reload()
+        for r in self.of(model):
+            (self.out_dir / r["test_ranks"]).unlink(missing_ok=True)
+        self.records = [r for r in self.records if r["model"] != model]
+        self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.records, indent=1, default=_jsonable) + "\n")
         os.replace(tmp, self.path)
@@ -162,7 +177,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
     for model in plan.models:  # -- 1. tune on the tuning seed, then test that setting once
         n_trials = min(plan.budget_of(name), grid_size(SPACES[model]))
         done = store.get(model, tune_seed)
-        if done is not None:
+        if done is not None and _distinct_trials(done) >= n_trials:
             chosen[model] = done["tuning"]["chosen"]
             progress.skip(n_trials + 1)
             continue
@@ -184,6 +199,16 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
             progress.skip(n_trials + 1)
             continue
         chosen[model] = result.params
+        if done is not None and result.params == done["tuning"]["chosen"]:
+            # a tuning short of its budget (a repeated setting counted once) was topped up and chose the same:
+            # the runs stand; the record now lists every trial
+            done["machine_seconds"] = round(done["machine_seconds"] + result.seconds - done["tuning"].get("seconds", 0), 1)
+            done["tuning"].update(trials=result.trials, seconds=round(result.seconds, 1))
+            store.put(done)
+            progress.step(f"{name} {model}: tuning topped up, same setting")
+            continue
+        if done is not None:
+            store.drop(model)  # the topped-up tuning chose another setting: every seed runs again
         _final_run(model, result.params, tune_seed, result, split, data, store, plan, spec, command)
         progress.step(f"{name} {model} seed {tune_seed}: chosen {result.params}")
 
@@ -205,6 +230,11 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
             check_time()
             _final_run(model, chosen[model], seed, None, split, data, store, plan, spec, command)
             progress.step(f"{name} {model} seed {seed}")
+
+
+def _distinct_trials(record: dict) -> int:
+    """How many distinct settings the record's tuning tried (a repeated setting counts once)."""
+    return len({json.dumps(t["params"], sort_keys=True) for t in record["tuning"].get("trials", [])})
 
 
 def _fixed(model: str, max_epochs: int, seed: int, device: str) -> dict:
