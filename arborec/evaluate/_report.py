@@ -28,9 +28,11 @@ def code_version() -> str:
 
 
 def machine() -> dict:
-    """What ran this: CPU count, platform, Python and torch versions."""
-    info = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
-            "python": sys.version.split()[0]}
+    """What ran this: CPU model, kind (amx, avx512-bf16, avx2...) and count, platform, Python and torch versions."""
+    from arborec.text._encoder import machine_kind
+
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpu": _cpu_model(),
+            "cpu_kind": machine_kind(), "cpus": os.cpu_count(), "python": sys.version.split()[0]}
     try:
         import torch
 
@@ -39,6 +41,18 @@ def machine() -> dict:
     except ImportError:
         pass
     return info
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; the platform's processor string elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def peak_memory_mb() -> float:

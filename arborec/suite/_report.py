@@ -85,7 +85,7 @@ def dataset_section(store: RecordStore) -> list[str]:
              f"(validation every {first['suite']['eval_every']} epochs); tuning budget "
              f"{spec.budget if spec else first['suite']['budget']} "
              f"trials per model on seed {first['tuning']['seed']}, validation NDCG@10 only. "
-             f"{_counts(stats)}", "",
+             f"{_counts(stats)} Machines: {_machines(store.records)}.", "",
              "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | trials "
              "| machine min | chosen setting |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -119,6 +119,17 @@ def dataset_section(store: RecordStore) -> list[str]:
             lines.append(f"| {name} | {c['seeds']} | {c['diff']:+.4f} ({c['relative']:+.1%}) | "
                          f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | {c['verdict']} |")
     return lines + [""]
+
+
+def _machines(records: list[dict]) -> str:
+    """The machines the runs came from, with how many runs each (records before CPU models were kept: unnamed)."""
+    seen: dict[str, int] = {}
+    for r in records:
+        m = r.get("machine", {})
+        name = f"{m.get('cpus', '?')}-core {m.get('cpu', 'CPU (model not recorded)')}" + (
+            f" ({m['cpu_kind']})" if "cpu_kind" in m else "") + (f", {m['device']}" if m.get("device") else "")
+        seen[name] = seen.get(name, 0) + 1
+    return "; ".join(f"{name}: {n} run{'s' if n > 1 else ''}" for name, n in seen.items())
 
 
 def _counts(stats: dict) -> str:
