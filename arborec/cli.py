@@ -212,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                    help="stop cleanly between runs after this many minutes (rerun to continue)")
     p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
+    p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
+                   "of this README (its results section)")
     p.set_defaults(run=cmd_suite)
 
     p = sub.add_parser("serve", help="run the real-time interest service (HTTP API, store, web page)",
@@ -669,10 +671,13 @@ def cmd_benchmark(args) -> int:
 def cmd_suite(args) -> int:
     import shlex
 
-    from arborec.suite import MODELS, StopRequested, SuitePlan, run_suite, write_report
+    from arborec.suite import MODELS, StopRequested, SuitePlan, run_suite, update_readme, write_report
 
     if args.report_only:
         print(f"report: {write_report(args.out)}")
+        if args.readme:
+            update_readme(args.readme, args.out)
+            print(f"results section of {args.readme} rewritten from it")
         return 0
     import torch
 
@@ -689,6 +694,8 @@ def cmd_suite(args) -> int:
         run_suite(plan, command="arborec " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     except StopRequested as exc:
         print(f"stopped: {exc}")
+    if args.readme:
+        update_readme(args.readme, args.out)
     print(f"records in {args.out}/, report {Path(args.out).parent / 'suite.md'}")
     return 0
 

@@ -213,6 +213,27 @@ def test_report_compares_arborec_with_the_best_other_model_per_user(tmp_path):
     assert "arborec vs the best other model (by validation), **sasrec**" in text
 
 
+def test_the_readme_results_section_is_the_report(tmp_path):
+    from arborec.suite import update_readme
+
+    store = RecordStore(tmp_path / "suite", "toy")
+    ranks = np.array([0, 3, 20, 1])
+    store.add(_record("arborec", 0, ranks, 0.5), ranks)
+    write_report(tmp_path / "suite")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Results\n\nintro\n\n<!-- suite results: start (arborec suite --readme) -->\nSTALE\n"
+                      "<!-- suite results: end -->\n\n## Next\n")
+    update_readme(readme, tmp_path / "suite")
+    text = readme.read_text()
+    assert "STALE" not in text and "### toy" in text and "| **arborec** | 1 (one seed) |" in text
+    assert text.index("intro") < text.index("### toy") < text.index("## Next")
+    update_readme(readme, tmp_path / "suite")  # rewriting is stable
+    assert readme.read_text() == text
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="marker"):
+        update_readme(readme, tmp_path / "suite")
+
+
 def test_every_suite_space_names_parameters_of_its_model():
     from arborec.recommenders import make_model
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from arborec.evaluate._stats import paired_comparison, per_user_ndcg, seed_interval
 from arborec.suite._config import DATASETS, ID_ONLY, MODELS, OURS
-from arborec.suite._run import RecordStore
+from arborec.suite._run import RecordStore, _distinct_trials
 
 COLD = "cold_items"
 
@@ -37,8 +37,8 @@ def summarize(store: RecordStore) -> dict:
                                          ["valid"]["metrics"]["ndcg@10"]),
             "machine_seconds": float(sum(r.get("machine_seconds", r["fit_seconds"]) for r in runs)),
             "chosen": runs[0]["tuning"]["chosen"] if "tuning" in runs[0] else {},
-            # tuning trials this model had (finished or pruned; the tuning seed's record holds them)
-            "trials": max((len(r["tuning"].get("trials", [])) for r in runs if "tuning" in r), default=0),
+            # distinct settings its tuning tried (finished or pruned; the tuning seed's record holds them)
+            "trials": max((_distinct_trials(r) for r in runs if "tuning" in r), default=0),
         }
     out = {"models": models, "comparisons": {}}
     if OURS in models:
@@ -86,7 +86,7 @@ def dataset_section(store: RecordStore) -> list[str]:
              f"{spec.budget if spec else first['suite']['budget']} "
              f"trials per model on seed {first['tuning']['seed']}, validation NDCG@10 only. "
              f"{_counts(stats)} Machines: {_machines(store.records)}.", "",
-             "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | trials "
+             "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | settings tried "
              "| machine min | chosen setting |",
              "|---|---|---|---|---|---|---|---|---|"]
     for model, s in summary["models"].items():
@@ -162,3 +162,19 @@ def write_report(out_dir: str | Path) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
 
+
+README_START, README_END = "<!-- suite results: start (arborec suite --readme) -->", "<!-- suite results: end -->"
+
+
+def update_readme(readme: str | Path, out_dir: str | Path) -> None:
+    """Put every dataset's section of the report between the README's two marker lines (headings one level down)."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} lacks the marker lines {README_START!r} and {README_END!r}")
+    report = (Path(out_dir).parent / "suite.md").read_text()
+    sections = report[report.index("\n## "):].strip() if "\n## " in report else "(no dataset has run yet)"
+    sections = sections.replace("\n## ", "\n### ").removeprefix("## ")
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    readme.write_text(f"{head}{README_START}\n\n### {sections}\n\n{README_END}{tail}")

@@ -110,8 +110,10 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     top = max(complete, key=lambda t: t.value)
     # the best trial's model, when this process trained it (else the caller fits that setting again)
     model = best["model"] if best["model"] is not None and best.get("params") == top.params else None
+    # machine time: every trial that ran, a repeated setting's too (one answered from the journal took 0 s)
+    ran = [t for t in study.get_trials(deepcopy=False, states=SPENT) if not t.user_attrs.get("interrupted")]
     return TuningResult(params=dict(top.params), valid_ndcg=float(top.value), trials=trials,
-                        seconds=float(sum(t["seconds"] or 0.0 for t in trials)), model=model)
+                        seconds=float(sum(t.user_attrs.get("seconds") or 0.0 for t in ran)), model=model)
 
 
 def _spent(study: optuna.Study) -> list:
