@@ -201,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="benchmarks/results/suite",
                    help="folder of the records, tuning journals and per-user ranks (default: %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the first one tunes (default: %(default)s)")
-    p.add_argument("--budget", type=int, default=None, help="tuning trials per model and dataset (default: the dataset's own: 8 on ml-100k, 4 on the larger "
-                        "ones; the same for every model)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="distinct settings tried per model and dataset (default: the dataset's own: 8 on ml-100k, "
+                        "4 on the larger ones; the same for every model)")
     p.add_argument("--seeded-others", type=int, default=2, metavar="N",
                    help="besides arborec, the N other models with the best tuning-seed validation NDCG@10 run on "
                         "every seed (default: %(default)s)")

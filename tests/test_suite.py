@@ -146,7 +146,8 @@ def test_a_tuning_short_of_its_budget_is_topped_up_and_runs_again_only_if_the_ch
     if best["number"] == trials[0]["number"]:  # the same choice: the runs stand, nothing else is fitted
         assert fits == [("sasrec", 0)] and now["test"] == first["test"]
     else:  # another choice: the tuned model is tested and seed 1 runs again
-        assert fits == [("sasrec", 0), ("sasrec", 1)] and store.get("sasrec", 1)["params"]["dropout"] == best["params"]["dropout"]
+        assert fits == [("sasrec", 0), ("sasrec", 1)]
+        assert store.get("sasrec", 1)["params"]["dropout"] == best["params"]["dropout"]
 
 
 def test_an_interrupted_trial_is_redone_not_counted(tiny_suite, tmp_path, synthetic):

@@ -9,7 +9,7 @@ import numpy as np
 
 from arborec.evaluate._stats import paired_comparison, per_user_ndcg, seed_interval
 from arborec.suite._config import DATASETS, ID_ONLY, MODELS, OURS
-from arborec.suite._run import RecordStore, _distinct_trials
+from arborec.suite._run import RecordStore, distinct_settings
 
 COLD = "cold_items"
 
@@ -38,7 +38,7 @@ def summarize(store: RecordStore) -> dict:
             "machine_seconds": float(sum(r.get("machine_seconds", r["fit_seconds"]) for r in runs)),
             "chosen": runs[0]["tuning"]["chosen"] if "tuning" in runs[0] else {},
             # distinct settings its tuning tried (finished or pruned; the tuning seed's record holds them)
-            "trials": max((_distinct_trials(r) for r in runs if "tuning" in r), default=0),
+            "trials": max((distinct_settings(r) for r in runs if "tuning" in r), default=0),
         }
     out = {"models": models, "comparisons": {}}
     if OURS in models:

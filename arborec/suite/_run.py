@@ -177,7 +177,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
     for model in plan.models:  # -- 1. tune on the tuning seed, then test that setting once
         n_trials = min(plan.budget_of(name), grid_size(SPACES[model]))
         done = store.get(model, tune_seed)
-        if done is not None and _distinct_trials(done) >= n_trials:
+        if done is not None and distinct_settings(done) >= n_trials:
             chosen[model] = done["tuning"]["chosen"]
             progress.skip(n_trials + 1)
             continue
@@ -202,7 +202,8 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
         if done is not None and result.params == done["tuning"]["chosen"]:
             # a tuning short of its budget (a repeated setting counted once) was topped up and chose the same:
             # the runs stand; the record now lists every trial
-            done["machine_seconds"] = round(done["machine_seconds"] + result.seconds - done["tuning"].get("seconds", 0), 1)
+            spent_before = done["tuning"].get("seconds", 0)
+            done["machine_seconds"] = round(done["machine_seconds"] + result.seconds - spent_before, 1)
             done["tuning"].update(trials=result.trials, seconds=round(result.seconds, 1))
             store.put(done)
             progress.step(f"{name} {model}: tuning topped up, same setting")
@@ -232,7 +233,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
             progress.step(f"{name} {model} seed {seed}")
 
 
-def _distinct_trials(record: dict) -> int:
+def distinct_settings(record: dict) -> int:
     """How many distinct settings the record's tuning tried (a repeated setting counts once)."""
     return len({json.dumps(t["params"], sort_keys=True) for t in record["tuning"].get("trials", [])})
 
