@@ -10,6 +10,7 @@ from scipy import stats
 from arborec.evaluate import paired_comparison, per_user_ndcg, seed_interval
 from arborec.suite import SPACES, RecordStore, StopRequested, SuitePlan, run_suite, summarize, tune_model, write_report
 from arborec.suite import _config
+from arborec.model import _recommender
 
 
 def test_seed_interval_hand_computed():
@@ -280,3 +281,21 @@ def test_a_time_limit_stops_between_trials_and_the_rerun_finishes_the_budget(tin
     record = RecordStore(tmp_path / "suite", "synthetic").get("sasrec", 0)
     assert len(record["tuning"]["trials"]) == 2
     assert record["tuning"]["trials"][0]["params"] == kept[0].params  # the first trial was kept, not redone
+
+
+def test_a_record_keeps_what_arborec_chose_by_itself_on_validation(tiny_suite, tmp_path, monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setitem(SPACES, "arborec", {"dropout": [0.3]})
+    run_suite(SuitePlan(datasets=["synthetic"], models=["arborec"], out_dir=tmp_path / "suite", seeds=(0,),
+                        budget=1))
+    record = RecordStore(tmp_path / "suite", "synthetic").get("arborec", 0)
+    chosen = record["chosen_in_fit"]
+    assert chosen["pointer_weight"] in _recommender.POINTER_WEIGHTS
+    assert chosen["text_weight"] in _recommender.TEXT_WEIGHTS and chosen["path_weight"] in _recommender.PATH_WEIGHTS
+    assert chosen["max_len"] in (50, 100, 200) and chosen["defaults"].startswith("arborec defaults:")
+    # the pointer setting it kept is the one whose validation figure the record reports
+    kept = chosen["pointer_scores"][f"pointer {chosen['pointer_weight']}, temperature {chosen['pointer_temperature']}"]
+    assert kept == pytest.approx(record["valid"]["metrics"]["ndcg@10"], rel=1e-9)
+    assert f"seed 0: window {chosen['max_len']}, text on, tree on" in (tmp_path / "suite.md").read_text()

@@ -118,7 +118,19 @@ def dataset_section(store: RecordStore) -> list[str]:
         for name, c in summary["against_each"].items():
             lines.append(f"| {name} | {c['seeds']} | {c['diff']:+.4f} ({c['relative']:+.1%}) | "
                          f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | {c['verdict']} |")
+    own = [r for r in store.of(OURS) if "chosen_in_fit" in r]
+    if own:
+        lines += ["", "What arborec chose by itself on validation (its `auto` settings), per seed: "
+                  + "; ".join(f"seed {r['seed']}: {_own_choice(r['chosen_in_fit'])}" for r in own) + "."]
     return lines + [""]
+
+
+def _own_choice(c: dict) -> str:
+    pointer = (f"pointer {c['pointer_weight']:g} at temperature {c['pointer_temperature']:g}" if c.get("pointer_weight")
+               else "no pointer")
+    return (f"window {c.get('max_len')}, text {'on' if c.get('has_text') else 'off'}, "
+            f"tree {'on' if c.get('has_tree') else 'off'}, path weight {c.get('path_weight', 0):g}, "
+            f"text weight {c.get('text_weight', 0):g}, {pointer}")
 
 
 def _machines(records: list[dict]) -> str:

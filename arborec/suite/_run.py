@@ -245,6 +245,11 @@ def _fixed(model: str, max_epochs: int, seed: int, device: str) -> dict:
     return {k: v for k, v in shared.items() if k in have}
 
 
+#: fitted attributes a model chose by itself on validation (arborec's "auto" settings): kept in the record
+CHOSEN_AFTER_FIT = ("max_len_", "has_text_", "has_tree_", "path_weight_", "text_weight_", "pointer_weight_",
+                    "pointer_temperature_", "score_weight_scores_", "pointer_scores_", "defaults_")
+
+
 def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None, split, data, store: RecordStore,
                plan: SuitePlan, spec, command: str) -> None:
     """Fit ``params`` with ``seed`` (or take the model the tuning already fitted), evaluate valid and test once."""
@@ -266,6 +271,9 @@ def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None,
     for attr in ("best_epoch_", "epoch_seconds_"):
         if hasattr(fitted, attr):
             extra[attr.rstrip("_")] = getattr(fitted, attr)
+    chosen_after = {a.rstrip("_"): getattr(fitted, a) for a in CHOSEN_AFTER_FIT if hasattr(fitted, a)}
+    if chosen_after:  # what the model chose by itself on validation (its "auto" settings), for the report
+        extra["chosen_in_fit"] = chosen_after
     record = result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(), model=model,
                            params=fitted.get_params(), seed=seed, valid=valid.to_dict(), test=test.to_dict(),
                            fit_seconds=fit_s, eval_seconds=time.perf_counter() - t1, command=command, extra=extra)
