@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -287,8 +286,9 @@ def _plots(r: dict, stem: Path) -> None:
 
 
 def _machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), " \
-           "2-core AMD EPYC AVX2, shared and loaded"
+    from arborec.evaluate import machine_line
+
+    return f"{machine_line()}; {torch.get_num_threads()} torch thread(s)"
 
 
 def _git() -> str:

@@ -35,6 +35,9 @@ def free_port() -> int:
 def main(argv=None) -> int:
     import httpx
 
+    sys.path.insert(0, str(ROOT))
+    from arborec.evaluate import machine_line
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--data", required=True)
@@ -86,7 +89,7 @@ def main(argv=None) -> int:
     out["p99_ratio_slate_over_model"] = out["slate"]["p99_ms"] / out["model"]["p99_ms"]
     out["p50_ratio_slate_over_model"] = out["slate"]["p50_ms"] / out["model"]["p50_ms"]
     out.update({"bundle": args.bundle, "data": args.data, "k": args.k, "server_start_s": round(start_s, 1),
-                "machine": "2-core AMD EPYC AVX2, shared and loaded; server 1 torch thread",
+                "machine": f"{machine_line()}; server 1 torch thread",
                 "command": " ".join([Path(sys.executable).name, *sys.argv]),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     print(json.dumps(out, indent=1))

@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import shutil
 import subprocess
@@ -109,6 +108,7 @@ def main() -> int:
     import httpx
 
     from arborec.data import make_synthetic, prepare
+    from arborec.evaluate import machine_line
     from arborec.serve import hash_api_key
     from serve_helpers import HashingEncoder, free_port, start_server, synthetic_vectors
 
@@ -201,8 +201,7 @@ def main() -> int:
                 "arborec_http_request_seconds_bucket") and "recommendations" in line],
             "rss_samples": samples[::max(1, len(samples) // 200)],
             "command": "OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
-            "machine": f"{platform.machine()} {os.cpu_count()} cores ({platform.processor() or 'cpu'}), "
-                       "2-core AMD EPYC AVX2, shared and loaded",
+            "machine": machine_line(),
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "code_version": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                            text=True).stdout.strip(),

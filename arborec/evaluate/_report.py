@@ -43,6 +43,13 @@ def machine() -> dict:
     return info
 
 
+def machine_line() -> str:
+    """One line naming this machine for a benchmark's report: cores, CPU model and kind, current load."""
+    m = machine()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{m['cpus']}-core {m['cpu']} ({m['cpu_kind']}), load average {load} (1/5/15 min)"
+
+
 def _cpu_model() -> str:
     """The CPU's model name (Linux /proc/cpuinfo; the platform's processor string elsewhere)."""
     try:
