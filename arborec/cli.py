@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                    help="stop cleanly between runs after this many minutes (rerun to continue)")
+    p.add_argument("--ablations", default=None, metavar="NAMES",
+                   help="comma-separated arborec ablations to run on every seed with arborec's chosen setting, "
+                        "after arborec: arborec-no-tree (no tree nodes, no level heads), arborec-no-text (no "
+                        "language-model vectors); the report pairs each with the whole model (default: none)")
     p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
     p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
                    "of this README (its results section)")
@@ -690,7 +694,7 @@ def cmd_suite(args) -> int:
                      out_dir=Path(args.out), data_dir=args.data_dir,
                      seeds=tuple(int(s) for s in _split_list(args.seeds)), budget=args.budget,
                      device=args.device, stop_after=None if args.stop_after is None else 60 * args.stop_after,
-                     n_seeded_others=args.seeded_others)
+                     n_seeded_others=args.seeded_others, ablations=_split_list(args.ablations))
     try:
         run_suite(plan, command="arborec " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     except StopRequested as exc:

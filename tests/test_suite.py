@@ -299,3 +299,27 @@ def test_a_record_keeps_what_arborec_chose_by_itself_on_validation(tiny_suite, t
     kept = chosen["pointer_scores"][f"pointer {chosen['pointer_weight']}, temperature {chosen['pointer_temperature']}"]
     assert kept == pytest.approx(record["valid"]["metrics"]["ndcg@10"], rel=1e-9)
     assert f"seed 0: window {chosen['max_len']}, text on, tree on" in (tmp_path / "suite.md").read_text()
+
+
+def test_an_ablation_runs_arborecs_chosen_setting_with_a_part_off_and_is_never_a_rival(tiny_suite, tmp_path,
+                                                                                      monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setitem(SPACES, "arborec", {"dropout": [0.3, 0.5]})
+    plan = SuitePlan(datasets=["synthetic"], models=["mostpop", "arborec"], out_dir=tmp_path / "suite", seeds=(0, 1),
+                     budget=2, ablations=["arborec-no-tree"])
+    run_suite(plan)
+    store = RecordStore(tmp_path / "suite", "synthetic")
+    ours, ablated = store.get("arborec", 0), store.get("arborec-no-tree", 0)
+    assert store.get("arborec-no-tree", 1) is not None
+    assert ablated["params"]["use_tree"] is False and ablated["params"]["use_heads"] is False
+    assert ablated["params"]["dropout"] == ours["tuning"]["chosen"]["dropout"]  # arborec's choice, not tuned again
+    assert ablated["chosen_in_fit"]["path_weight"] == 0.0 and "tuning" in ablated and "trials" not in ablated["tuning"]
+    summary = summarize(store)
+    assert "arborec-no-tree" not in summary["against_each"] and "arborec-no-tree" in summary["ablations"]
+    assert summary["comparisons"]["best other model (by validation)"]["model"] == "mostpop"
+    report = (tmp_path / "suite.md").read_text()
+    assert "| tree (use_tree=False, use_heads=False) | 2 |" in report and "| arborec-no-tree |" not in report
+    with pytest.raises(Exception, match="unknown ablation"):
+        SuitePlan(datasets=["synthetic"], models=["arborec"], out_dir=tmp_path, ablations=["no-such"]).validate()

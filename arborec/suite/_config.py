@@ -75,3 +75,9 @@ SPACES: dict[str, dict[str, list]] = {
 MODELS = tuple(SPACES)
 ID_ONLY = ("gru4rec", "sasrec", "bsarec")
 OURS = "arborec"
+#: arborec with one part switched off, run with arborec's chosen setting on every seed (``--ablations``): what
+#: each part is worth, paired per user against the whole model. Not rivals: never "the best other model".
+ABLATIONS: dict[str, dict] = {
+    "arborec-no-tree": {"use_tree": False, "use_heads": False},  # no tree nodes in the item table, no level heads
+    "arborec-no-text": {"use_text": False, "text_weight": 0.0, "pointer_weight": 0.0},  # no language-model vector
+}

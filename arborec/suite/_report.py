@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from arborec.evaluate._stats import paired_comparison, per_user_ndcg, seed_interval
-from arborec.suite._config import DATASETS, ID_ONLY, MODELS, OURS
+from arborec.suite._config import ABLATIONS, DATASETS, ID_ONLY, MODELS, OURS
 from arborec.suite._run import RecordStore, distinct_settings
 
 COLD = "cold_items"
@@ -42,7 +42,7 @@ def summarize(store: RecordStore) -> dict:
         }
     out = {"models": models, "comparisons": {}}
     if OURS in models:
-        others = {m: s for m, s in models.items() if m != OURS}
+        others = {m: s for m, s in models.items() if m != OURS and m not in ABLATIONS}
         by_valid = sorted(others, key=lambda m: -others[m]["tuned_valid_ndcg@10"])
         targets = {"best other model (by validation)": by_valid[:1],
                    "best ID-only model (by validation)": [m for m in by_valid if m in ID_ONLY][:1]}
@@ -56,6 +56,10 @@ def summarize(store: RecordStore) -> dict:
         for name in by_valid:
             cmp = paired_comparison(ours, per_user[name])
             out["against_each"][name] = {**cmp.to_dict(), "verdict": cmp.verdict, "seeds": len(others[name]["seeds"])}
+        out["ablations"] = {}  # the whole model minus the model without a part: what that part is worth
+        for name in (m for m in ABLATIONS if m in models):
+            cmp = paired_comparison(ours, per_user[name])
+            out["ablations"][name] = {**cmp.to_dict(), "verdict": cmp.verdict, "seeds": len(models[name]["seeds"])}
     return out
 
 
@@ -90,6 +94,8 @@ def dataset_section(store: RecordStore) -> list[str]:
              "| machine min | chosen setting |",
              "|---|---|---|---|---|---|---|---|---|"]
     for model, s in summary["models"].items():
+        if model in ABLATIONS:  # in their own table below
+            continue
         mark = f"**{model}**" if model == OURS else model
         seeds = f"{len(s['seeds'])}" + ("" if len(s["seeds"]) > 1 else " (one seed)")
         lines.append(f"| {mark} | {seeds} | {_ci(s['ndcg@10'])} | {_ci(s['recall@10'])} | "
@@ -118,6 +124,17 @@ def dataset_section(store: RecordStore) -> list[str]:
         for name, c in summary["against_each"].items():
             lines.append(f"| {name} | {c['seeds']} | {c['diff']:+.4f} ({c['relative']:+.1%}) | "
                          f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | {c['verdict']} |")
+    if summary.get("ablations"):
+        lines += ["", "What each part of arborec is worth: arborec's chosen setting with the part switched off, "
+                  "paired per user against the whole model (a **win** means the part helps):", "",
+                  "| without | seeds | NDCG@10 | cold Recall@10 | whole model minus it | 95% CI | p | verdict |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, c in summary["ablations"].items():
+            s = summary["models"][name]
+            lines.append(f"| {name.removeprefix(OURS + '-no-')} ({', '.join(f'{k}={v}' for k, v in ABLATIONS[name].items())})"
+                         f" | {c['seeds']} | {_ci(s['ndcg@10'])} | {_ci(s['cold_recall@10'])} | {c['diff']:+.4f} "
+                         f"({c['relative']:+.1%}) | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | "
+                         f"{c['verdict']} |")
     own = [r for r in store.of(OURS) if "chosen_in_fit" in r]
     if own:
         lines += ["", "What arborec chose by itself on validation (its `auto` settings), per seed: "

@@ -14,7 +14,7 @@ from arborec.data import leave_one_out, load_prepared
 from arborec.diagnostics import ConfigError, logger
 from arborec.evaluate import evaluate, result_record
 from arborec.recommenders import make_model
-from arborec.suite._config import DATASETS, EVAL_EVERY, OURS, SPACES
+from arborec.suite._config import ABLATIONS, DATASETS, EVAL_EVERY, OURS, SPACES
 from arborec.suite._tuning import TuningResult, grid_size, tune_model
 
 
@@ -123,6 +123,7 @@ class SuitePlan:
     budget: int | None = None  # trials per model; None: the dataset's own budget (the same for every model)
     device: str = "cpu"
     stop_after: float | None = None  # seconds; checked between units
+    ablations: list[str] = field(default_factory=list)  # names of ABLATIONS, run after arborec on every seed
 
     def validate(self) -> None:
         unknown = [d for d in self.datasets if d not in DATASETS]
@@ -133,6 +134,9 @@ class SuitePlan:
             raise ConfigError(f"unknown suite model(s) {unknown}; the suite has {list(SPACES)}")
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is needed")
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown:
+            raise ConfigError(f"unknown ablation(s) {unknown}; the suite has {list(ABLATIONS)}")
 
     def budget_of(self, dataset: str) -> int:
         return self.budget or DATASETS[dataset].budget
@@ -151,7 +155,7 @@ def run_suite(plan: SuitePlan, command: str = "") -> None:
     t_stop = None if plan.stop_after is None else time.perf_counter() + plan.stop_after
     n_extra = len(plan.seeds) - 1
     units = sum(sum(min(plan.budget_of(d), grid_size(SPACES[m])) + 1 for m in plan.models)
-                + n_extra * (1 + plan.n_seeded_others) for d in plan.datasets)
+                + n_extra * (1 + plan.n_seeded_others) + len(plan.seeds) * len(plan.ablations) for d in plan.datasets)
     progress = Progress(total=units)
     try:
         for name in plan.datasets:
@@ -232,6 +236,20 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
             _final_run(model, chosen[model], seed, None, split, data, store, plan, spec, command)
             progress.step(f"{name} {model} seed {seed}")
 
+    # -- 3. ablations: arborec's chosen setting with one part switched off, on every seed
+    ours = store.get(OURS, tune_seed)
+    for ablation in plan.ablations:
+        for seed in plan.seeds:
+            store.reload()
+            if ours is None or store.get(ablation, seed) is not None:
+                progress.skip(1)
+                continue
+            check_time()
+            _final_run(ablation, ours["tuning"]["chosen"], seed, None, split, data, store, plan, spec, command)
+            progress.step(f"{name} {ablation} seed {seed}")
+    if plan.ablations and ours is None:
+        logger.warning("suite %s: ablations need arborec's tuned record first (run --models arborec)", name)
+
 
 def distinct_settings(record: dict) -> int:
     """How many distinct settings the record's tuning tried (a repeated setting counts once)."""
@@ -239,10 +257,11 @@ def distinct_settings(record: dict) -> int:
 
 
 def _fixed(model: str, max_epochs: int, seed: int, device: str) -> dict:
-    """The settings every model shares on a dataset, for those of them the model has."""
+    """The settings every model shares on a dataset, for those of them the model has (an ablation: also the
+    switches it turns off)."""
     shared = {"max_epochs": max_epochs, "eval_every": EVAL_EVERY, "seed": seed, "device": device, "verbose": False}
-    have = make_model(model).get_params()
-    return {k: v for k, v in shared.items() if k in have}
+    have = make_model(OURS if model in ABLATIONS else model).get_params()
+    return {k: v for k, v in shared.items() if k in have} | ABLATIONS.get(model, {})
 
 
 #: fitted attributes a model chose by itself on validation (arborec's "auto" settings): kept in the record
@@ -256,7 +275,8 @@ def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None,
     t0 = time.perf_counter()
     fitted = tuning.model if tuning is not None else None
     if fitted is None:  # a later seed, or a tuning that finished in an earlier process: fit the setting again
-        fitted = make_model(model, **_fixed(model, spec.max_epochs, seed, plan.device), **params).fit(split, data)
+        fitted = make_model(OURS if model in ABLATIONS else model, **_fixed(model, spec.max_epochs, seed, plan.device),
+                            **params).fit(split, data)
         fit_s = time.perf_counter() - t0
     else:  # the tuning trial's own fit (its seconds include one validation pass)
         fit_s = max(t["seconds"] or 0.0 for t in tuning.trials if t["params"] == params and t["state"] == "COMPLETE")
@@ -265,7 +285,9 @@ def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None,
     test = evaluate(fitted, split, "test")
     extra = {"suite": {"epoch_cap": spec.max_epochs, "eval_every": EVAL_EVERY, "budget": plan.budget_of(data.name),
                        "anchors": [a.__dict__ for a in spec.anchors]},
-             "tuning": {"chosen": params, "space": SPACES[model], "seed": plan.seeds[0], "selected_on": "valid ndcg@10",
+             "tuning": {"chosen": params, "space": SPACES[OURS if model in ABLATIONS else model], "seed": plan.seeds[0],
+                        "selected_on": "valid ndcg@10" + (f" (arborec's tuning; switched off: {ABLATIONS[model]})"
+                                                          if model in ABLATIONS else ""),
                         **({"trials": tuning.trials, "seconds": round(tuning.seconds, 1)} if tuning else {})},
              "machine_seconds": round((tuning.seconds if tuning else 0.0) + time.perf_counter() - t0, 1)}
     for attr in ("best_epoch_", "epoch_seconds_"):
