@@ -197,6 +197,31 @@ def _record(model, seed, ranks, valid):
             "suite": {"epoch_cap": 4, "eval_every": 2, "budget": 8}, "tuning": {"seed": 0, "chosen": {}}}
 
 
+def test_paired_ratio_and_the_reports_cold_item_ratio(tmp_path, monkeypatch):
+    from arborec.evaluate import paired_ratio
+
+    ratio, low, high = paired_ratio([1, 0, 1, 1, 1, 0] * 50, [1, 0, 0, 1, 0, 0] * 50)
+    assert ratio == pytest.approx(2.0)  # 4 hits against 2 in every group of six users
+    assert 1.0 <= low < 2.0 < high < 4.0  # a hits wherever b does: no resample's ratio is below 1
+    assert paired_ratio([1, 0, 1], [1, 0, 0])[2] == np.inf  # a resample without b's hit is an infinite ratio
+    with pytest.raises(ValueError, match="nonzero"):
+        paired_ratio([1, 0], [0, 0])
+    store = RecordStore(tmp_path / "suite", "toy")
+    monkeypatch.setattr("arborec.suite._report.COLD_MIN_USERS", 3)
+    store.keep_cold_users(np.array([True, True, True, False, False]))
+    store.keep_cold_users(np.array([False] * 5))  # kept once: the split decides it, not a later run
+    ours = [np.array([0, 4, 30, 1, 1]), np.array([0, 40, 3, 1, 1])]  # cold hits 1, .5, .5 (seed means)
+    sas = [np.array([0, 50, 50, 1, 1]), np.array([20, 50, 50, 1, 1])]  # cold hits .5, 0, 0
+    for seed in (0, 1):
+        store.add(_record("arborec", seed, ours[seed], 0.5), ours[seed])
+        store.add(_record("sasrec", seed, sas[seed], 0.4), sas[seed])
+    c = summarize(store)["cold_ratio"]
+    assert c["ratio"] == pytest.approx(4.0) and c["n_users"] == 3 and c["rival"] == "sasrec"
+    assert "Cold-item Recall@10, arborec / sasrec: **4.00x**" in write_report(tmp_path / "suite").read_text()
+    monkeypatch.setattr("arborec.suite._report.COLD_MIN_USERS", 4)  # too few cold users: no ratio
+    assert "cold_ratio" not in summarize(store)
+
+
 def test_report_compares_arborec_with_the_best_other_model_per_user(tmp_path):
     store = RecordStore(tmp_path / "suite", "toy")
     ours = [np.array([0, 0, 3, 20]), np.array([0, 1, 3, 20])]

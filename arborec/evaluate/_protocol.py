@@ -13,6 +13,7 @@ from arborec.evaluate._metrics import rank_metrics, target_ranks, top_k
 KS = (5, 10, 20)
 COLD_ITEM_MAX_TRAIN = 5  # a test item with at most this many training events is "cold"
 SHORT_HISTORY_MAX = 5  # a user with at most this many training events has a "short" history
+COLD_SLICE = f"cold_items(<={COLD_ITEM_MAX_TRAIN} train events)"
 SCORE_CELLS = 1 << 25  # at most this many (user, item) scores at once: 128 MB of float32 (32 users at 1M items)
 
 
@@ -69,10 +70,17 @@ def evaluate(model, split: Split, stage: str = "test", ks=KS, batch_size: int = 
 
     metrics = rank_metrics(ranks, ks)
     metrics["coverage@10"] = float(covered.mean())
-    train_counts = split.item_train_counts()
-    masks = {
-        f"cold_items(<={COLD_ITEM_MAX_TRAIN} train events)": train_counts[targets] <= COLD_ITEM_MAX_TRAIN,
-        f"short_history(<={SHORT_HISTORY_MAX} train events)": split.train_lengths()[users] <= SHORT_HISTORY_MAX,
-    }
+    masks = slice_masks(split, stage, users)
     slices = {name: {"n_users": int(m.sum()), "metrics": rank_metrics(ranks[m], ks)} for name, m in masks.items()}
     return Evaluation(stage=stage, n_users=len(users), metrics=metrics, slices=slices, ranks=ranks)
+
+
+def slice_masks(split: Split, stage: str = "test", users: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The evaluated users of each slice, as boolean masks over ``users`` (default: the stage's users, in the
+    order :func:`evaluate` ranks them): targets with few training events ("cold"), short training histories."""
+    users = split.eval_users(stage) if users is None else np.asarray(users)
+    targets = split.targets(stage, users)
+    return {
+        COLD_SLICE: split.item_train_counts()[targets] <= COLD_ITEM_MAX_TRAIN,
+        f"short_history(<={SHORT_HISTORY_MAX} train events)": split.train_lengths()[users] <= SHORT_HISTORY_MAX,
+    }

@@ -12,7 +12,7 @@ import numpy as np
 
 from arborec.data import leave_one_out, load_prepared
 from arborec.diagnostics import ConfigError, logger
-from arborec.evaluate import evaluate, result_record
+from arborec.evaluate import COLD_SLICE, evaluate, result_record, slice_masks
 from arborec.recommenders import make_model
 from arborec.suite._config import ABLATIONS, DATASETS, EVAL_EVERY, OURS, SPACES
 from arborec.suite._tuning import TuningResult, grid_size, tune_model
@@ -27,6 +27,7 @@ class RecordStore:
 
     def __init__(self, out_dir: Path, dataset: str):
         self.out_dir = Path(out_dir)
+        self.cold_path = self.out_dir / "ranks" / dataset / "cold_users.npy"  # which test users have a cold target
         self.path = self.out_dir / f"{dataset}.json"
         self.records: list[dict] = json.loads(self.path.read_text()) if self.path.exists() else []
         self.skipped_path = self.out_dir / f"{dataset}.skipped.json"
@@ -73,6 +74,16 @@ class RecordStore:
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.records, indent=1, default=_jsonable) + "\n")
         os.replace(tmp, self.path)
+
+    def keep_cold_users(self, mask: np.ndarray) -> None:
+        """Keep which test users' targets are cold (the same for every model on the split), for paired cold-item
+        figures in the report."""
+        if not self.cold_path.exists():
+            self.cold_path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(self.cold_path, np.asarray(mask, dtype=bool))
+
+    def cold_users(self) -> np.ndarray | None:
+        return np.load(self.cold_path) if self.cold_path.exists() else None
 
     def ranks(self, record: dict) -> np.ndarray:
         return np.load(self.out_dir / record["test_ranks"]).astype(np.int64)
@@ -169,6 +180,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
     data = load_prepared(name, data_dir=plan.data_dir)
     split = leave_one_out(data)
     store = RecordStore(plan.out_dir, data.name)
+    store.keep_cold_users(slice_masks(split, "test")[COLD_SLICE])
     tune_seed = plan.seeds[0]
     logger.info("suite %s: %d users, %d items; models %s; epoch cap %d", name, split.n_users, split.n_items,
                 ", ".join(plan.models), spec.max_epochs)
