@@ -188,6 +188,17 @@ def test_a_resumed_study_draws_new_settings_and_a_repeated_setting_is_not_counte
     assert any("repeat_of" in t.user_attrs for t in study.trials)
 
 
+def test_a_changed_space_gets_a_study_of_its_own(tiny_suite, tmp_path, synthetic):
+    data, split = synthetic
+    journal, fixed = tmp_path / "studies.log", {"max_epochs": 1, "eval_every": 1}
+    tune_model("sasrec", {"dropout": [0.2, 0.5]}, fixed, split, data, journal, budget=2)
+    result = tune_model("sasrec", {"dropout": [0.3, 0.5]}, fixed, split, data, journal, budget=2)  # space changed
+    assert [t["state"] for t in result.trials] == ["COMPLETE", "COMPLETE"]  # not failed, and not the old trials
+    assert {t["params"]["dropout"] for t in result.trials} == {0.3, 0.5}
+    again = tune_model("sasrec", {"dropout": [0.3, 0.5]}, fixed, split, data, journal, budget=2)
+    assert again.trials == result.trials  # the same space resumes its own study
+
+
 def _record(model, seed, ranks, valid):
     return {"dataset": "toy", "model": model, "seed": seed, "split_hash": "h", "fit_seconds": 1.0,
             "valid": {"metrics": {"ndcg@10": valid}},

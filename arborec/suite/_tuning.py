@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -53,8 +55,8 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     storage = JournalStorage(JournalFileBackend(str(journal)))
     n = min(budget, grid_size(space))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=4)
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", pruner=pruner,
-                                load_if_exists=True)
+    study = optuna.create_study(study_name=study_name(name, space, storage), storage=storage,
+                                direction="maximize", pruner=pruner, load_if_exists=True)
     # a resumed study draws on from where it stopped, not the first draws again: its seed moves on with its trials
     study.sampler = (optuna.samplers.GridSampler(space, seed=seed) if grid_size(space) <= budget
                      else optuna.samplers.TPESampler(seed=seed + len(study.trials), n_startup_trials=min(4, n)))
@@ -114,6 +116,21 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     ran = [t for t in study.get_trials(deepcopy=False, states=SPENT) if not t.user_attrs.get("interrupted")]
     return TuningResult(params=dict(top.params), valid_ndcg=float(top.value), trials=trials,
                         seconds=float(sum(t.user_attrs.get("seconds") or 0.0 for t in ran)), model=model)
+
+
+def study_name(name: str, space: dict[str, list], storage) -> str:
+    """The model's study in ``storage``: ``name``, unless that study's trials were drawn from another space
+    (the space was changed since): then a study of this space's own, ``name@<fingerprint>``, so that old
+    trials neither count against the new budget nor break the sampler."""
+    try:
+        old = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return name
+    wanted = {k: optuna.distributions.CategoricalDistribution(v) for k, v in space.items()}
+    if all(t.distributions == wanted for t in old.get_trials(deepcopy=False) if t.distributions):
+        return name
+    fingerprint = hashlib.sha1(json.dumps(space, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{name}@{fingerprint}"
 
 
 def _spent(study: optuna.Study) -> list:
