@@ -1,5 +1,7 @@
 """The arborec model: causality, per-event state, cold items, level heads, learning, bundles, CLI."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -203,21 +205,6 @@ def test_sampled_training_fuses_only_the_rows_a_step_touches(fitted):
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_logit_adjust_adds_the_scaled_log_prior_to_every_training_logit(fitted):
-    data, split, model = fitted
-    adjusted = ArboRec(**{**model.get_params(), "logit_adjust": 0.7})
-    adjusted.item_counts_ = counts = split.item_train_counts()
-    h, items = torch.randn(5, 16), torch.randn(split.n_items, 16)
-    h2, items2 = adjusted._adjusted(h, items)
-    prior = np.log((counts + 1.0) / (counts + 1.0).sum())
-    torch.testing.assert_close(h2 @ items2.T, h @ items.T + 0.7 * torch.as_tensor(prior, dtype=torch.float32)[None, :])
-    rows = torch.tensor([3, 0, 7])
-    torch.testing.assert_close((h2 @ adjusted._adjusted(h, items[rows], rows)[1].T), (h2 @ items2.T)[:, rows])
-    assert ArboRec()._adjusted(h, items) == (h, items)  # off by default: the inputs as they are
-    with pytest.raises(Exception, match="logit_adjust"):
-        ArboRec(logit_adjust=-1.0, **TINY).fit(split, data, vectors=_vectors(split))
-
-
 def test_fits_on_memory_mapped_vectors_without_copying_them(synthetic, tmp_path):
     """Vectors from ``encode_items(out=...)`` (a read-only memory map) train the same model, shared, not copied."""
     data, split = synthetic
@@ -244,6 +231,11 @@ def test_bundle_round_trip(fitted, tmp_path, monkeypatch):
                                model.score(users, split.histories("test", users)), rtol=1e-5, atol=1e-5)
     assert loaded.item_ids_[0] == str(data.catalog["item"].iloc[0])
     np.testing.assert_array_equal(loaded.user_histories_.items, split.train_items)
+    config = json.loads((path / "config.json").read_text())  # a bundle written before logit_adjust was removed
+    config["params"]["logit_adjust"] = 0.0
+    (path / "config.json").write_text(json.dumps(config))
+    np.testing.assert_allclose(load_bundle(path).score(users, split.histories("test", users)),
+                               model.score(users, split.histories("test", users)), rtol=1e-5, atol=1e-5)
 
 
 def test_cli_fit_evaluate_recommend(tmp_path, capsys):

@@ -80,7 +80,8 @@ def load_bundle(path: str | Path):
     if not (path / WEIGHTS).exists() or not (path / CONFIG).exists():
         raise ConfigError(f"{path} is not an arborec bundle (no {WEIGHTS} / {CONFIG} in it)")
     config = json.loads((path / CONFIG).read_text())
-    model = ArboRec(**config["params"])
+    known = ArboRec().get_params()  # bundles written before a parameter was removed: that parameter was off in them
+    model = ArboRec(**{k: v for k, v in config["params"].items() if k in known})
     model.config_ = ArboRecConfig(**config["network"])
     model.tree_ = InterestTree.load(path / TREE)
     model.vectors_ = np.load(path / VECTORS)
@@ -95,7 +96,7 @@ def load_bundle(path: str | Path):
     model.has_text_ = bool(config.get("has_text_", True))
     model.has_tree_ = bool(config.get("has_tree_", True))
     model.defaults_ = config.get("defaults_", "")
-    model.module_ = _module_from(model.config_, model.vectors_, model.tree_, model.item_counts_ >= max(model.id_min_count, 1))
+    model.module_ = _module_from(model.config_, model.vectors_, model.tree_, model.item_counts_ >= 1)
     model.module_.load_state_dict(load_file(str(path / WEIGHTS)))
     model.module_.to(torch.device(model.device)).eval()
     model.item_ids_ = json.loads((path / ITEMS).read_text())

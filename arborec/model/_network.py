@@ -41,8 +41,7 @@ class ItemEncoder(nn.Module):
     """Every item's representation (n_items + 1, D): a per-item gated mix of ID, text and tree parts.
 
     ``gate = softmax(W [id; text; tree])`` weighs the three parts per item. An item not ``seen``
-    (no training events, or fewer than ``id_min_count``) has its ID part masked out (its gate
-    renormalises over text and tree), so a brand-new
+    (no training events) has its ID part masked out (its gate renormalises over text and tree), so a brand-new
     item is represented from its text and path alone. In training, ``id_dropout`` hides the ID part of
     a random share of items at every step, so that text and tree learn to stand in for it (cold start).
     """

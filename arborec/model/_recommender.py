@@ -54,9 +54,6 @@ class ArboRec(SequentialRecommender):
     hidden_size, n_layers, n_heads, gru_layers : width, attention blocks, heads, GRU layers
     max_len : int, or "auto" (default): the short-term window and the training window (see above)
     id_dropout : share of items whose ID embedding is hidden at each training step (learn to do without it)
-    id_min_count : items with fewer training events than this have no ID part (text and tree only)
-    logit_adjust : tau >= 0; training adds tau * log(item's share of training events) to every item
-        logit and scoring does not (logit adjustment: the learned scores lean less on popularity)
     dropout, lr, weight_decay, batch_size, max_epochs, patience, eval_every, earlier_windows :
         as in :class:`arborec.baselines.SASRec`
     head_weight : weight of the level heads' cross-entropy in the loss
@@ -72,8 +69,6 @@ class ArboRec(SequentialRecommender):
     use_text, use_tree, use_long, use_short, use_heads : the ablation switches
     tree_source : which tree ``fit`` builds when none is given (see :func:`arborec.model.default_tree`)
     text_model : sentence-transformers model of the item vectors (when ``fit`` gets none)
-    finetune_text : adapt the item vectors to behaviour first (co-occurrence in training sequences,
-        see :func:`arborec.text.recommender.finetune_vectors`); used by the item table and the text term
     sampled_above : catalogues larger than this train with sampled softmax (log-q corrected)
     n_negatives : shared negatives per batch for the sampled softmax
     checkpoint_dir : if set, the best weights, the history and a loss/metric plot are written there
@@ -95,15 +90,13 @@ class ArboRec(SequentialRecommender):
     search_space = {"lr": [1e-3, 2e-3], "dropout": [0.3, 0.4, 0.5], "head_weight": [0.1, 0.3]}
 
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
-                 max_len: int | str = "auto", dropout: float = 0.4, id_dropout: float = 0.0, id_min_count: int = 1,
-                 logit_adjust: float = 0.0,
+                 max_len: int | str = "auto", dropout: float = 0.4, id_dropout: float = 0.0,
                  lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
                  earlier_windows: bool = False, head_weight: float = 0.3, path_weight="auto", text_weight="auto",
                  pointer_weight="auto", pointer_temperature="auto", cold_tiebreak: bool = True,
                  use_text: bool = True, use_tree: bool = True, use_long: bool = True, use_short: bool = True,
                  use_heads: bool = True, tree_source: str = "auto", text_model: str = "all-MiniLM-L6-v2",
-                 finetune_text: bool = False,
                  sampled_above: int = 100_000, n_negatives: int = 2048, checkpoint_dir: str | None = None,
                  seed: int = 0, device: str = "cpu", verbose: bool = False):
         self.hidden_size = hidden_size
@@ -113,8 +106,6 @@ class ArboRec(SequentialRecommender):
         self.max_len = max_len
         self.dropout = dropout
         self.id_dropout = id_dropout
-        self.id_min_count = id_min_count
-        self.logit_adjust = logit_adjust
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -135,7 +126,6 @@ class ArboRec(SequentialRecommender):
         self.use_heads = use_heads
         self.tree_source = tree_source
         self.text_model = text_model
-        self.finetune_text = finetune_text
         self.sampled_above = sampled_above
         self.n_negatives = n_negatives
         self.checkpoint_dir = checkpoint_dir
@@ -158,9 +148,6 @@ class ArboRec(SequentialRecommender):
                     "at least one stream on")
         check_param("head_weight", self.head_weight, self.head_weight >= 0, "a float >= 0")
         check_param("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "a float in [0, 1)")
-        check_param("logit_adjust", self.logit_adjust, self.logit_adjust >= 0, "a float >= 0")
-        check_param("id_min_count", self.id_min_count, isinstance(self.id_min_count, int) and self.id_min_count >= 1,
-                    "an integer >= 1")
         for name in ("path_weight", "text_weight"):
             value = getattr(self, name)
             check_param(name, value, value == "auto" or (isinstance(value, (int, float)) and value >= 0),
@@ -194,10 +181,6 @@ class ArboRec(SequentialRecommender):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if len(vectors) != split.n_items:
             raise ConfigError(f"vectors has {len(vectors)} rows, expected one per item ({split.n_items})")
-        if self.finetune_text:
-            from arborec.text.recommender import finetune_vectors
-
-            vectors = finetune_vectors(vectors, split, seed=self.seed)
         if tree is not None and tree.n_items != split.n_items:
             raise ConfigError(f"tree covers {tree.n_items} items, expected {split.n_items}")
         chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, tree=tree,
@@ -232,7 +215,7 @@ class ArboRec(SequentialRecommender):
             gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout,
             use_text=self.use_text and self.has_text_, use_tree=self.use_tree and self.has_tree_,
             use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_)
-        return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= max(self.id_min_count, 1))
+        return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= 1)
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Next-item cross-entropy at every position + head_weight * the level heads' cross-entropy."""
@@ -246,13 +229,13 @@ class ArboRec(SequentialRecommender):
                                self.module_.items(rows[1:] - 1)])  # (R + 1, D), row 0 = padding
             n_seq = seq.numel()
             user, long, short, _ = self.module_(local[1:1 + n_seq].view_as(seq), table)
-            h, items = self._adjusted(user[mask], table[1:], rows[1:] - 1)  # (N, D'), (R, D')
-            loss = self._sampled_softmax(h, items, local[1 + n_seq:1 + n_seq + len(target)] - 1,
+            h = user[mask]  # (N, D)
+            loss = self._sampled_softmax(h, table[1:], local[1 + n_seq:1 + n_seq + len(target)] - 1,
                                          neg=local[1 + n_seq + len(target):] - 1, rows=rows[1:] - 1)
         else:
             user, long, short, table = self.module_(seq)  # (B, W, D) x3, (n_items + 1, D)
-            h, items = self._adjusted(user[mask], table[1:])
-            loss = self._output_loss(h, items, target)  # full softmax over the catalogue
+            h = user[mask]  # (N, D)
+            loss = self._output_loss(h, table[1:], target)  # full softmax over the catalogue
         heads = self.module_.heads
         if heads is not None and self.head_weight > 0:
             codes = self.module_.items.codes[target]  # (N, L)
@@ -261,18 +244,6 @@ class ArboRec(SequentialRecommender):
                             for r in reps for level, logp in enumerate(heads(r)))
             loss = loss + self.head_weight * head_loss / (len(reps) * len(heads.level_sizes))
         return loss, int(h.shape[0])
-
-    def _adjusted(self, h: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | None = None):
-        """(N, D), (R, D) -> (N, D + 1), (R, D + 1) whose products add logit_adjust * log prior to every logit.
-
-        The training share of an item, (count + 1) / sum, is its prior; ``rows`` says which items ``items``
-        holds (all of them when None). With ``logit_adjust`` 0 the inputs come back unchanged."""
-        if not self.logit_adjust:
-            return h, items
-        counts = torch.as_tensor(self.item_counts_, dtype=torch.float32, device=h.device) + 1.0
-        bias = self.logit_adjust * torch.log(counts / counts.sum())  # (n_items,)
-        bias = bias if rows is None else bias[rows]
-        return torch.cat([h, h.new_ones(len(h), 1)], 1), torch.cat([items, bias[:, None]], 1)
 
     def _on_validated(self, record: dict, improved: bool) -> None:
         if self.checkpoint_dir and improved:
