@@ -214,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop cleanly between runs after this many minutes (rerun to continue)")
     p.add_argument("--ablations", default=None, metavar="NAMES",
                    help="comma-separated arborec ablations to run on every seed with arborec's chosen setting, "
-                        "after arborec: arborec-no-tree (no tree nodes, no level heads), arborec-no-text (no "
-                        "language-model vectors); the report pairs each with the whole model (default: none)")
+                        "after arborec: arborec-no-text (no language-model vectors), arborec-no-long (no GRU "
+                        "stream), arborec-no-short (no attention stream); the report pairs each with the whole "
+                        "model (default: none)")
     p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
     p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
                    "of this README (its results section)")
@@ -612,7 +613,7 @@ def cmd_fit(args) -> int:
                       keep_histories=args.keep_histories)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(f"fitted in {fit_s:.1f} s: best epoch {model.best_epoch_} of {len(model.history_)}, "
-          f"{model.epoch_seconds_:.1f} s/epoch; path weight {model.path_weight_}, text weight {model.text_weight_}, "
+          f"{model.epoch_seconds_:.1f} s/epoch; text weight {model.text_weight_}, "
           f"text pointer {model.pointer_weight_} (temperature {model.pointer_temperature_})")
     print(f"valid NDCG@10 {valid['ndcg@10']:.4f}  Recall@10 {valid['recall@10']:.4f}")
     print(f"bundle written to {out}")

@@ -25,8 +25,8 @@ counted, their CPU time is in the wall time). Stages:
 - evaluate: full-ranking test evaluation of that model on --eval-users users (the same process as
   train; its peak is the peak of train + evaluate).
 
---model arborec trains the ArboRec model instead of SASRec (category tree, fixed path_weight 0.25
-and text_weight 1.0, no weight search): item vectors from <work>/vectors.npy when it holds one row
+--model arborec trains the ArboRec model instead of SASRec (category tree for its level heads,
+fixed text_weight 1.0, no weight search): item vectors from <work>/vectors.npy when it holds one row
 per prepared item (np.save of `arborec encode`'s output), else random unit vectors (seed 0) saved
 there, memory-mapped either way (the record says which: vectors=encoded|random; random vectors
 time the model, they do not make it good).
@@ -180,7 +180,7 @@ def stage_main(stage: str, size: int, work: Path, args) -> dict:
                 del mapped
                 vectors = "random"
             fit_kwargs = dict(data=data, vectors=np.load(path, mmap_mode="r"), tree=tree_from_categories(data.catalog))
-            model = ArboRec(max_epochs=1, path_weight=0.25, text_weight=1.0, seed=0)
+            model = ArboRec(max_epochs=1, text_weight=1.0, seed=0)
         else:
             model = SASRec(max_epochs=1, seed=0)
         out.update(model=args.model, vectors=vectors, setup_peak_mb=peak())

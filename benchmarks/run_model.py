@@ -35,10 +35,8 @@ VARIANTS = {  # name -> ArboRec parameters that differ from the full model
     "arborec": {},
     "no_text": {"use_text": False, "text_weight": 0.0, "pointer_weight": 0.0},  # no language-model vector anywhere
     "no_pointer": {"pointer_weight": 0.0},  # the text pointer off (the item table and text term keep the text)
-    "no_tree": {"use_tree": False},
     "no_long": {"use_long": False},
     "no_short": {"use_short": False},
-    "no_heads": {"use_heads": False},
 }
 
 
@@ -90,7 +88,7 @@ def main() -> int:
             record = run_model(build, split, data, params=params, seed=args.seed, command=command,
                                with_test=False)
             m = holder["model"]
-            record["path_weight"], record["text_weight"] = m.path_weight_, m.text_weight_
+            record["text_weight"] = m.text_weight_
             record["score_weights_valid_ndcg@10"] = getattr(m, "score_weight_scores_", None)
             record["pointer_weight"], record["pointer_temperature"] = m.pointer_weight_, m.pointer_temperature_
             record["pointer_valid_ndcg@10"] = getattr(m, "pointer_scores_", None)
@@ -118,7 +116,7 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
     rows = sorted(records, key=lambda r: order.get(r.get("variant"), 99))
     lines = [f"# arborec on {name} (full ranking, leave-one-out, VALIDATION split)", "",
              "| variant | NDCG@10 | R@10 | NDCG@20 | R@20 | cold R@10 | valid NDCG@10 "
-             "| path / text weight [/ pointer @ T] | epochs (best) | max epochs | s/epoch | fit s | peak MB |",
+             "| [path /] text weight [/ pointer @ T] | epochs (best) | max epochs | s/epoch | fit s | peak MB |",
              "|" + "---|" * 13]
     for r in rows:
         t = r["valid"]["metrics"]
@@ -129,12 +127,12 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
                      f"{_weights(r)} | {epochs} | {r['params'].get('max_epochs')} | "
                      f"{r.get('epoch_seconds', 0):.1f} | "
                      f"{r['fit_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
-    lines += ["", "Variants: `no_text` / `no_tree` drop that part of the item representation (`no_text` also the "
-              "text term and the text pointer), `no_pointer` the text pointer only, `no_long` / `no_short` "
-              "the GRU / attention stream, `no_heads` the tree-level heads (loss and score term). 'cold' = test "
+    lines += ["", "Variants: `no_text` drops the text part of the item representation, the text term and the text "
+              "pointer, `no_pointer` the text pointer only, `no_long` / `no_short` the GRU / attention stream. "
+              "(Runs before 0.2 also had `no_tree` and `no_heads`: the tree was then in the ranking path.) 'cold' = test "
               "items with <= 5 training events. Every line of a table has the same epoch budget (column 'max "
-              "epochs', early stopping on validation NDCG@10 inside it). The path / text weights of the score are "
-              "chosen on validation after training (`path_weight=\"auto\"`, `text_weight=\"auto\"`), then the text "
+              "epochs', early stopping on validation NDCG@10 inside it). The text weight of the score is "
+              "chosen on validation after training (`text_weight=\"auto\"`), then the text "
               "pointer's weight and temperature (`pointer_weight`, `pointer_temperature`; shown when it is on).",
               "", "Commands: see `command` in the JSON records (one per variant). Timings: one torch thread per "
               "process on a shared 2-core machine, with two or three runs side by side, so seconds are "
@@ -143,10 +141,11 @@ def write_summary(records: list[dict], path: Path, name: str) -> None:
 
 
 def _weights(record: dict) -> str:
-    if "path_weight" not in record:
+    if "text_weight" not in record:
         return ""
     pointer = record.get("pointer_weight") and f" / {record['pointer_weight']:g} @ {record['pointer_temperature']:g}"
-    return f"{record['path_weight']:g} / {record.get('text_weight', 0):g}{pointer or ''}"
+    path = f"{record['path_weight']:g} / " if "path_weight" in record else ""  # runs before 0.2
+    return f"{path}{record['text_weight']:g}{pointer or ''}"
 
 
 if __name__ == "__main__":

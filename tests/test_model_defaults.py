@@ -83,10 +83,10 @@ def test_no_text_no_categories_trains_and_scores_without_text_or_tree(caplog, tm
     assert line == [model.defaults_]
     assert "text off (the catalogue has no item text)" in line[0] and "no tree" in line[0]
     assert model.max_len == "auto" and model.max_len_ == 50  # the parameter is left as given
-    assert not model.has_text_ and not model.has_tree_ and model.use_text and model.use_tree
+    assert not model.has_text_ and not model.has_tree_ and model.use_text and model.use_heads
     cfg = model.config_
-    assert not (cfg.use_text or cfg.use_tree or cfg.use_heads) and model.module_.heads is None
-    assert model.text_weight_ == 0.0 and model.pointer_weight_ == 0.0 and model.path_weight_ == 0.0
+    assert not (cfg.use_text or cfg.use_heads) and model.module_.heads is None
+    assert model.text_weight_ == 0.0 and model.pointer_weight_ == 0.0
     assert model.tree_.level_sizes == [1]  # one node holding every item: the service still has a tree
     users = split.eval_users("test")[:20]
     hist = split.histories("test", users)
@@ -109,7 +109,7 @@ def test_no_text_with_category_paths_uses_them(caplog):
     assert "text off" in model.defaults_ and model.defaults_ in caplog.text
     assert "tree from the catalogue's paths (3 levels: 4/8/24 nodes)" in model.defaults_
     assert model.tree_.source == "categories" and model.has_tree_ and not model.has_text_
-    assert model.config_.use_tree and model.module_.heads is not None and not model.config_.use_text
+    assert model.module_.heads is not None and not model.config_.use_text and model.module_.items.parts == ["id"]
     long, _ = model.level_distributions(split.histories("test", split.eval_users("test")[:5]))
     assert [p.shape[1] for p in long] == [4, 8, 24]
     np.testing.assert_allclose(long[-1].sum(1), 1.0, rtol=1e-5)
@@ -121,7 +121,6 @@ def test_incremental_state_equals_the_full_sequence_with_the_auto_window(mixed, 
     model = ArboRec(**TINY).fit(split, data, vectors=_vectors(split.n_items))
     assert model.max_len_ == 50 and model.has_text_ and model.has_tree_
     monkeypatch.setattr(model, "text_weight_", 1.0)  # every score term on, whatever validation chose
-    monkeypatch.setattr(model, "path_weight_", 0.5)
     monkeypatch.setattr(model, "pointer_weight_", 0.2)
     monkeypatch.setattr(model, "pointer_temperature_", 0.05)
     users = split.eval_users("test")

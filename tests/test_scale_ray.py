@@ -114,7 +114,7 @@ def test_arborec_on_ray_train_gives_a_bundle(ray_local, synthetic, tmp_path):
     vectors = np.random.default_rng(0).normal(size=(split.n_items, 16)).astype(np.float32)
     tiny = dict(hidden_size=16, n_layers=1, max_len=12, batch_size=64, max_epochs=2, seed=0)
     model = fit_ray(ArboRec(**tiny), split, data, workers=2, vectors=vectors)
-    assert model.tree_.n_items == split.n_items and model.path_weight_ >= 0  # setup and finish ran
+    assert model.tree_.n_items == split.n_items and model.text_weight_ >= 0  # setup and finish ran
     loaded = load_bundle(save_bundle(model, tmp_path / "bundle"))
     hist = Histories(np.array([0, 3, 5]), np.array([1, 2, 3, 7, 8], dtype=np.int32))
     np.testing.assert_allclose(loaded.score(np.arange(2), hist), model.score(np.arange(2), hist), atol=1e-5)

@@ -329,7 +329,7 @@ def test_a_record_keeps_what_arborec_chose_by_itself_on_validation(tiny_suite, t
     record = RecordStore(tmp_path / "suite", "synthetic").get("arborec", 0)
     chosen = record["chosen_in_fit"]
     assert chosen["pointer_weight"] in _recommender.POINTER_WEIGHTS
-    assert chosen["text_weight"] in _recommender.TEXT_WEIGHTS and chosen["path_weight"] in _recommender.PATH_WEIGHTS
+    assert chosen["text_weight"] in _recommender.TEXT_WEIGHTS and "path_weight" not in chosen
     assert chosen["max_len"] in (50, 100, 200) and chosen["defaults"].startswith("arborec defaults:")
     # the pointer setting it kept is the one whose validation figure the record reports
     kept = chosen["pointer_scores"][f"pointer {chosen['pointer_weight']}, temperature {chosen['pointer_temperature']}"]
@@ -344,18 +344,19 @@ def test_an_ablation_runs_arborecs_chosen_setting_with_a_part_off_and_is_never_a
     torch.set_num_threads(1)
     monkeypatch.setitem(SPACES, "arborec", {"dropout": [0.3, 0.5]})
     plan = SuitePlan(datasets=["synthetic"], models=["mostpop", "arborec"], out_dir=tmp_path / "suite", seeds=(0, 1),
-                     budget=2, ablations=["arborec-no-tree"])
+                     budget=2, ablations=["arborec-no-text"])
     run_suite(plan)
     store = RecordStore(tmp_path / "suite", "synthetic")
-    ours, ablated = store.get("arborec", 0), store.get("arborec-no-tree", 0)
-    assert store.get("arborec-no-tree", 1) is not None
-    assert ablated["params"]["use_tree"] is False and ablated["params"]["use_heads"] is False
+    ours, ablated = store.get("arborec", 0), store.get("arborec-no-text", 0)
+    assert store.get("arborec-no-text", 1) is not None
+    assert ablated["params"]["use_text"] is False and ablated["params"]["pointer_weight"] == 0.0
     assert ablated["params"]["dropout"] == ours["tuning"]["chosen"]["dropout"]  # arborec's choice, not tuned again
-    assert ablated["chosen_in_fit"]["path_weight"] == 0.0 and "tuning" in ablated and "trials" not in ablated["tuning"]
+    assert ablated["chosen_in_fit"]["text_weight"] == 0.0 and "tuning" in ablated and "trials" not in ablated["tuning"]
     summary = summarize(store)
-    assert "arborec-no-tree" not in summary["against_each"] and "arborec-no-tree" in summary["ablations"]
+    assert "arborec-no-text" not in summary["against_each"] and "arborec-no-text" in summary["ablations"]
     assert summary["comparisons"]["best other model (by validation)"]["model"] == "mostpop"
     report = (tmp_path / "suite.md").read_text()
-    assert "| tree (use_tree=False, use_heads=False) | 2 |" in report and "| arborec-no-tree |" not in report
+    assert "| text (use_text=False, text_weight=0.0, pointer_weight=0.0) | 2 |" in report
+    assert "| arborec-no-text |" not in report
     with pytest.raises(Exception, match="unknown ablation"):
         SuitePlan(datasets=["synthetic"], models=["arborec"], out_dir=tmp_path, ablations=["no-such"]).validate()

@@ -80,14 +80,17 @@ def load_bundle(path: str | Path):
     if not (path / WEIGHTS).exists() or not (path / CONFIG).exists():
         raise ConfigError(f"{path} is not an arborec bundle (no {WEIGHTS} / {CONFIG} in it)")
     config = json.loads((path / CONFIG).read_text())
+    if config["network"].get("use_tree") or config.get("path_weight_"):
+        raise ConfigError(f"{path} was written by an arborec whose ranking used the interest tree (before 0.2); "
+                          "it cannot be read by this version: fit it again with `arborec fit`")
     known = ArboRec().get_params()  # bundles written before a parameter was removed: that parameter was off in them
     model = ArboRec(**{k: v for k, v in config["params"].items() if k in known})
-    model.config_ = ArboRecConfig(**config["network"])
+    fields = set(ArboRecConfig.__dataclass_fields__)
+    model.config_ = ArboRecConfig(**{k: v for k, v in config["network"].items() if k in fields})
     model.tree_ = InterestTree.load(path / TREE)
     model.vectors_ = np.load(path / VECTORS)
     model.item_counts_ = np.load(path / COUNTS)
     model.n_items_ = int(config["n_items"])
-    model.path_weight_ = float(config["path_weight_"])
     model.text_weight_ = float(config.get("text_weight_", 0.0))  # bundles written before the text term
     model.pointer_weight_ = float(config.get("pointer_weight_", 0.0))  # ... and before the text pointer
     model.pointer_temperature_ = float(config.get("pointer_temperature_", 1.0))

@@ -65,7 +65,7 @@ class DataDefaults:
     has_text: bool  # the item table's text part, the text term and the text pointer may be used
     text_reason: str
     tree: InterestTree  # a single node when the tree is skipped
-    has_tree: bool  # False: no tree part in the item table, no level heads
+    has_tree: bool  # False: no level heads (one node holds every item)
     tree_reason: str
 
     def describe(self) -> str:

@@ -17,8 +17,7 @@ from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
 from arborec.sequential import SequentialRecommender, pad_left
 
-PATH_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)  # candidates for path_weight="auto", chosen on validation NDCG@10
-TEXT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # candidates for text_weight="auto", chosen with path_weight
+TEXT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # candidates for text_weight="auto", chosen on validation NDCG@10
 TEXT_DECAY = 0.7  # recency decay of the text-interest term (weight of the k-th most recent window item: 0.7 ** k)
 POINTER_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)  # candidates for pointer_weight="auto"
 POINTER_TEMPERATURES = (0.01, 0.02, 0.03)  # candidates for pointer_temperature="auto", chosen with pointer_weight
@@ -26,15 +25,19 @@ COLD_TIEBREAK_MIN_USERS = 100  # cold_tiebreak needs this many validation users 
 
 
 class ArboRec(SequentialRecommender):
-    """Hierarchical, two-scale, text- and tree-grounded sequential recommender.
+    """Two-scale, text-grounded sequential recommender whose user states are read as interests over a tree.
 
-    An item is a gated mix of its ID embedding, a learned projection of its (frozen) language-model
-    vector and the embeddings of its tree-path nodes. A user is a GRU over the whole history
-    (long-term) and causal self-attention over the last ``max_len_`` events (short-term), fused by a
-    learned gate per step. Heads predict, at every tree level, the distribution of the next event's
-    node; they are trained with the next-item cross-entropy (weight ``head_weight``) and the item
-    score is ``user . item + path_weight * mean_l log P_l(item's node at level l)
-    + text_weight * cos(recency-weighted mean of the window's text vectors, item's text vector)``.
+    An item is a gated mix of its ID embedding and a learned projection of its (frozen) language-model
+    vector. A user is a GRU over the whole history (long-term) and causal self-attention over the last
+    ``max_len_`` events (short-term), fused by a learned gate per step. The item score is
+    ``user . item + text_weight * cos(recency-weighted mean of the window's text vectors, item's text vector)``.
+
+    The interest tree does not rank: level heads read, at every tree level, the distribution of the next
+    event's node from the long- and short-term states, trained on those states without shaping them
+    (gradients stop at the heads). They give the interest profiles, the explanations, the slate policy's
+    action space and the service's segments. (With the tree in the ranking path, as tree-node embeddings
+    in the item table and a score term, the suite measured a tie on ml-100k and Beauty, 3 seeds each:
+    ``benchmarks/results/tree_in_ranking.md``.)
 
     A text pointer then mixes this with a second next-item distribution, read from text alone: with
     ``pointer_weight`` w and ``pointer_temperature`` T the final score is the log-probability
@@ -47,7 +50,7 @@ class ArboRec(SequentialRecommender):
     and 200 that holds 90% of the training histories whole; a catalogue without item text (or with
     item vectors that are all alike) trains without the text part of the item table, the text term
     and the text pointer, and its tree comes from the catalogue's category/attribute paths, or is
-    skipped (no tree part, no level heads) when there are none.
+    skipped (no level heads) when there are none.
 
     Parameters
     ----------
@@ -56,17 +59,15 @@ class ArboRec(SequentialRecommender):
     id_dropout : share of items whose ID embedding is hidden at each training step (learn to do without it)
     dropout, lr, weight_decay, batch_size, max_epochs, patience, eval_every, earlier_windows :
         as in :class:`arborec.baselines.SASRec`
-    head_weight : weight of the level heads' cross-entropy in the loss
-    path_weight : float, or "auto" to pick it after training among ``PATH_WEIGHTS`` on validation
-    text_weight : float, or "auto" to pick it (jointly with path_weight) among ``TEXT_WEIGHTS``
+    text_weight : float, or "auto" to pick it after training among ``TEXT_WEIGHTS`` on validation
     pointer_weight : float in [0, 1), or "auto" to pick it among ``POINTER_WEIGHTS`` on validation
-        (after path_weight and text_weight); 0 turns the text pointer off
+        (after text_weight); 0 turns the text pointer off
     pointer_temperature : float > 0, or "auto" to pick it among ``POINTER_TEMPERATURES`` (with pointer_weight)
     cold_tiebreak : when choosing the pointer on validation, among the candidates whose NDCG@10 is within
         one standard error of the best (validation cannot tell them apart), take the one with the best
         Recall@10 on cold-item targets (<= 5 training events; needs ``COLD_TIEBREAK_MIN_USERS`` of them);
         False: the best validation NDCG@10
-    use_text, use_tree, use_long, use_short, use_heads : the ablation switches
+    use_text, use_long, use_short, use_heads : the ablation switches (use_heads=False: no interest profiles)
     tree_source : which tree ``fit`` builds when none is given (see :func:`arborec.model.default_tree`)
     text_model : sentence-transformers model of the item vectors (when ``fit`` gets none)
     sampled_above : catalogues larger than this train with sampled softmax (log-q corrected)
@@ -81,21 +82,21 @@ class ArboRec(SequentialRecommender):
     pointer); has_tree_ : bool, whether the tree is used (item table, level heads); defaults_ : str,
     the log line saying what was chosen and why
     tree_ : InterestTree (one node holding every item when the tree is skipped),
-    vectors_ : (n_items, d) float32, path_weight_, text_weight_,
+    vectors_ : (n_items, d) float32, text_weight_,
     pointer_weight_, pointer_temperature_ : float, score_weight_scores_ / pointer_scores_ :
     {setting: valid NDCG@10} of the candidates (when chosen on validation)
     """
 
     name = "arborec"
-    search_space = {"lr": [1e-3, 2e-3], "dropout": [0.3, 0.4, 0.5], "head_weight": [0.1, 0.3]}
+    search_space = {"lr": [1e-3, 2e-3], "dropout": [0.3, 0.4, 0.5]}
 
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
                  max_len: int | str = "auto", dropout: float = 0.4, id_dropout: float = 0.0,
                  lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
-                 earlier_windows: bool = False, head_weight: float = 0.3, path_weight="auto", text_weight="auto",
+                 earlier_windows: bool = False, text_weight="auto",
                  pointer_weight="auto", pointer_temperature="auto", cold_tiebreak: bool = True,
-                 use_text: bool = True, use_tree: bool = True, use_long: bool = True, use_short: bool = True,
+                 use_text: bool = True, use_long: bool = True, use_short: bool = True,
                  use_heads: bool = True, tree_source: str = "auto", text_model: str = "all-MiniLM-L6-v2",
                  sampled_above: int = 100_000, n_negatives: int = 2048, checkpoint_dir: str | None = None,
                  seed: int = 0, device: str = "cpu", verbose: bool = False):
@@ -113,14 +114,11 @@ class ArboRec(SequentialRecommender):
         self.patience = patience
         self.eval_every = eval_every
         self.earlier_windows = earlier_windows
-        self.head_weight = head_weight
-        self.path_weight = path_weight
         self.text_weight = text_weight
         self.pointer_weight = pointer_weight
         self.pointer_temperature = pointer_temperature
         self.cold_tiebreak = cold_tiebreak
         self.use_text = use_text
-        self.use_tree = use_tree
         self.use_long = use_long
         self.use_short = use_short
         self.use_heads = use_heads
@@ -146,12 +144,9 @@ class ArboRec(SequentialRecommender):
         super()._check_params()
         check_param("use_long/use_short", (self.use_long, self.use_short), self.use_long or self.use_short,
                     "at least one stream on")
-        check_param("head_weight", self.head_weight, self.head_weight >= 0, "a float >= 0")
         check_param("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "a float in [0, 1)")
-        for name in ("path_weight", "text_weight"):
-            value = getattr(self, name)
-            check_param(name, value, value == "auto" or (isinstance(value, (int, float)) and value >= 0),
-                        '"auto" or a float >= 0')
+        t = self.text_weight
+        check_param("text_weight", t, t == "auto" or (isinstance(t, (int, float)) and t >= 0), '"auto" or a float >= 0')
         w, t = self.pointer_weight, self.pointer_temperature
         check_param("pointer_weight", w, w == "auto" or (isinstance(w, (int, float)) and 0 <= w < 1),
                     '"auto" or a float in [0, 1)')
@@ -190,7 +185,6 @@ class ArboRec(SequentialRecommender):
         logger.info(self.defaults_)
         self.vectors_, self.tree_ = vectors, chosen.tree
         self._prepare_sampling(split)
-        self.path_weight_ = 0.0 if self.path_weight == "auto" else float(self.path_weight)
         text_on = self.has_text_  # without text, the text term and the pointer are off whatever was asked
         self.text_weight_ = float(self.text_weight) if text_on and self.text_weight != "auto" else 0.0
         self.pointer_weight_ = float(self.pointer_weight) if text_on and self.pointer_weight != "auto" else 0.0
@@ -198,10 +192,9 @@ class ArboRec(SequentialRecommender):
                                      else float(self.pointer_temperature))
 
     def _finish_fit(self, split: Split) -> "ArboRec":
-        """After the loop: the score weights, then the text pointer, chosen on validation; the final checkpoint."""
-        path_choice = self.path_weight == "auto" and self.module_.heads is not None
-        if path_choice or (self.text_weight == "auto" and self.has_text_):
-            self._select_score_weights(split)
+        """After the loop: the text weight, then the text pointer, chosen on validation; the final checkpoint."""
+        if self.text_weight == "auto" and self.has_text_:
+            self._select_text_weight(split)
         if "auto" in (self.pointer_weight, self.pointer_temperature) and self.has_text_:
             self._select_pointer(split)
         if self.checkpoint_dir:
@@ -213,12 +206,13 @@ class ArboRec(SequentialRecommender):
             n_items=n_items, level_sizes=self.tree_.level_sizes, text_dim=self.vectors_.shape[1],
             max_len=self.max_len_, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
             gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout,
-            use_text=self.use_text and self.has_text_, use_tree=self.use_tree and self.has_tree_,
+            use_text=self.use_text and self.has_text_,
             use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_)
         return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= 1)
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Next-item cross-entropy at every position + head_weight * the level heads' cross-entropy."""
+        """Next-item cross-entropy at every position + the level heads' cross-entropy on the user states,
+        which reaches the heads only (the states are detached: the tree does not shape the ranking)."""
         mask = tgt > 0  # (B, W)
         target = tgt[mask] - 1  # (N,)
         if self._sampled():  # only the rows this step touches: inputs, targets, negatives
@@ -237,12 +231,12 @@ class ArboRec(SequentialRecommender):
             h = user[mask]  # (N, D)
             loss = self._output_loss(h, table[1:], target)  # full softmax over the catalogue
         heads = self.module_.heads
-        if heads is not None and self.head_weight > 0:
+        if heads is not None:
             codes = self.module_.items.codes[target]  # (N, L)
-            reps = [r[mask] for r in (user, long, short) if r is not None]  # the fused user, and each stream
+            reps = [r[mask].detach() for r in (user, long, short) if r is not None]  # the fused user, each stream
             head_loss = sum(F.nll_loss(logp, codes[:, level])
                             for r in reps for level, logp in enumerate(heads(r)))
-            loss = loss + self.head_weight * head_loss / (len(reps) * len(heads.level_sizes))
+            loss = loss + head_loss / (len(reps) * len(heads.level_sizes))
         return loss, int(h.shape[0])
 
     def _on_validated(self, record: dict, improved: bool) -> None:
@@ -262,10 +256,10 @@ class ArboRec(SequentialRecommender):
         if final:
             plot_history(self.history_, out / "training.png", title=f"{self.name}")
 
-    def _validation_blocks(self, split: Split, with_path: bool, with_text: bool):
+    def _validation_blocks(self, split: Split, with_text: bool):
         """The validation users in blocks of :func:`users_per_chunk` (bounded memory on big catalogues).
 
-        Yields ``(histories, parts, rank)`` per block: ``parts`` the (match, path, text) of
+        Yields ``(histories, parts, rank)`` per block: ``parts`` the (match, text) of
         :meth:`_score_parts` and ``rank(scores)`` the 0-based ranks of the block's targets in a
         (B, n_items) score array, its history items excluded (in place)."""
         from arborec.evaluate._metrics import target_ranks
@@ -282,25 +276,23 @@ class ArboRec(SequentialRecommender):
                 scores[rows, hist.items] = -np.inf
                 return target_ranks(scores, block)
 
-            parts = self._score_parts(hist, with_path=with_path, with_text=with_text)
+            parts = self._score_parts(hist, with_text=with_text)
             yield hist, parts, rank
 
     @torch.no_grad()
-    def _select_score_weights(self, split: Split) -> None:
-        """Pick path_weight_ / text_weight_ ("auto" ones) on validation NDCG@10, from one scoring pass."""
+    def _select_text_weight(self, split: Split) -> None:
+        """Pick text_weight_ among ``TEXT_WEIGHTS`` on validation NDCG@10, from one scoring pass."""
         from arborec.evaluate._metrics import rank_metrics
 
-        pws = PATH_WEIGHTS if self.path_weight == "auto" and self.module_.heads is not None else (self.path_weight_,)
-        tws = TEXT_WEIGHTS if self.text_weight == "auto" and self.has_text_ else (self.text_weight_,)
-        ranks = {(p, t): [] for p in pws for t in tws}
-        for _, (match, path, text), rank in self._validation_blocks(split, with_path=any(pws), with_text=any(tws)):
-            for p, t in ranks:
-                ranks[p, t].append(rank(_combine(match.copy(), path, text, p, t)))
-        scores = {k: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for k, r in ranks.items()}
-        self.path_weight_, self.text_weight_ = (float(x) for x in max(scores, key=scores.get))
-        self.score_weight_scores_ = {f"path {p}, text {t}": v for (p, t), v in scores.items()}
-        logger.info("%s: path_weight %.2f, text_weight %.2f (valid ndcg@10 %.4f; with both 0: %.4f)", self.name,
-                    self.path_weight_, self.text_weight_, max(scores.values()), scores.get((0.0, 0.0), float("nan")))
+        ranks = {t: [] for t in TEXT_WEIGHTS}
+        for _, (match, text), rank in self._validation_blocks(split, with_text=True):
+            for t in ranks:
+                ranks[t].append(rank(_combine(match.copy(), text, t)))
+        scores = {t: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for t, r in ranks.items()}
+        self.text_weight_ = float(max(scores, key=scores.get))
+        self.score_weight_scores_ = {f"text {t}": v for t, v in scores.items()}
+        logger.info("%s: text_weight %.2f (valid ndcg@10 %.4f; without: %.4f)", self.name, self.text_weight_,
+                    max(scores.values()), scores.get(0.0, float("nan")))
 
     @torch.no_grad()
     def _select_pointer(self, split: Split) -> None:
@@ -316,8 +308,8 @@ class ArboRec(SequentialRecommender):
         ts = POINTER_TEMPERATURES if self.pointer_temperature == "auto" else (self.pointer_temperature_,)
         keys = [(w, t) for w in ws for t in (ts if w else ts[:1])]  # weight 0: the temperature plays no part
         ranks = {k: [] for k in keys}
-        for hist, (match, path, text), rank in self._validation_blocks(split, bool(self.path_weight_), True):
-            base = _combine(match, path, text, self.path_weight_, self.text_weight_)
+        for hist, (match, text), rank in self._validation_blocks(split, with_text=True):
+            base = _combine(match, text, self.text_weight_)
             window, base_logp, pointers = self._pointer_parts(base, text, hist, ts)
             for w, t in keys:
                 ranks[w, t].append(rank(_mix(base_logp, pointers[t], w, window) if w else base.copy()))
@@ -358,18 +350,16 @@ class ArboRec(SequentialRecommender):
         return m.fuse_streams(long, short), long, short
 
     @torch.no_grad()
-    def _score_parts(self, histories: Histories, batch_size: int = 1024, with_path: bool = True,
-                     with_text: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(match, path, text), each (B, n_items): user . item, mean over levels of log P_l(item's node),
-        and the cosine of the item's text vector with the user's recency-weighted window text vector.
-        A term not asked for (``with_path`` / ``with_text`` False) is not computed and comes back as None."""
+    def _score_parts(self, histories: Histories, batch_size: int = 1024,
+                     with_text: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(match, text), each (B, n_items): user . item, and the cosine of the item's text vector with the
+        user's recency-weighted window text vector (None when ``with_text`` is False)."""
         self._check_fitted("module_")
         m = self.module_
         was_training = m.training
         m.eval()
         table = m.items()  # (n_items + 1, D)
         match = np.empty((len(histories), self.n_items_), dtype=np.float32)
-        path = np.empty_like(match) if with_path else None
         text = np.empty_like(match) if with_text else None
         for start in range(0, len(histories), batch_size):
             stop = min(start + batch_size, len(histories))
@@ -377,12 +367,10 @@ class ArboRec(SequentialRecommender):
             part = Histories(ptr - ptr[0], histories.items[ptr[0]:ptr[-1]])
             user, _, _ = self._last_states(part, table)
             match[start:stop] = (user @ table[1:].T).cpu().numpy()
-            if with_path:
-                path[start:stop] = self._path_term(user).cpu().numpy()
             if with_text:
                 text[start:stop] = self._text_term(part)
         m.train(was_training)
-        return match, path, text
+        return match, text
 
     def _window(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The events of each user's window (the last ``max_len_``): (rows, items, age), age 0 = most recent."""
@@ -428,22 +416,12 @@ class ArboRec(SequentialRecommender):
             self._unit_cache = cache
         return cache[1]
 
-    def _path_term(self, user: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, n_items): mean over levels of the log-probability of each item's node."""
-        heads = self.module_.heads
-        if heads is None:
-            return user.new_zeros(len(user), self.n_items_)
-        codes = self.module_.items.codes  # (n_items, L)
-        logps = heads(user)
-        return sum(logp[:, codes[:, level]] for level, logp in enumerate(logps)) / len(logps)
-
     def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:
-        """(B, n_items) float32: user . item + path_weight_ * path term + text_weight_ * text term, mixed
-        with the text pointer when ``pointer_weight_`` > 0 (then log-probabilities of the next item)."""
+        """(B, n_items) float32: user . item + text_weight_ * text term, mixed with the text pointer when
+        ``pointer_weight_`` > 0 (then log-probabilities of the next item)."""
         self._check_fitted("module_")
-        match, path, text = self._score_parts(histories, batch_size, with_path=bool(self.path_weight_),
-                                              with_text=bool(self.text_weight_ or self.pointer_weight_))
-        scores = _combine(match, path, text, self.path_weight_, self.text_weight_)
+        match, text = self._score_parts(histories, batch_size, with_text=bool(self.text_weight_ or self.pointer_weight_))
+        scores = _combine(match, text, self.text_weight_)
         return self._with_pointer(scores, text, histories) if self.pointer_weight_ else scores
 
     # -- interest profiles -------------------------------------------------------------------
@@ -533,15 +511,12 @@ class ArboRec(SequentialRecommender):
         """(n_items,) float32 scores of the next item for a user state (same as :meth:`score`)."""
         self._check_fitted("module_")
         user, _, _, table = self._state_user(state)
-        s = user @ table[1:].T  # (1, n_items)
-        if self.path_weight_:
-            s = s + self.path_weight_ * self._path_term(user)
-        s = s.cpu().numpy().astype(np.float32)  # (1, n_items)
+        s = (user @ table[1:].T).cpu().numpy().astype(np.float32)  # (1, n_items)
         if not (self.text_weight_ or self.pointer_weight_):
             return s[0]
         window = Histories(np.array([0, len(state["window"])]), np.asarray(state["window"], dtype=np.int64))
         text = self._text_term(window)  # (1, n_items)
-        s = _combine(s, None, text, 0.0, self.text_weight_)
+        s = _combine(s, text, self.text_weight_)
         return (self._with_pointer(s, text, window) if self.pointer_weight_ else s)[0]
 
     @torch.no_grad()
@@ -572,19 +547,14 @@ class ArboRec(SequentialRecommender):
     def config_dict(self) -> dict:
         """The parameters and the network configuration, JSON-able (what a bundle stores)."""
         return {"params": {k: v for k, v in self.get_params().items() if k != "verbose"},
-                "network": asdict(self.config_), "path_weight_": self.path_weight_,
-                "text_weight_": self.text_weight_, "pointer_weight_": self.pointer_weight_,
+                "network": asdict(self.config_), "text_weight_": self.text_weight_, "pointer_weight_": self.pointer_weight_,
                 "pointer_temperature_": self.pointer_temperature_, "n_items": self.n_items_,
                 "max_len_": self.max_len_, "has_text_": self.has_text_, "has_tree_": self.has_tree_,
                 "defaults_": self.defaults_}
 
 
-def _combine(match: np.ndarray, path: np.ndarray | None, text: np.ndarray | None, path_weight: float,
-             text_weight: float) -> np.ndarray:
-    """match + path_weight * path + text_weight * text, in place in ``match`` (a term that is None or
-    weighted 0 is skipped)."""
-    if path is not None and path_weight:
-        match += np.float32(path_weight) * path
+def _combine(match: np.ndarray, text: np.ndarray | None, text_weight: float) -> np.ndarray:
+    """match + text_weight * text, in place in ``match`` (skipped when text is None or weighted 0)."""
     if text is not None and text_weight:
         match += np.float32(text_weight) * text
     return match

@@ -19,6 +19,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                ProcessCollector, generate_latest)
 from starlette.routing import Match
 
+from arborec import __version__
 from arborec.diagnostics import ArborecError, DuplicateItemError, UnknownItemError, logger
 from arborec.serve import schemas
 from arborec.serve.security import KeyRing, Scope
@@ -126,7 +127,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
     """The application serving ``service``; ``settings`` gives the key hashes, the limits and retention."""
     settings = settings or service.settings
     metrics = _Metrics(service)
-    app = FastAPI(title="arborec", version="0.1.0", docs_url=None, redoc_url=None,  # /docs, /redoc below: offline
+    app = FastAPI(title="arborec", version=__version__, docs_url=None, redoc_url=None,  # /docs, /redoc below: offline
                   lifespan=_retention_lifespan(service, settings),
                   description="Real-time hierarchical user interests: ingest events, get explained "
                               "recommendations, inspect interest profiles and user segments. Every route but "

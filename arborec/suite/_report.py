@@ -160,7 +160,7 @@ def _own_choice(c: dict) -> str:
     pointer = (f"pointer {c['pointer_weight']:g} at temperature {c['pointer_temperature']:g}" if c.get("pointer_weight")
                else "no pointer")
     return (f"window {c.get('max_len')}, text {'on' if c.get('has_text') else 'off'}, "
-            f"tree {'on' if c.get('has_tree') else 'off'}, path weight {c.get('path_weight', 0):g}, "
+            f"tree {'on' if c.get('has_tree') else 'off'}, "
             f"text weight {c.get('text_weight', 0):g}, {pointer}")
 
 
@@ -196,7 +196,9 @@ def write_report(out_dir: str | Path) -> Path:
              "gets the same validation-only tuning budget over its declared space (`arborec/suite/_config.py`) "
              "and the same epoch cap and early stopping; test is read once per (model, seed). Reproduce with "
              "`arborec suite --data-dir ../shared/data` (resumable). Records, with machine, command, code version "
-             "and date: `benchmarks/results/suite/<dataset>.json`.", ""]
+             "and date: `benchmarks/results/suite/<dataset>.json`. arborec's figures before 0.2, when the interest "
+             "tree was in its ranking path, and the ablation that took it out: "
+             "`benchmarks/results/tree_in_ranking.md`.", ""]
     for name in names:
         store = RecordStore(out_dir, name)
         if store.records:
