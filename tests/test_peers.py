@@ -94,26 +94,6 @@ def test_bsarec_positions_see_the_future_so_training_uses_prefixes():
         torch.testing.assert_close(module(seq)[:, :6], module(changed)[:, :6])
 
 
-def test_the_causal_filter_gives_every_position_what_bsarec_gives_the_last_one():
-    from arborec.baselines.bsarec import CausalFrequencyFilter, FrequencyFilter
-
-    torch.manual_seed(0)
-    cfg = BSARecConfig(n_items=N_ITEMS, max_len=12, hidden_size=4, dropout=0.0)
-    paper, causal = FrequencyFilter(cfg).eval(), CausalFrequencyFilter(12, cfg.c, 4)
-    causal.sqrt_beta.data = paper.sqrt_beta.data.clone()
-    x, real = torch.randn(2, 10, 4), torch.ones(2, 10, dtype=torch.bool)
-    real[0, :3] = False  # left padding
-    ours = causal(x, real)  # (B, W, D), all positions at once
-    for t in range(3, 10):  # BSARec on the history ending at t, last position, before its residual and LayerNorm
-        signal = x[:, :t + 1] * real[:, :t + 1, None]
-        low = torch.einsum("ts,bsd->btd", paper.low_pass[-1:, -(t + 1):], signal)
-        torch.testing.assert_close(ours[:, t], (low + paper.sqrt_beta ** 2 * (signal[:, -1:] - low))[:, 0],
-                                   atol=1e-5, rtol=1e-5)
-    later = x.clone()
-    later[:, 7:] += 1.0
-    torch.testing.assert_close(causal(later, real)[:, :7], ours[:, :7])  # causal: the future changes nothing
-
-
 def test_prefix_windows_hold_only_the_items_before_each_target():
     rng = np.random.default_rng(0)
     lengths = np.array([1, 2, 5, 9, 14])

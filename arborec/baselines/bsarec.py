@@ -83,33 +83,6 @@ class FrequencyFilter(nn.Module):
         return self.norm(x[:, -rows:] + self.dropout(mixed))
 
 
-def causal_low_pass_kernel(length: int, c: int) -> torch.Tensor:
-    """(length,) k with k[d] = the weight of the item d steps back in the filtered *last* position of a
-    length-``length`` window (:func:`low_pass_matrix`'s last row, read backwards from the last column)."""
-    return low_pass_matrix(length, c)[-1].flip(0)
-
-
-class CausalFrequencyFilter(nn.Module):
-    """BSARec's filter made causal: every position t gets what the paper's filter gives the *last* position of
-    the history ending at t (zero-padded on the left): ``low_t = sum_d k[d] x_{t-d}`` (a causal convolution with
-    :func:`causal_low_pass_kernel`), and ``low_t + beta^2 (x_t - low_t)``. So a model can train on every
-    position of a window at once, as SASRec does, while the last position is filtered exactly as in BSARec."""
-
-    def __init__(self, max_len: int, c: int, hidden_size: int):
-        super().__init__()
-        k = causal_low_pass_kernel(max_len, c)  # (max_len,)
-        lag = torch.arange(max_len)[:, None] - torch.arange(max_len)[None, :]  # (t, s) -> t - s
-        self.register_buffer("toeplitz", torch.where(lag >= 0, k[lag.clamp(min=0)], 0.0), persistent=False)
-        self.sqrt_beta = nn.Parameter(torch.randn(hidden_size))  # (D,), squared: beta >= 0
-
-    def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """(B, W, D) -> (B, W, D); padding positions (``real`` False) are zero on the way in."""
-        W = x.shape[1]
-        signal = x * real.unsqueeze(-1)
-        low = torch.einsum("ts,bsd->btd", self.toeplitz[:W, :W], signal)  # a Toeplitz block: any W x W corner
-        return low + self.sqrt_beta ** 2 * (signal - low)
-
-
 class FeedForward(nn.Module):
     """LayerNorm(x + dropout(W2 gelu(W1 x))), post-LN as in the paper."""
 

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from arborec.baselines.bsarec import CausalFrequencyFilter
 from arborec.baselines.sasrec import Block, SASRecConfig
 from arborec.sequential import init_weights
 
@@ -32,8 +31,6 @@ class ArboRecConfig:
     use_long: bool = True  # the recurrent long-term stream
     use_short: bool = True  # the attention short-term stream
     use_heads: bool = True  # the per-level interest heads (read the user states; they do not rank)
-    filter_mix: float = 0.0  # > 0: each short-term block mixes this much of BSARec's filter, made causal, with attention
-    filter_c: int = 5  # the filter keeps the c // 2 + 1 lowest frequencies (BSARec's c)
 
 
 class ItemEncoder(nn.Module):
@@ -134,8 +131,6 @@ class ArboRecModule(nn.Module):
                             n_heads=cfg.n_heads, dropout=cfg.dropout)
         self.pos_emb = nn.Embedding(cfg.max_len, D)  # counted from the right
         self.blocks = nn.ModuleList(Block(scfg) for _ in range(cfg.n_layers))
-        self.filters = (nn.ModuleList(CausalFrequencyFilter(cfg.max_len, cfg.filter_c, D) for _ in range(cfg.n_layers))
-                        if cfg.filter_mix > 0 else None)
         self.ln_short = nn.LayerNorm(D)
         # long-term stream: a GRU over the whole history, advanced one event at a time when serving
         self.gru = nn.GRU(D, D, num_layers=cfg.gru_layers, batch_first=True,
@@ -161,14 +156,8 @@ class ArboRecModule(nn.Module):
         causal = torch.ones(W, W, dtype=torch.bool, device=seq.device).tril()  # (W, W)
         eye = torch.eye(W, dtype=torch.bool, device=seq.device)
         allowed = ((causal & real[:, None, :]) | eye).unsqueeze(1)  # (B, 1, W, W)
-        for i, block in enumerate(self.blocks):
-            if self.filters is None:
-                x = block(x, allowed)
-                continue
-            h = block.ln1(x)  # pre-LN; token mixing = mix * causal filter + (1 - mix) * causal attention
-            a = self.cfg.filter_mix
-            x = x + a * self.dropout(self.filters[i](h, real)) + (1 - a) * block.attn(h, allowed)
-            x = x + block.ffn(block.ln2(x))
+        for block in self.blocks:
+            x = block(x, allowed)
         return self.ln_short(x)  # (B, W, D)
 
     def gru_inputs(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
