@@ -160,7 +160,7 @@ def _own_choice(c: dict) -> str:
     pointer = (f"pointer {c['pointer_weight']:g} at temperature {c['pointer_temperature']:g}" if c.get("pointer_weight")
                else "no pointer")
     return (f"window {c.get('max_len')}, text {'on' if c.get('has_text') else 'off'}, "
-            f"tree {'on' if c.get('has_tree') else 'off'}, "
+            f"interest tree {'built' if c.get('has_tree') else 'skipped'}, "
             f"text weight {c.get('text_weight', 0):g}, {pointer}")
 
 
