@@ -39,7 +39,7 @@ class ArboRec(SequentialRecommender):
     in the item table and a score term, the suite measured a tie on ml-100k and Beauty, 3 seeds each:
     ``benchmarks/results/tree_in_ranking.md``.)
 
-    A text pointer then mixes this with a second next-item distribution, read from text alone: with
+    A text pointer then mixes that score with a second next-item distribution, read from text alone: with
     ``pointer_weight`` w and ``pointer_temperature`` T the final score is the log-probability
     ``log((1 - w) softmax(score) + w softmax(cos / T))``, the second softmax over the items outside
     the user's window. Items whose text is closest to the user's recent text interest but which the
@@ -79,7 +79,7 @@ class ArboRec(SequentialRecommender):
     ------------------------
     module_, n_items_, history_, epoch_seconds_, best_epoch_, best_valid_ndcg_ (see the base class)
     max_len_ : int, the window used; has_text_ : bool, whether text is used (item table, text term,
-    pointer); has_tree_ : bool, whether the tree is used (item table, level heads); defaults_ : str,
+    pointer); has_tree_ : bool, whether the tree is built (level heads, profiles); defaults_ : str,
     the log line saying what was chosen and why
     tree_ : InterestTree (one node holding every item when the tree is skipped),
     vectors_ : (n_items, d) float32, text_weight_,
