@@ -84,7 +84,8 @@ def write_markdown(result: dict, path: Path) -> None:
         f"- command: `{r['command']}`", f"- code: {r['code_version']}, date: {r['date']}",
         f"- server: synthetic catalogue, EASE, SQLite store (WAL, synchronous=NORMAL), "
         f"`ARBOREC_USER_CACHE_SIZE={r['cache_size']}`; {r['events']:,} events in batches of {r['batch']} "
-        f"(one event per user per batch, each with an event_id), over loopback",
+        f"(one event per user per batch, each with an event_id), over loopback, "
+        + (f"paced at {r['rate']:,.0f} events/s" if r.get("rate") else "as fast as the server takes them (saturated)"),
         "", "## Resident memory of the server process (VmRSS)", "",
         f"- before the stream: {m['before_stream']} MiB; maximum during it: **{m['max']} MiB**; at the end: {m['end']} MiB",
         f"- after 1/4, 2/4, 3/4 and all of the users: {', '.join(f'{x} MiB' for x in m['at_quarters'])}",
@@ -118,6 +119,8 @@ def main() -> int:
     parser.add_argument("--cache", type=int, default=20_000, help="ARBOREC_USER_CACHE_SIZE of the server")
     parser.add_argument("--n-latency", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=1000, help="events per POST of the stream")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="events per second the stream is paced at (default: as fast as the server takes them)")
     parser.add_argument("--output", default="benchmarks/results/serve_memory.json")
     parser.add_argument("--summarize", metavar="JSON", help="only write the Markdown report of this result")
     args = parser.parse_args()
@@ -161,13 +164,17 @@ def main() -> int:
             reading = mp.Process(target=reader, args=(port, known, streamed_shared, reader_stop, results))
             reading.start()
             t_stream = time.perf_counter()
+            sent = 0
             ts = 1_700_000_000
             for round_ in range(args.events_per_user):
                 for start in range(0, args.users, args.batch):
                     batch = [{"user": f"m{u}", "item": items[(u * 7 + round_) % len(items)], "timestamp": ts + round_,
                               "event_id": f"m{u}-{round_}"} for u in range(start, min(start + args.batch, args.users))]
+                    if args.rate:  # paced: the batch leaves when the stream is due to have sent it
+                        time.sleep(max(0.0, t_stream + sent / args.rate - time.perf_counter()))
                     response = http.post("/events", json={"events": batch})
                     assert response.status_code == 200, response.text
+                    sent += len(batch)
                     streamed[0] = max(streamed[0], min(start + args.batch, args.users))
                     streamed_shared.value = streamed[0]
             stream_s = time.perf_counter() - t_stream
@@ -187,6 +194,7 @@ def main() -> int:
         n_events = args.users * args.events_per_user
         result = {
             "benchmark": "serve_memory", "users": args.users, "batch": args.batch, "events": n_events, "cache_size": args.cache,
+            "rate": args.rate,
             "stream_s": round(stream_s, 1), "events_per_s": round(n_events / stream_s, 1),
             "rss_mib": {"before_stream": round(rss_start, 1), "max": max(rss), "end": rss[-1],
                         "at_quarters": [next(s[2] for s in samples if s[1] >= q * args.users // 4) for q in (1, 2, 3, 4)

@@ -82,4 +82,6 @@ ABLATIONS: dict[str, dict] = {
     "arborec-no-text": {"use_text": False, "text_weight": 0.0, "pointer_weight": 0.0},  # no language-model vector
     "arborec-no-long": {"use_long": False},  # no recurrent long-term stream over the whole history
     "arborec-no-short": {"use_short": False},  # no attention short-term stream over the window
+    # not a part switched off but the fast encoder: item vectors from a model2vec model distilled from MiniLM
+    "arborec-static-text": {"text_backend": "static"},
 }
