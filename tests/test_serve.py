@@ -514,3 +514,17 @@ def test_arborec_bundle_is_served_through_its_state_api(tmp_path):
     assert bare.name == "arborec" and bare.catalog.titles[0] == str(data.item_ids[0])
     with pytest.raises(ConfigError, match="dimensional"):
         bare.add_items([ItemIn(item="x-1", title="x")])
+
+
+def test_serving_keeps_full_garbage_collections_out_of_requests():
+    """What exists once the service is loaded is frozen for the cyclic collector, and young passes are rarer
+    (their full passes paused reads for 40-180 ms: benchmarks/results/serve_memory_1000000.md)."""
+    import subprocess
+    import sys
+
+    code = ("import gc, json; from arborec.cli import _quiet_garbage_collector as quiet; "
+            "before = gc.get_freeze_count(); quiet(); print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after, threshold = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == 0 and after > 10_000  # the loaded modules' objects are frozen
+    assert threshold[0] > 700  # young collections after more allocations than Python's default
