@@ -121,8 +121,8 @@ def run_demo(data_dir: str | None = None, output_dir: str | Path = "runs/demo", 
     out(f"   arborec serve --bundle {bundle} {data_flag}     # the service and its web page on http://127.0.0.1:8000/")
     out(f"   arborec recommend --bundle {bundle} --user {data.user_ids[users[0]]} --explain")
     out("   arborec fit --data ml-100k --param max_len=200         # the full training budget")
-    out("   python benchmarks/run_model.py --data ml-100k --variants sasrec,arborec   # the benchmark suite (docs: "
-        "docs/benchmarks.md)")
+    out("   arborec suite --data-dir DIR --datasets ml-100k   # the benchmark suite: every model, 3 seeds, paired "
+        "(docs/benchmarks.md)")
     return {"report": report, "bundle": bundle, "records": records, "users": [data.user_ids[b] for b in users]}
 
 
