@@ -736,7 +736,7 @@ def _quiet_garbage_collector() -> None:
     full collections walk all of them: measured in a serving process applying event batches, they paused every
     thread for 40-180 ms, which was the whole p99 of recommendations during an event stream
     (benchmarks/results/serve_memory_1000000.md). What exists once the service is loaded is frozen (never walked
-    again), and young collections run after 50,000 allocations instead of 700, so full passes become rare.
+    again), and young collections run after 20,000 allocations instead of 700, so full passes become rare.
     Memory is still freed by reference counting as before; only reference cycles wait longer.
     """
     import gc
