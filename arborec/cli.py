@@ -729,23 +729,6 @@ def cmd_forget(args) -> int:
     return 0
 
 
-def _quiet_garbage_collector() -> None:
-    """Keep the cyclic garbage collector's full passes out of request latency.
-
-    The loaded service is hundreds of thousands of long-lived objects (catalogue, model, store, caches). Python's
-    full collections walk all of them: measured in a serving process applying event batches, they paused every
-    thread for 40-180 ms, which was the whole p99 of recommendations during an event stream
-    (benchmarks/results/serve_memory_1000000.md). What exists once the service is loaded is frozen (never walked
-    again), and young collections run after 20,000 allocations instead of 700, so full passes become rare.
-    Memory is still freed by reference counting as before; only reference cycles wait longer.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
-
-
 def cmd_serve(args) -> int:
     from arborec.serve.security import make_api_key
 
@@ -757,6 +740,7 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from arborec.serve import ServeSettings, create_app, load_service
+    from arborec.serve.loading import quiet_garbage_collector
 
     torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in {"db_url": args.db, "api_key_hash": args.api_key_hash}.items() if v}
@@ -775,7 +759,7 @@ def cmd_serve(args) -> int:
     service = load_service(settings, data=args.data, model=args.model, params=_parse_params(args.param, args.model),
                            data_dir=args.data_dir, bundle=args.bundle, seed=args.seed,
                            vectors=args.vectors)
-    _quiet_garbage_collector()
+    quiet_garbage_collector()
     print(f"serving {service.name} on {service.catalog.n_items:,} items at http://{args.host}:{args.port}/ "
           f"(store {settings.db_url.split('://')[0]})", file=sys.stderr, flush=True)
     uvicorn.run(create_app(service, settings), host=args.host, port=args.port, log_level="warning",

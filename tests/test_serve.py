@@ -522,7 +522,7 @@ def test_serving_keeps_full_garbage_collections_out_of_requests():
     import subprocess
     import sys
 
-    code = ("import gc, json; from arborec.cli import _quiet_garbage_collector as quiet; "
+    code = ("import gc, json; from arborec.serve.loading import quiet_garbage_collector as quiet; "
             "before = gc.get_freeze_count(); quiet(); print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     before, after, threshold = json.loads(out.stdout.strip().splitlines()[-1])

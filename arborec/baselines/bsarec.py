@@ -40,7 +40,7 @@ from torch import nn
 from arborec.baselines.sasrec import CausalSelfAttention
 from arborec.data import Split
 from arborec.diagnostics import check_param
-from arborec.sequential import SequentialRecommender, init_weights, prefix_windows
+from arborec.sequential import SequentialRecommender, causal_mask, init_weights, prefix_windows
 
 
 @dataclass
@@ -135,9 +135,7 @@ class BSARecModule(nn.Module):
         real = seq > 0  # (B, W)
         pos = torch.arange(self.cfg.max_len - W, self.cfg.max_len, device=seq.device)  # (W,)
         x = self.dropout(self.emb_norm(self.item_emb(seq) + self.pos_emb(pos))) * real.unsqueeze(-1)  # (B, W, D)
-        causal = torch.ones(W, W, dtype=torch.bool, device=seq.device).tril()  # (W, W)
-        eye = torch.eye(W, dtype=torch.bool, device=seq.device)
-        allowed = ((causal & real[:, None, :]) | eye).unsqueeze(1)  # (B, 1, W, W): real keys <= t, and itself
+        allowed = causal_mask(real)  # (B, 1, W, W): real keys <= t, and itself
         for i, block in enumerate(self.blocks):
             x = block(x, real, allowed, last_only and i == len(self.blocks) - 1)  # (B, W, D) or (B, 1, D)
         return x[:, -1:] if last_only else x

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arborec.sequential import SequentialRecommender, init_weights
+from arborec.sequential import SequentialRecommender, causal_mask, init_weights
 
 
 @dataclass
@@ -101,11 +101,7 @@ class SASRecModule(nn.Module):
         pos = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=seq.device)  # (L,)
         x = self.item_emb(seq) * math.sqrt(self.cfg.hidden_size) + self.pos_emb(pos)  # (B, L, D)
         x = self.dropout(x) * real.unsqueeze(-1)  # (B, L, D), padding zeroed
-        # position t attends to the real positions <= t, and always to itself (so a padding row is never empty)
-        causal = torch.ones(L, L, dtype=torch.bool, device=seq.device).tril()  # (L, L)
-        eye = torch.eye(L, dtype=torch.bool, device=seq.device)  # (L, L)
-        allowed = (causal & real[:, None, :]) | eye  # (B, L, L)
-        allowed = allowed.unsqueeze(1)  # (B, 1, L, L)
+        allowed = causal_mask(real)  # (B, 1, L, L): real positions <= t, and itself
         for block in self.blocks:
             x = block(x, allowed)  # (B, L, D)
         return self.ln_f(x)  # (B, L, D)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from arborec.baselines.sasrec import Block, SASRecConfig
-from arborec.sequential import init_weights
+from arborec.sequential import causal_mask, init_weights
 
 
 @dataclass
@@ -153,9 +153,7 @@ class ArboRecModule(nn.Module):
         real = seq > 0  # (B, W)
         pos = torch.arange(self.cfg.max_len - W, self.cfg.max_len, device=seq.device)  # (W,)
         x = self.dropout(self.embed(seq, table) + self.pos_emb(pos)) * real.unsqueeze(-1)  # (B, W, D)
-        causal = torch.ones(W, W, dtype=torch.bool, device=seq.device).tril()  # (W, W)
-        eye = torch.eye(W, dtype=torch.bool, device=seq.device)
-        allowed = ((causal & real[:, None, :]) | eye).unsqueeze(1)  # (B, 1, W, W)
+        allowed = causal_mask(real)  # (B, 1, W, W)
         for block in self.blocks:
             x = block(x, allowed)
         return self.ln_short(x)  # (B, W, D)

@@ -18,15 +18,16 @@ trained at every position, or :func:`prefix_windows`, one example per target, fo
 positions see later ones, such as BSARec's Fourier filter), ``_output_items`` (the tied output table,
 e.g. built from text vectors) and ``_last_hidden`` (the state that scores the next item).
 
-Modules: ``_windows`` (histories -> left-padded training windows, batches), ``_losses`` (the fused
+Modules: ``_attention`` (the causal attention mask), ``_windows`` (histories -> left-padded training windows, batches), ``_losses`` (the fused
 full-softmax cross-entropy), ``_recommender`` (:class:`SequentialRecommender`: the loop, the sampled
 softmax, scoring).
 """
 
+from arborec.sequential._attention import causal_mask
 from arborec.sequential._init import init_weights
 from arborec.sequential._losses import full_softmax_cross_entropy
 from arborec.sequential._recommender import SequentialRecommender
 from arborec.sequential._windows import batch_order, pad_left, prefix_windows, training_windows
 
-__all__ = ["SequentialRecommender", "init_weights", "batch_order", "full_softmax_cross_entropy", "pad_left", "prefix_windows",
+__all__ = ["SequentialRecommender", "causal_mask", "init_weights", "batch_order", "full_softmax_cross_entropy", "pad_left", "prefix_windows",
            "training_windows"]

@@ -20,7 +20,7 @@ from torch import nn
 from arborec.baselines import BSARec, SASRec
 from arborec.baselines.sasrec import SASRecConfig, SASRecModule
 from arborec.data import leave_one_out, load_prepared
-from arborec.sequential import prefix_windows
+from arborec.sequential import causal_mask, prefix_windows
 
 
 class SASRecPrefix(SASRec):
@@ -38,9 +38,7 @@ class RelSASRecModule(SASRecModule):
         B, L = seq.shape
         real = seq > 0
         x = self.dropout(self.item_emb(seq) * math.sqrt(self.cfg.hidden_size)) * real.unsqueeze(-1)
-        causal = torch.ones(L, L, dtype=torch.bool, device=seq.device).tril()
-        eye = torch.eye(L, dtype=torch.bool, device=seq.device)
-        allowed = ((causal & real[:, None, :]) | eye).unsqueeze(1)  # (B, 1, L, L)
+        allowed = causal_mask(real)  # (B, 1, L, L)
         t = torch.arange(L, device=seq.device)
         dist = (t[:, None] - t[None, :]).clamp(0, self.cfg.max_len - 1)  # (L, L) distance to the query
         mask = self.dist_bias(dist).permute(2, 0, 1).unsqueeze(0).masked_fill(~allowed, float("-inf"))
