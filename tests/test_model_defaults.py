@@ -1,4 +1,5 @@
-"""ArboRec's data-fitted defaults: the window from the history lengths, no text -> no text machinery, the tree."""
+"""ArboRec's data-fitted defaults: the window and the training regime from the history lengths, no text -> no text
+machinery (and the tree's path nodes in the item table), the tree."""
 
 import logging
 
@@ -10,7 +11,8 @@ import torch
 from arborec.data import Dataset, leave_one_out, make_synthetic, prepare
 from arborec.diagnostics import ConfigError
 from arborec.model import ArboRec, load_bundle, save_bundle
-from arborec.model._defaults import auto_window, resolve_defaults, vectors_have_spread
+from arborec.model._defaults import PREFIX_MAX_COST, auto_window, prefix_cost, resolve_defaults, vectors_have_spread
+from arborec.sequential import prefix_windows, training_windows
 
 TINY = dict(hidden_size=16, n_layers=1, batch_size=64, eval_every=1, patience=1, max_epochs=2, seed=0)
 
@@ -101,18 +103,76 @@ def test_no_text_no_categories_trains_and_scores_without_text_or_tree(caplog, tm
     np.testing.assert_allclose(loaded.score(users, hist), scores, rtol=1e-5, atol=1e-5)
 
 
-def test_no_text_with_category_paths_uses_them(caplog):
+def test_no_text_with_category_paths_uses_them_for_the_heads_and_the_item_table(caplog, tmp_path):
     torch.set_num_threads(1)
     data, split = _split(_without(make_synthetic(n_users=300, seed=0), "title", "brand"))
     with caplog.at_level(logging.INFO, logger="arborec"):
         model = ArboRec(**TINY).fit(split, data, vectors=np.ones((split.n_items, 16), np.float32))
     assert "text off" in model.defaults_ and model.defaults_ in caplog.text
-    assert "tree from the catalogue's paths (3 levels: 4/8/24 nodes)" in model.defaults_
-    assert model.tree_.source == "categories" and model.has_tree_ and not model.has_text_
-    assert model.module_.heads is not None and not model.config_.use_text and model.module_.items.parts == ["id"]
-    long, _ = model.level_distributions(split.histories("test", split.eval_users("test")[:5]))
+    assert ("tree from the catalogue's paths (3 levels: 4/8/24 nodes), its path nodes in the item table"
+            in model.defaults_)
+    assert model.tree_.source == "categories" and model.has_tree_ and not model.has_text_ and model.tree_in_items_
+    assert model.module_.heads is not None and not model.config_.use_text
+    assert model.module_.items.parts == ["id", "tree"]
+    # an item's tree part is the sum of its path nodes' embeddings: two items on one path share it
+    items = model.module_.items
+    codes = model.tree_.codes
+    a, b = np.flatnonzero((codes == codes[0]).all(1))[:2]
+    tree_part = [sum(emb.weight[codes[i, lv]] for lv, emb in enumerate(items.node_emb)) for i in (a, b)]
+    torch.testing.assert_close(tree_part[0], tree_part[1])
+    users = split.eval_users("test")[:5]
+    hist = split.histories("test", users)
+    long, _ = model.level_distributions(hist)
     assert [p.shape[1] for p in long] == [4, 8, 24]
     np.testing.assert_allclose(long[-1].sum(1), 1.0, rtol=1e-5)
+    loaded = load_bundle(save_bundle(model, tmp_path / "b"))
+    assert loaded.config_.use_tree and loaded.tree_in_items_
+    np.testing.assert_allclose(loaded.score(users, hist), model.score(users, hist), rtol=1e-5, atol=1e-5)
+    no_tree = ArboRec(**TINY, use_heads=False).fit(split, data, vectors=np.ones((split.n_items, 16), np.float32))
+    assert no_tree.module_.items.parts == ["id"] and no_tree.module_.heads is None  # the ablation: no tree at all
+
+
+def test_prefix_cost_counts_the_positions_each_regime_reads():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 120, size=300)
+    indptr = np.r_[0, np.cumsum(lengths)]
+    items = rng.integers(0, 50, size=indptr[-1])
+    for max_len in (3, 20, 50):
+        every = (training_windows(indptr, items, max_len)[0] > 0).sum()
+        prefix = (prefix_windows(indptr, items, max_len)[0] > 0).sum()
+        assert prefix_cost(lengths, max_len) == pytest.approx(prefix / every)
+    assert prefix_cost(np.full(10, 2), 50) == 1.0  # one target each: the regimes coincide
+    assert prefix_cost(np.array([0, 1]), 50) == 1.0  # nobody to train
+
+
+@pytest.mark.parametrize("shape, regime", [(dict(items_per_leaf=12), "prefix"),
+                                           (dict(items_per_leaf=150, min_len=250, max_len=500, n_users=120), "every")])
+def test_the_regime_follows_the_cost_of_prefixes(shape, regime):
+    data, split = _split(make_synthetic(**{"n_users": 300, "seed": 1, **shape}))
+    chosen = resolve_defaults(split, data, _vectors(split.n_items))
+    cost = prefix_cost(np.diff(split.train_indptr), chosen.max_len)
+    assert (cost <= PREFIX_MAX_COST) == (regime == "prefix") and chosen.regime == regime
+    assert f"prefixes cost {cost:.1f}x the positions" in chosen.describe()
+    assert resolve_defaults(split, data, _vectors(split.n_items), regime="every").regime == "every"
+
+
+def test_prefix_training_reads_one_target_per_example(synthetic, monkeypatch):
+    torch.set_num_threads(1)
+    data, split = synthetic
+    targets = []
+    real_loss = ArboRec._loss
+
+    def spy(self, seq, tgt):
+        targets.append((tgt > 0).sum(1))
+        return real_loss(self, seq, tgt)
+
+    monkeypatch.setattr(ArboRec, "_loss", spy)
+    model = ArboRec(**TINY, regime="prefix").fit(split, data, vectors=_vectors(split.n_items))
+    assert model.regime_ == "prefix" and "training on one prefix per target (given)" in model.defaults_
+    assert all((t == 1).all() for t in targets)  # one target per example, at its last position
+    lengths = np.diff(split.train_indptr)
+    per_epoch = np.minimum(lengths[lengths >= 2] - 1, model.max_len_).sum()  # every target once
+    assert sum(len(t) for t in targets) == len(model.history_) * per_epoch
 
 
 def test_incremental_state_equals_the_full_sequence_with_the_auto_window(mixed, monkeypatch, tmp_path):
@@ -139,3 +199,22 @@ def test_incremental_state_equals_the_full_sequence_with_the_auto_window(mixed, 
     loaded = load_bundle(save_bundle(model, tmp_path / "b"))
     assert loaded.max_len_ == 50 and loaded.max_len == "auto" and loaded.config_.max_len == 50
     np.testing.assert_allclose(loaded.score(users, hist), full, rtol=1e-5, atol=1e-5)
+
+
+def test_bundles_of_earlier_versions(synthetic, tmp_path):
+    """0.2 bundles (no regime, no tree part) load as they were trained; 0.1 bundles (a tree score term) are refused."""
+    import json
+
+    torch.set_num_threads(1)
+    data, split = synthetic
+    model = ArboRec(**TINY).fit(split, data, vectors=_vectors(split.n_items))
+    path = save_bundle(model, tmp_path / "b")
+    config = json.loads((path / "config.json").read_text())
+    assert config["regime_"] == model.regime_ and config["network"]["use_tree"] is False
+    del config["regime_"], config["network"]["use_tree"]  # what 0.2 wrote
+    (path / "config.json").write_text(json.dumps(config))
+    old = load_bundle(path)
+    assert old.regime_ == "every" and not old.config_.use_tree and old.module_.items.parts == ["id", "text"]
+    (path / "config.json").write_text(json.dumps({**config, "path_weight_": 0.5}))  # what 0.1 wrote
+    with pytest.raises(ConfigError, match="before 0.2"):
+        load_bundle(path)

@@ -334,7 +334,10 @@ def test_a_record_keeps_what_arborec_chose_by_itself_on_validation(tiny_suite, t
     # the pointer setting it kept is the one whose validation figure the record reports
     kept = chosen["pointer_scores"][f"pointer {chosen['pointer_weight']}, temperature {chosen['pointer_temperature']}"]
     assert kept == pytest.approx(record["valid"]["metrics"]["ndcg@10"], rel=1e-9)
-    assert f"seed 0: window {chosen['max_len']}, text on, interest tree built" in (tmp_path / "suite.md").read_text()
+    assert chosen["regime"] in ("prefix", "every") and not chosen["tree_in_items"]  # text on: no tree in the table
+    regime = "one prefix per target" if chosen["regime"] == "prefix" else "every position"
+    assert (f"seed 0: window {chosen['max_len']}, {regime}, text on, interest tree built, text weight"
+            in (tmp_path / "suite.md").read_text())
 
 
 def test_an_ablation_runs_arborecs_chosen_setting_with_a_part_off_and_is_never_a_rival(tiny_suite, tmp_path,

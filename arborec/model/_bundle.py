@@ -80,7 +80,7 @@ def load_bundle(path: str | Path):
     if not (path / WEIGHTS).exists() or not (path / CONFIG).exists():
         raise ConfigError(f"{path} is not an arborec bundle (no {WEIGHTS} / {CONFIG} in it)")
     config = json.loads((path / CONFIG).read_text())
-    if config["network"].get("use_tree") or config.get("path_weight_"):
+    if "path_weight_" in config:  # 0.1 ranked with a tree score term and tree-shaped states
         raise ConfigError(f"{path} was written by an arborec whose ranking used the interest tree (before 0.2); "
                           "it cannot be read by this version: fit it again with `arborec fit`")
     known = ArboRec().get_params()  # bundles written before a parameter was removed: that parameter was off in them
@@ -98,6 +98,8 @@ def load_bundle(path: str | Path):
     model.max_len_ = int(config.get("max_len_", network["max_len"]))
     model.has_text_ = bool(config.get("has_text_", True))
     model.has_tree_ = bool(config.get("has_tree_", True))
+    model.regime_ = config.get("regime_", "every")  # bundles written before the regime was chosen: every position
+    model.tree_in_items_ = bool(model.config_.use_tree)
     model.defaults_ = config.get("defaults_", "")
     model.module_ = _module_from(model.config_, model.vectors_, model.tree_, model.item_counts_ >= 1)
     model.module_.load_state_dict(load_file(str(path / WEIGHTS)))

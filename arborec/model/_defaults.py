@@ -1,4 +1,4 @@
-"""The data-dependent settings `ArboRec.fit` resolves: the window length, whether text is used, which tree."""
+"""The data-dependent settings `ArboRec.fit` resolves: the window, the training regime, text on or off, which tree."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from arborec.hierarchy import InterestTree, normalise_paths
 # and the suite's grid; 100 sits between them.
 WINDOWS = (50, 100, 200)
 WINDOW_COVERAGE = 0.9
+# regime="auto": one prefix per target when that costs at most this many times the attention positions of
+# training every position of a window at once (the Amazon 5-core sets: 6-9x; MovieLens: 100-180x)
+PREFIX_MAX_COST = 20.0
 
 
 def auto_window(lengths: np.ndarray, windows=WINDOWS, coverage: float = WINDOW_COVERAGE) -> tuple[int, float]:
@@ -32,6 +35,25 @@ def auto_window(lengths: np.ndarray, windows=WINDOWS, coverage: float = WINDOW_C
     lengths = lengths[lengths > 0]
     q = float(np.quantile(lengths, coverage)) if len(lengths) else 0.0
     return next((w for w in sorted(windows) if w >= q), max(windows)), q
+
+
+def prefix_cost(lengths: np.ndarray, max_len: int) -> float:
+    """How many times more input positions an epoch of one-prefix-per-target training reads than an epoch
+    of every-position training, for users with these training history ``lengths`` and window ``max_len``.
+
+    Every position: a user with n events trains one window of min(n - 1, max_len) positions. One prefix
+    per target: each of its last min(n - 1, max_len) targets, the p-th event, reads min(p, max_len) items.
+    """
+    n = np.asarray(lengths, dtype=np.int64)
+    n = n[n >= 2]
+    if not len(n):
+        return 1.0
+    targets = np.minimum(n - 1, max_len)  # per user; the p-th event is a target for p in [lo, hi]
+    lo, hi = n - targets, n - 1
+    top = np.minimum(hi, max_len)  # prefixes up to max_len long read p items ...
+    short = np.where(top >= lo, (lo + top) * (top - lo + 1) // 2, 0)
+    full = max_len * np.maximum(hi - np.maximum(lo, max_len + 1) + 1, 0)  # ... longer ones max_len
+    return float((short + full).sum() / targets.sum())
 
 
 def vectors_have_spread(vectors: np.ndarray, rtol: float = 1e-6) -> bool:
@@ -62,30 +84,40 @@ class DataDefaults:
 
     max_len: int
     window_reason: str
+    regime: str  # "prefix" (one training example per target) or "every" (every position of a window)
+    regime_reason: str
     has_text: bool  # the item table's text part, the text term and the text pointer may be used
     text_reason: str
     tree: InterestTree  # a single node when the tree is skipped
     has_tree: bool  # False: no level heads (one node holds every item)
     tree_reason: str
+    tree_in_items: bool = False  # the tree's path nodes are a part of the item table (a tree, and no text)
 
     def describe(self) -> str:
         tree = (f"{self.tree_reason} ({self.tree.n_levels} level{'s' * (self.tree.n_levels > 1)}: "
                 f"{'/'.join(map(str, self.tree.level_sizes))} nodes)" if self.has_tree else self.tree_reason)
+        if self.tree_in_items:
+            tree += ", its path nodes in the item table (no text to describe the items)"
         return (f"arborec defaults: max_len={self.max_len} ({self.window_reason}); "
-                f"text {'on' if self.has_text else 'off'} ({self.text_reason}); {tree}")
+                f"training on {'one prefix per target' if self.regime == 'prefix' else 'every position'} "
+                f"({self.regime_reason}); text {'on' if self.has_text else 'off'} ({self.text_reason}); {tree}")
 
 
-def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", tree: InterestTree | None = None,
-                     tree_source: str = "auto", seed: int = 0) -> DataDefaults:
+def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime: str = "auto",
+                     tree: InterestTree | None = None, tree_source: str = "auto", seed: int = 0) -> DataDefaults:
     """The window, the text switch and the tree for training on ``split`` (``data``: the prepared
     data or None; ``vectors``: the item vectors; ``tree``: a given tree, used as is).
 
     - ``max_len="auto"``: :func:`auto_window` of the users' training history lengths; an int is kept.
+    - ``regime="auto"``: one prefix per target (each target its own example, as BSARec trains) when
+      :func:`prefix_cost` is at most ``PREFIX_MAX_COST`` (short histories), else every position of a
+      window at once (long histories, where prefixes would multiply the cost a hundredfold).
     - Text is off when the catalogue has no item text (:func:`arborec.data.has_item_text`) or the
       vectors are all alike: the vectors then say nothing about the items.
     - Without text, the tree comes from the catalogue's category/attribute paths when some items
       have one, else it is skipped (never learned from identical vectors; ``tree_source="learned"``
       is then an error). With text, :func:`arborec.model.default_tree` builds it from ``tree_source``.
+      Without text, a tree's path nodes also enter the item table (the only description of the items).
     """
     from arborec.model._trees import default_tree
 
@@ -94,21 +126,29 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", tree: 
         window = f"{WINDOW_COVERAGE:.0%} of training histories <= {q:.0f} events"
     else:
         window = "given"
+    if regime == "auto":
+        cost = prefix_cost(np.diff(split.train_indptr), int(max_len))
+        regime = "prefix" if cost <= PREFIX_MAX_COST else "every"
+        regime_why = f"prefixes cost {cost:.1f}x the positions, {'<=' if regime == 'prefix' else '>'} {PREFIX_MAX_COST:g}x"
+    else:
+        regime_why = "given"
     catalog_text = data is None or has_item_text(data.catalog)
     spread = vectors_have_spread(vectors)
     has_text = catalog_text and spread
     text = ("item text" if has_text else "the catalogue has no item text" if not catalog_text
             else "the item vectors are all alike")
+    chosen = dict(max_len=int(max_len), window_reason=window, regime=regime, regime_reason=regime_why,
+                  has_text=has_text, text_reason=text)
     if tree is not None:
-        return DataDefaults(int(max_len), window, has_text, text, tree, True, "tree given")
+        return DataDefaults(**chosen, tree=tree, has_tree=True, tree_reason="tree given", tree_in_items=not has_text)
     if not has_text:
         if tree_source == "learned":
             raise ConfigError(f"tree_source='learned' needs item vectors that differ ({text}): use 'auto' "
                               "or 'categories', or pass a tree")
         if not _has_paths(data):
-            return DataDefaults(int(max_len), window, False, text, _flat_tree(split.n_items), False,
-                                "no tree (no item text and no category paths)")
+            return DataDefaults(**chosen, tree=_flat_tree(split.n_items), has_tree=False,
+                                tree_reason="no tree (no item text and no category paths)")
         tree_source = "categories"
     tree = default_tree(data, vectors, source=tree_source, seed=seed)
     how = "tree from the catalogue's paths" if tree.source == "categories" else f"tree {tree.source} from the item vectors"
-    return DataDefaults(int(max_len), window, has_text, text, tree, True, how)
+    return DataDefaults(**chosen, tree=tree, has_tree=True, tree_reason=how, tree_in_items=not has_text)

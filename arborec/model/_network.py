@@ -28,18 +28,20 @@ class ArboRecConfig:
     id_dropout: float = 0.0  # training only: share of items whose ID part is hidden per step (as if unseen)
     use_id: bool = True  # the item's own ID embedding in the fused item table
     use_text: bool = True  # the projected language-model vector
+    use_tree: bool = False  # the embeddings of the item's tree-path nodes (on by default only without text)
     use_long: bool = True  # the recurrent long-term stream
     use_short: bool = True  # the attention short-term stream
     use_heads: bool = True  # the per-level interest heads (read the user states; they do not rank)
 
 
 class ItemEncoder(nn.Module):
-    """Every item's representation (n_items + 1, D): a per-item gated mix of its ID and text parts.
+    """Every item's representation (n_items + 1, D): a per-item gated mix of its ID, text and tree parts.
 
-    ``gate = softmax(W [id; text])`` weighs the two parts per item. An item not ``seen`` (no training
-    events) has its ID part masked out, so a brand-new item is represented from its text alone. In
-    training, ``id_dropout`` hides the ID part of a random share of items at every step, so that the text
-    learns to stand in for it (cold start). ``codes`` (each item's tree path) is what the level heads learn.
+    ``gate = softmax(W [id; text; tree])`` weighs the parts that are on, per item; the tree part is the sum
+    of the embeddings of the item's path nodes (``codes``). An item not ``seen`` (no training events) has
+    its ID part masked out, so a brand-new item is represented from its text (and path) alone. In training,
+    ``id_dropout`` hides the ID part of a random share of items at every step, so that the other parts
+    learn to stand in for it (cold start). ``codes`` is also what the level heads learn.
     """
 
     def __init__(self, cfg: ArboRecConfig, vectors: torch.Tensor, codes: torch.Tensor, seen: torch.Tensor):
@@ -51,25 +53,29 @@ class ItemEncoder(nn.Module):
         self.register_buffer("seen", seen.bool(), persistent=False)  # (n_items,) has training events
         self.id_emb = nn.Embedding(cfg.n_items + 1, D, padding_idx=0)
         self.text_proj = nn.Linear(cfg.text_dim, D)
-        self.parts = [p for p, on in (("id", cfg.use_id), ("text", cfg.use_text)) if on]
-        assert self.parts, "at least one of use_id, use_text"
+        if cfg.use_tree:
+            self.node_emb = nn.ModuleList(nn.Embedding(n, D) for n in cfg.level_sizes)
+        self.parts = [p for p, on in (("id", cfg.use_id), ("text", cfg.use_text), ("tree", cfg.use_tree)) if on]
+        assert self.parts, "at least one of use_id, use_text, use_tree"
         self.gate = nn.Linear(len(self.parts) * D, len(self.parts)) if len(self.parts) > 1 else None
 
     def forward(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The fused table (n_items + 1, D), row 0 = padding; or, given item ``rows`` (R,) (0-based),
         only those items' representations (R, D) (sampled-softmax training on large catalogues)."""
         if rows is None:
-            items = self._fuse(self.id_emb.weight[1:], self.vectors, self.seen)  # (n_items, D)
+            items = self._fuse(self.id_emb.weight[1:], self.vectors, self.codes, self.seen)  # (n_items, D)
             return torch.cat([items.new_zeros(1, items.shape[1]), items])
-        return self._fuse(self.id_emb(rows + 1), self.vectors[rows], self.seen[rows])
+        return self._fuse(self.id_emb(rows + 1), self.vectors[rows], self.codes[rows], self.seen[rows])
 
-    def _fuse(self, ids: torch.Tensor, vectors: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """(R, D), (R, text_dim), (R,) of R items -> their fused representations (R, D)."""
+    def _fuse(self, ids: torch.Tensor, vectors: torch.Tensor, codes: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """(R, D), (R, text_dim), (R, L), (R,) of R items -> their fused representations (R, D)."""
         parts = []
         if self.cfg.use_id:
             parts.append(ids * seen[:, None])  # (R, D), zero for unseen items
         if self.cfg.use_text:
             parts.append(self.text_proj(vectors))  # (R, D)
+        if self.cfg.use_tree:
+            parts.append(sum(emb(codes[:, level]) for level, emb in enumerate(self.node_emb)))  # (R, D)
         if self.gate is None:
             return parts[0]
         logits = self.gate(torch.cat(parts, dim=1))  # (R, P)

@@ -15,7 +15,7 @@ from arborec.data import Histories, Split
 from arborec.diagnostics import ConfigError, check_param, logger
 from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
-from arborec.sequential import SequentialRecommender, pad_left
+from arborec.sequential import SequentialRecommender, pad_left, prefix_windows
 
 TEXT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # candidates for text_weight="auto", chosen on validation NDCG@10
 TEXT_DECAY = 0.7  # recency decay of the text-interest term (weight of the k-th most recent window item: 0.7 ** k)
@@ -47,15 +47,20 @@ class ArboRec(SequentialRecommender):
 
     Defaults that fit the data (:func:`arborec.model._defaults.resolve_defaults`, logged in one line
     at INFO and kept in ``defaults_``): with ``max_len="auto"`` the window is the smallest of 50, 100
-    and 200 that holds 90% of the training histories whole; a catalogue without item text (or with
-    item vectors that are all alike) trains without the text part of the item table, the text term
-    and the text pointer, and its tree comes from the catalogue's category/attribute paths, or is
-    skipped (no level heads) when there are none.
+    and 200 that holds 90% of the training histories whole; with ``regime="auto"`` short histories
+    train on one prefix per target and long ones on every position of a window at once (the cost rule
+    of :func:`arborec.model._defaults.prefix_cost`); a catalogue without item text (or with item vectors
+    that are all alike) trains without the text part of the item table, the text term and the text
+    pointer, and its tree comes from the catalogue's category/attribute paths (its path nodes then enter
+    the item table), or is skipped (no level heads) when there are none.
 
     Parameters
     ----------
     hidden_size, n_layers, n_heads, gru_layers : width, attention blocks, heads, GRU layers
     max_len : int, or "auto" (default): the short-term window and the training window (see above)
+    regime : "auto" (default, see above), "prefix" (one training example per target, holding only the
+        items before it; the loss reads its last position) or "every" (every position of a user's window
+        is a target at once: cheaper on long histories)
     id_dropout : share of items whose ID embedding is hidden at each training step (learn to do without it)
     dropout, lr, weight_decay, batch_size, max_epochs, patience, eval_every, earlier_windows :
         as in :class:`arborec.baselines.SASRec`
@@ -67,7 +72,8 @@ class ArboRec(SequentialRecommender):
         one standard error of the best (validation cannot tell them apart), take the one with the best
         Recall@10 on cold-item targets (<= 5 training events; needs ``COLD_TIEBREAK_MIN_USERS`` of them);
         False: the best validation NDCG@10
-    use_text, use_long, use_short, use_heads : the ablation switches (use_heads=False: no interest profiles)
+    use_text, use_long, use_short, use_heads : the ablation switches (use_heads=False: no tree at all, so no
+        level heads, no interest profiles and no path nodes in the item table)
     tree_source : which tree ``fit`` builds when none is given (see :func:`arborec.model.default_tree`)
     text_model : sentence-transformers model of the item vectors (when ``fit`` gets none)
     text_backend : how ``fit`` encodes them (:class:`arborec.text.TextEncoder`'s backend): "auto" (default,
@@ -82,7 +88,7 @@ class ArboRec(SequentialRecommender):
     Attributes after ``fit``
     ------------------------
     module_, n_items_, history_, epoch_seconds_, best_epoch_, best_valid_ndcg_ (see the base class)
-    max_len_ : int, the window used; has_text_ : bool, whether text is used (item table, text term,
+    max_len_ : int, the window used; regime_ : str, the training regime used; has_text_ : bool, whether text is used (item table, text term,
     pointer); has_tree_ : bool, whether the tree is built (level heads, profiles); defaults_ : str,
     the log line saying what was chosen and why
     tree_ : InterestTree (one node holding every item when the tree is skipped),
@@ -95,7 +101,7 @@ class ArboRec(SequentialRecommender):
     search_space = {"lr": [1e-3, 2e-3], "dropout": [0.3, 0.4, 0.5]}
 
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
-                 max_len: int | str = "auto", dropout: float = 0.4, id_dropout: float = 0.0,
+                 max_len: int | str = "auto", regime: str = "auto", dropout: float = 0.4, id_dropout: float = 0.0,
                  lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
                  earlier_windows: bool = False, text_weight="auto",
@@ -110,6 +116,7 @@ class ArboRec(SequentialRecommender):
         self.n_heads = n_heads
         self.gru_layers = gru_layers
         self.max_len = max_len
+        self.regime = regime
         self.dropout = dropout
         self.id_dropout = id_dropout
         self.lr = lr
@@ -150,6 +157,7 @@ class ArboRec(SequentialRecommender):
         super()._check_params()
         check_param("use_long/use_short", (self.use_long, self.use_short), self.use_long or self.use_short,
                     "at least one stream on")
+        check_param("regime", self.regime, self.regime in ("auto", "prefix", "every"), '"auto", "prefix" or "every"')
         check_param("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "a float in [0, 1)")
         t = self.text_weight
         check_param("text_weight", t, t == "auto" or (isinstance(t, (int, float)) and t >= 0), '"auto" or a float >= 0')
@@ -184,9 +192,10 @@ class ArboRec(SequentialRecommender):
             raise ConfigError(f"vectors has {len(vectors)} rows, expected one per item ({split.n_items})")
         if tree is not None and tree.n_items != split.n_items:
             raise ConfigError(f"tree covers {tree.n_items} items, expected {split.n_items}")
-        chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, tree=tree,
+        chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, regime=self.regime, tree=tree,
                                   tree_source=self.tree_source, seed=self.seed)
-        self.max_len_, self.has_text_, self.has_tree_ = chosen.max_len, chosen.has_text, chosen.has_tree
+        self.max_len_, self.regime_ = chosen.max_len, chosen.regime
+        self.has_text_, self.has_tree_, self.tree_in_items_ = chosen.has_text, chosen.has_tree, chosen.tree_in_items
         self.defaults_ = chosen.describe()
         logger.info(self.defaults_)
         self.vectors_, self.tree_ = vectors, chosen.tree
@@ -212,12 +221,18 @@ class ArboRec(SequentialRecommender):
             n_items=n_items, level_sizes=self.tree_.level_sizes, text_dim=self.vectors_.shape[1],
             max_len=self.max_len_, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
             gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout,
-            use_text=self.use_text and self.has_text_,
+            use_text=self.use_text and self.has_text_, use_tree=self.use_heads and self.tree_in_items_,
             use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_)
         return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= 1)
 
+    def _training_pairs(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        """The windows of :meth:`SequentialRecommender._training_pairs`, or one prefix per target (``regime_``)."""
+        if self.regime_ == "prefix":
+            return prefix_windows(split.train_indptr, split.train_items, self.max_len_, self.earlier_windows)
+        return super()._training_pairs(split)
+
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Next-item cross-entropy at every position + the level heads' cross-entropy on the user states,
+        """Next-item cross-entropy at every target position + the level heads' cross-entropy on the user states,
         which reaches the heads only (the states are detached: the tree does not shape the ranking)."""
         mask = tgt > 0  # (B, W)
         target = tgt[mask] - 1  # (N,)
@@ -555,7 +570,7 @@ class ArboRec(SequentialRecommender):
         return {"params": {k: v for k, v in self.get_params().items() if k != "verbose"},
                 "network": asdict(self.config_), "text_weight_": self.text_weight_, "pointer_weight_": self.pointer_weight_,
                 "pointer_temperature_": self.pointer_temperature_, "n_items": self.n_items_,
-                "max_len_": self.max_len_, "has_text_": self.has_text_, "has_tree_": self.has_tree_,
+                "max_len_": self.max_len_, "regime_": self.regime_, "has_text_": self.has_text_, "has_tree_": self.has_tree_,
                 "defaults_": self.defaults_}
 
 

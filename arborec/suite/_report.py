@@ -159,9 +159,11 @@ def dataset_section(store: RecordStore) -> list[str]:
 def _own_choice(c: dict) -> str:
     pointer = (f"pointer {c['pointer_weight']:g} at temperature {c['pointer_temperature']:g}" if c.get("pointer_weight")
                else "no pointer")
-    return (f"window {c.get('max_len')}, text {'on' if c.get('has_text') else 'off'}, "
-            f"interest tree {'built' if c.get('has_tree') else 'skipped'}, "
-            f"text weight {c.get('text_weight', 0):g}, {pointer}")
+    regime = {"prefix": "one prefix per target, ", "every": "every position, "}.get(c.get("regime"), "")
+    tree = ("skipped" if not c.get("has_tree") else "built, in the item table" if c.get("tree_in_items")
+            else "built")
+    return (f"window {c.get('max_len')}, {regime}text {'on' if c.get('has_text') else 'off'}, "
+            f"interest tree {tree}, text weight {c.get('text_weight', 0):g}, {pointer}")
 
 
 def _machines(records: list[dict]) -> str:

@@ -277,7 +277,7 @@ def _fixed(model: str, max_epochs: int, seed: int, device: str) -> dict:
 
 
 #: fitted attributes a model chose by itself on validation (arborec's "auto" settings): kept in the record
-CHOSEN_AFTER_FIT = ("max_len_", "has_text_", "has_tree_", "text_weight_", "pointer_weight_",
+CHOSEN_AFTER_FIT = ("max_len_", "regime_", "has_text_", "has_tree_", "tree_in_items_", "text_weight_", "pointer_weight_",
                     "pointer_temperature_", "score_weight_scores_", "pointer_scores_", "defaults_")
 
 

@@ -6,7 +6,8 @@ Variants: ``sasrec`` (every position of each user's window is a target, the suit
 ``sasrec-prefix`` (one example per target holding only the items before it, loss on the last position:
 BSARec's regime), ``sasrec-rel`` (the suite's regime, with a learned attention bias per distance to the
 query instead of absolute positions, so each position computes what it would as the last item of its
-prefix), ``bsarec`` (pass ``alpha=0.0`` for BSARec without its filter). Prints the best validation
+prefix), ``bsarec`` (pass ``alpha=0.0`` for BSARec without its filter), ``arborec`` (its own
+``regime``, ``use_heads``... as key=value). Prints the best validation
 NDCG@10 (the test split is never read). Write-up: benchmarks/notes/training_regime.md.
 """
 import json
@@ -17,6 +18,7 @@ import sys
 import torch
 from torch import nn
 
+from arborec.model import ArboRec
 from arborec.baselines import BSARec, SASRec
 from arborec.baselines.sasrec import SASRecConfig, SASRecModule
 from arborec.data import leave_one_out, load_prepared
@@ -59,9 +61,10 @@ if __name__ == "__main__":
     variant, ds = sys.argv[1], sys.argv[2]
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in sys.argv[4:])}
-    cls = {"sasrec": SASRec, "sasrec-prefix": SASRecPrefix, "sasrec-rel": SASRecRel, "bsarec": BSARec}[variant]
+    cls = {"sasrec": SASRec, "sasrec-prefix": SASRecPrefix, "sasrec-rel": SASRecRel, "bsarec": BSARec, "arborec": ArboRec}[variant]
     data = load_prepared(ds)
     split = leave_one_out(data)
-    m = cls(**({"max_epochs": 100, "eval_every": 2, "seed": seed, "verbose": True} | extra)).fit(split)
+    m = cls(**({"max_epochs": 100, "eval_every": 2, "seed": seed, "verbose": True} | extra)).fit(split, data)
     print(json.dumps({"variant": variant, "dataset": ds, "seed": seed, "params": extra,
-                      "best_valid_ndcg10": m.best_valid_ndcg_, "best_epoch": m.best_epoch_}))
+                      "best_valid_ndcg10": m.best_valid_ndcg_, "best_epoch": m.best_epoch_,
+                      "epoch_seconds": m.epoch_seconds_, "defaults": getattr(m, "defaults_", None)}))
