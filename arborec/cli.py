@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG_DATA)
     _add_data_args(p)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="an ArboRec parameter (repeatable; VALUE parsed as JSON), e.g. max_len=200, dropout=0.3, "
+                   help="an ArboRec parameter (repeatable; VALUE parsed as JSON), e.g. max_len=200, dropout=0.3, regime=every, "
                         "use_text=false; see `python -c 'import arborec.model; help(arborec.model.ArboRec)'`")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -125,9 +125,12 @@ def test_no_text_with_category_paths_uses_them_for_the_heads_and_the_item_table(
     long, _ = model.level_distributions(hist)
     assert [p.shape[1] for p in long] == [4, 8, 24]
     np.testing.assert_allclose(long[-1].sum(1), 1.0, rtol=1e-5)
+    scores = model.score(users, hist)
+    state = model.advance(model.init_state(), hist.sequence(0).tolist())  # the service's path reads the same table
+    np.testing.assert_allclose(model.score_state(state), scores[0], rtol=1e-4, atol=1e-4)
     loaded = load_bundle(save_bundle(model, tmp_path / "b"))
     assert loaded.config_.use_tree and loaded.tree_in_items_
-    np.testing.assert_allclose(loaded.score(users, hist), model.score(users, hist), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loaded.score(users, hist), scores, rtol=1e-5, atol=1e-5)
     no_tree = ArboRec(**TINY, use_heads=False).fit(split, data, vectors=np.ones((split.n_items, 16), np.float32))
     assert no_tree.module_.items.parts == ["id"] and no_tree.module_.heads is None  # the ablation: no tree at all
 
