@@ -28,15 +28,17 @@ class ArboRec(SequentialRecommender):
     """Two-scale, text-grounded sequential recommender whose user states are read as interests over a tree.
 
     An item is a gated mix of its ID embedding and a learned projection of its (frozen) language-model
-    vector. A user is a GRU over the whole history (long-term) and causal self-attention over the last
+    vector (on a catalogue without text: its ID embedding and the sum of its tree-path nodes' embeddings).
+    A user is a GRU over the whole history (long-term) and causal self-attention over the last
     ``max_len_`` events (short-term), fused by a learned gate per step. The item score is
     ``user . item + text_weight * cos(recency-weighted mean of the window's text vectors, item's text vector)``.
 
-    The interest tree does not rank: level heads read, at every tree level, the distribution of the next
-    event's node from the long- and short-term states, trained on those states without shaping them
-    (gradients stop at the heads). They give the interest profiles, the explanations, the slate policy's
-    action space and the service's segments. (With the tree in the ranking path, as tree-node embeddings
-    in the item table and a score term, the suite measured a tie on ml-100k and Beauty, 3 seeds each:
+    Beyond that item part (text-less catalogues only), the interest tree does not rank: level heads
+    read, at every tree level, the distribution of the next event's node from the long- and short-term
+    states, trained on those states without shaping them (gradients stop at the heads). They give the
+    interest profiles, the explanations, the slate policy's action space and the service's segments.
+    (With the tree in the ranking path of a catalogue with text, as tree-node embeddings in the item
+    table and a score term, the suite measured a tie on ml-100k and Beauty, 3 seeds each:
     ``benchmarks/results/tree_in_ranking.md``.)
 
     A text pointer then mixes that score with a second next-item distribution, read from text alone: with

@@ -77,8 +77,10 @@ ID_ONLY = ("gru4rec", "sasrec", "bsarec")
 OURS = "arborec"
 #: arborec with one part switched off, run with arborec's chosen setting on every seed (``--ablations``): what
 #: each part is worth, paired per user against the whole model. Not rivals: never "the best other model".
-#: (The interest tree is not among them: it is not in the ranking path, see benchmarks/results/tree_in_ranking.md.)
+#: (``arborec-no-tree`` changes the ranking only where the tree's nodes are in the item table: a catalogue without
+#: text; with text the tree is out of the ranking path, see benchmarks/results/tree_in_ranking.md.)
 ABLATIONS: dict[str, dict] = {
+    "arborec-no-tree": {"use_heads": False},  # no tree at all: no path nodes in the item table, no level heads
     "arborec-no-text": {"use_text": False, "text_weight": 0.0, "pointer_weight": 0.0},  # no language-model vector
     "arborec-no-long": {"use_long": False},  # no recurrent long-term stream over the whole history
     "arborec-no-short": {"use_short": False},  # no attention short-term stream over the window

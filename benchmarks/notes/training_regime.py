@@ -61,7 +61,13 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     variant, ds = sys.argv[1], sys.argv[2]
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in sys.argv[4:])}
+    def value(text):  # JSON, else the bare string (regime=prefix)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    extra = {k: value(v) for k, v in (kv.split("=", 1) for kv in sys.argv[4:])}
     cls = {"sasrec": SASRec, "sasrec-prefix": SASRecPrefix, "sasrec-rel": SASRecRel, "bsarec": BSARec, "arborec": ArboRec}[variant]
     data = load_prepared(ds)
     split = leave_one_out(data)
