@@ -10,7 +10,7 @@ from arborec.baselines import MostPop
 from arborec.data import Histories
 from arborec.evaluate import evaluate
 from arborec.model import ArboRec, default_tree, load_bundle, save_bundle
-from arborec.model._recommender import POINTER_TEMPERATURES, POINTER_WEIGHTS, TEXT_WEIGHTS
+from arborec.model._text_score import POINTER_TEMPERATURES, POINTER_WEIGHTS, TEXT_WEIGHTS
 
 TINY = dict(hidden_size=16, n_layers=1, max_len=12, batch_size=64, eval_every=1, patience=2, seed=0)
 

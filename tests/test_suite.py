@@ -10,7 +10,7 @@ from scipy import stats
 from arborec.evaluate import paired_comparison, per_user_ndcg, seed_interval
 from arborec.suite import SPACES, RecordStore, StopRequested, SuitePlan, run_suite, summarize, tune_model, write_report
 from arborec.suite import _config
-from arborec.model import _recommender
+from arborec.model import _text_score
 
 
 def test_seed_interval_hand_computed():
@@ -328,8 +328,8 @@ def test_a_record_keeps_what_arborec_chose_by_itself_on_validation(tiny_suite, t
                         budget=1))
     record = RecordStore(tmp_path / "suite", "synthetic").get("arborec", 0)
     chosen = record["chosen_in_fit"]
-    assert chosen["pointer_weight"] in _recommender.POINTER_WEIGHTS
-    assert chosen["text_weight"] in _recommender.TEXT_WEIGHTS and "path_weight" not in chosen
+    assert chosen["pointer_weight"] in _text_score.POINTER_WEIGHTS
+    assert chosen["text_weight"] in _text_score.TEXT_WEIGHTS and "path_weight" not in chosen
     assert chosen["max_len"] in (50, 100, 200) and chosen["defaults"].startswith("arborec defaults:")
     # the pointer setting it kept is the one whose validation figure the record reports
     kept = chosen["pointer_scores"][f"pointer {chosen['pointer_weight']}, temperature {chosen['pointer_temperature']}"]

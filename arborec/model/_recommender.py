@@ -1,9 +1,10 @@
-"""`ArboRec`: the hierarchical long/short-term user-interest recommender (fit, score, per-event state, profiles)."""
+"""`ArboRec`: the hierarchical long/short-term user-interest recommender (parameters, fit, score, profiles).
+
+Its text-score side lives in ``_text_score`` and its per-event serving state in ``_state``."""
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,16 +16,13 @@ from arborec.data import Histories, Split
 from arborec.diagnostics import ConfigError, check_param, logger
 from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
+from arborec.model._state import EventState
+from arborec.model._text_score import POINTER_TEMPERATURES, TextScoring, _combine
 from arborec.sequential import SequentialRecommender, pad_left, prefix_windows
 
-TEXT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # candidates for text_weight="auto", chosen on validation NDCG@10
-TEXT_DECAY = 0.7  # recency decay of the text-interest term (weight of the k-th most recent window item: 0.7 ** k)
-POINTER_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)  # candidates for pointer_weight="auto"
-POINTER_TEMPERATURES = (0.01, 0.02, 0.03)  # candidates for pointer_temperature="auto", chosen with pointer_weight
-COLD_TIEBREAK_MIN_USERS = 100  # cold_tiebreak needs this many validation users with a cold target
 
 
-class ArboRec(SequentialRecommender):
+class ArboRec(TextScoring, EventState, SequentialRecommender):
     """Two-scale, text-grounded sequential recommender whose user states are read as interests over a tree.
 
     An item is a gated mix of its ID embedding and a learned projection of its (frozen) language-model
@@ -279,77 +277,6 @@ class ArboRec(SequentialRecommender):
         if final:
             plot_history(self.history_, out / "training.png", title=f"{self.name}")
 
-    def _validation_blocks(self, split: Split, with_text: bool):
-        """The validation users in blocks of :func:`users_per_chunk` (bounded memory on big catalogues).
-
-        Yields ``(histories, parts, rank)`` per block: ``parts`` the (match, text) of
-        :meth:`_score_parts` and ``rank(scores)`` the 0-based ranks of the block's targets in a
-        (B, n_items) score array, its history items excluded (in place)."""
-        from arborec.evaluate._metrics import target_ranks
-        from arborec.evaluate._protocol import users_per_chunk
-
-        users = split.eval_users("valid")
-        targets = split.targets("valid", users)
-        chunk = users_per_chunk(split.n_items)
-        for start in range(0, len(users), chunk):
-            hist = split.histories("valid", users[start:start + chunk])
-            rows = np.repeat(np.arange(len(hist)), hist.lengths())
-
-            def rank(scores: np.ndarray, hist=hist, rows=rows, block=targets[start:start + chunk]) -> np.ndarray:
-                scores[rows, hist.items] = -np.inf
-                return target_ranks(scores, block)
-
-            parts = self._score_parts(hist, with_text=with_text)
-            yield hist, parts, rank
-
-    @torch.no_grad()
-    def _select_text_weight(self, split: Split) -> None:
-        """Pick text_weight_ among ``TEXT_WEIGHTS`` on validation NDCG@10, from one scoring pass."""
-        from arborec.evaluate._metrics import rank_metrics
-
-        ranks = {t: [] for t in TEXT_WEIGHTS}
-        for _, (match, text), rank in self._validation_blocks(split, with_text=True):
-            for t in ranks:
-                ranks[t].append(rank(_combine(match.copy(), text, t)))
-        scores = {t: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for t, r in ranks.items()}
-        self.text_weight_ = float(max(scores, key=scores.get))
-        self.score_weight_scores_ = {f"text {t}": v for t, v in scores.items()}
-        logger.info("%s: text_weight %.2f (valid ndcg@10 %.4f; without: %.4f)", self.name, self.text_weight_,
-                    max(scores.values()), scores.get(0.0, float("nan")))
-
-    @torch.no_grad()
-    def _select_pointer(self, split: Split) -> None:
-        """Pick pointer_weight_ / pointer_temperature_ ("auto" ones) on validation, the score weights fixed.
-
-        Every candidate's per-user NDCG@10 comes from one scoring pass; the choice is the best mean, or
-        with ``cold_tiebreak`` the best cold-item Recall@10 within one standard error of it
-        (:func:`arborec.evaluate.select_within_one_se`)."""
-        from arborec.evaluate import select_within_one_se
-        from arborec.evaluate._protocol import COLD_ITEM_MAX_TRAIN
-
-        ws = POINTER_WEIGHTS if self.pointer_weight == "auto" else (self.pointer_weight_,)
-        ts = POINTER_TEMPERATURES if self.pointer_temperature == "auto" else (self.pointer_temperature_,)
-        keys = [(w, t) for w in ws for t in (ts if w else ts[:1])]  # weight 0: the temperature plays no part
-        ranks = {k: [] for k in keys}
-        for hist, (match, text), rank in self._validation_blocks(split, with_text=True):
-            base = _combine(match, text, self.text_weight_)
-            window, base_logp, pointers = self._pointer_parts(base, text, hist, ts)
-            for w, t in keys:
-                ranks[w, t].append(rank(_mix(base_logp, pointers[t], w, window) if w else base.copy()))
-        ranks = {k: np.concatenate(r) for k, r in ranks.items()}
-        ndcg = {k: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0) for k, r in ranks.items()}
-        cold = split.item_train_counts()[split.targets("valid", split.eval_users("valid"))] <= COLD_ITEM_MAX_TRAIN
-        prefer = ({k: float((r[cold] < 10).mean()) for k, r in ranks.items()}
-                  if self.cold_tiebreak and cold.sum() >= COLD_TIEBREAK_MIN_USERS else None)
-        self.pointer_weight_, self.pointer_temperature_ = (float(x) for x in select_within_one_se(ndcg, prefer))
-        self.pointer_scores_ = {f"pointer {w}, temperature {t}": float(v.mean()) for (w, t), v in ndcg.items()}
-        if prefer:
-            self.pointer_cold_recall_ = {f"pointer {w}, temperature {t}": v for (w, t), v in prefer.items()}
-        logger.info("%s: pointer_weight %.2f, pointer_temperature %.3f (valid ndcg@10 %.4f; without: %.4f)",
-                    self.name, self.pointer_weight_, self.pointer_temperature_,
-                    ndcg[self.pointer_weight_, self.pointer_temperature_].mean(),
-                    ndcg[keys[0]].mean() if keys[0][0] == 0 else float("nan"))
-
     # -- scoring -----------------------------------------------------------------------------
     def _device(self) -> torch.device:
         return next(self.module_.parameters()).device
@@ -395,50 +322,6 @@ class ArboRec(SequentialRecommender):
         m.train(was_training)
         return match, text
 
-    def _window(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The events of each user's window (the last ``max_len_``): (rows, items, age), age 0 = most recent."""
-        lengths = histories.lengths()
-        age = np.repeat(histories.indptr[1:], lengths) - 1 - np.arange(len(histories.items))
-        keep = age < self.max_len_
-        return np.repeat(np.arange(len(lengths)), lengths)[keep], histories.items[keep], age[keep]
-
-    def _text_term(self, histories: Histories) -> np.ndarray:
-        """(B, n_items) cosine between each item's text vector and the user's text interest: the mean of
-        the window's item vectors, the k-th most recent weighted ``TEXT_DECAY ** k``."""
-        rows, items, age = self._window(histories)
-        profile = np.zeros((len(histories), self.vectors_.shape[1]), dtype=np.float32)
-        np.add.at(profile, rows, (TEXT_DECAY ** age).astype(np.float32)[:, None] * self.vectors_[items])
-        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
-        return profile @ self._unit_vectors().T
-
-    def _pointer_parts(self, scores: np.ndarray, text: np.ndarray, histories: Histories, temperatures):
-        """What the text pointer mixes, over the items outside each user's window (a window item is never
-        the next new item): ``(window, base, {T: pointer})``, the window as (rows, items) index tensors,
-        ``base`` the log-softmax of ``scores`` and ``pointer`` that of ``text / T``, each (B, n_items)
-        with -inf at the window items."""
-        rows, items, _ = self._window(histories)
-        window = torch.from_numpy(rows), torch.from_numpy(items.astype(np.int64))
-
-        def log_softmax_outside(logits: torch.Tensor) -> torch.Tensor:
-            logits[window] = -torch.inf
-            return torch.log_softmax(logits, dim=1)
-
-        return (window, log_softmax_outside(torch.from_numpy(scores).clone()),
-                {t: log_softmax_outside(torch.from_numpy(text) / t) for t in temperatures})
-
-    def _with_pointer(self, scores: np.ndarray, text: np.ndarray, histories: Histories) -> np.ndarray:
-        """(B, n_items) scores mixed with the text pointer (``pointer_weight_``, ``pointer_temperature_``)."""
-        window, base, pointers = self._pointer_parts(scores, text, histories, (self.pointer_temperature_,))
-        return _mix(base, pointers[self.pointer_temperature_], self.pointer_weight_, window)
-
-    def _unit_vectors(self) -> np.ndarray:
-        cache = getattr(self, "_unit_cache", None)
-        if cache is None or cache[0] is not self.vectors_:
-            v = np.asarray(self.vectors_, dtype=np.float32)
-            cache = (self.vectors_, v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
-            self._unit_cache = cache
-        return cache[1]
-
     def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:
         """(B, n_items) float32: user . item + text_weight_ * text term, mixed with the text pointer when
         ``pointer_weight_`` > 0 (then log-probabilities of the next item)."""
@@ -473,100 +356,6 @@ class ArboRec(SequentialRecommender):
         m.train(was_training)
         return out
 
-    # -- per-event state (the service) -------------------------------------------------------
-    def init_state(self) -> dict:
-        """A user with no events: zero recurrent state, empty window."""
-        self._check_fitted("module_")
-        return {"gru": np.zeros((self.gru_layers, self.hidden_size), dtype=np.float32).tolist(), "window": [],
-                "n_events": 0}
-
-    @torch.no_grad()
-    def advance(self, state: dict, items: list[int]) -> dict:
-        """A new state: the GRU advanced by ``items`` (0-based item indices, oldest first), the window extended.
-
-        Equals running the long stream over the whole history again, without doing so.
-        """
-        self._check_fitted("module_")
-        items = [int(i) for i in items]
-        if any(i < 0 or i >= self.n_items_ for i in items):
-            raise ConfigError(f"items must be item indices in [0, {self.n_items_}), got {items}")
-        gru = np.asarray(state["gru"], dtype=np.float32)
-        if items and self.use_long:
-            m = self.module_
-            was_training = m.training
-            m.eval()
-            seq = torch.as_tensor([[i + 1 for i in items]], device=self._device())  # (1, k)
-            h0 = torch.from_numpy(gru).to(self._device())[:, None, :]  # (layers, 1, D)
-            _, h = m.gru(m.gru_inputs(seq, self._table()), h0)  # (layers, 1, D)
-            gru = h[:, 0, :].cpu().numpy()
-            m.train(was_training)
-        window = (list(state["window"]) + items)[-self.max_len_:]
-        return {"gru": gru.tolist(), "window": window, "n_events": int(state.get("n_events", 0)) + len(items)}
-
-    def _table(self) -> torch.Tensor:
-        """The fused item table in eval mode, cached until the weights change (fit/load)."""
-        cache = getattr(self, "_table_cache", None)
-        if cache is None or cache[0] is not self.module_:
-            with torch.no_grad():
-                was_training = self.module_.training
-                self.module_.eval()
-                cache = (self.module_, self.module_.items())
-                self.module_.train(was_training)
-            self._table_cache = cache
-        return cache[1]
-
-    @torch.no_grad()
-    def _state_user(self, state: dict):
-        m = self.module_
-        m.eval()
-        table = self._table()
-        long = short = None
-        if m.cfg.use_long:
-            gru = torch.as_tensor(np.asarray(state["gru"], dtype=np.float32), device=self._device())
-            long = m.long_repr(gru[-1:])  # (1, D): the top layer's output after the last event
-        if m.cfg.use_short:
-            window = [i + 1 for i in state["window"]] or [0]
-            short = m.short_stream(torch.as_tensor([window], device=self._device()), table)[:, -1]  # (1, D)
-        return m.fuse_streams(long, short), long, short, table
-
-    @torch.no_grad()
-    def score_state(self, state: dict) -> np.ndarray:
-        """(n_items,) float32 scores of the next item for a user state (same as :meth:`score`)."""
-        self._check_fitted("module_")
-        user, _, _, table = self._state_user(state)
-        s = (user @ table[1:].T).cpu().numpy().astype(np.float32)  # (1, n_items)
-        if not (self.text_weight_ or self.pointer_weight_):
-            return s[0]
-        window = Histories(np.array([0, len(state["window"])]), np.asarray(state["window"], dtype=np.int64))
-        text = self._text_term(window)  # (1, n_items)
-        s = _combine(s, text, self.text_weight_)
-        return (self._with_pointer(s, text, window) if self.pointer_weight_ else s)[0]
-
-    @torch.no_grad()
-    def level_distributions_state(self, state: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(long, short) level distributions of one user state, as in :meth:`level_distributions` (1-D arrays)."""
-        self._check_fitted("module_")
-        if not self.has_tree_:  # as in level_distributions: the one node of a skipped tree
-            return [np.ones(1, dtype=np.float32)], [np.ones(1, dtype=np.float32)]
-        if self.module_.heads is None:
-            raise ConfigError("level_distributions_state needs the level heads (use_heads=True)")
-        user, long, short, _ = self._state_user(state)
-        return tuple([p[0].exp().cpu().numpy() for p in self.module_.heads(user if r is None else r)]
-                     for r in (long, short))
-
-    # -- explanation -------------------------------------------------------------------------
-    def explain(self, state_or_long: dict, items: list[int]) -> list[dict]:
-        """For each recommended item: its path labels and the user's probability of each path node."""
-        long, short = self.level_distributions_state(state_or_long)
-        out = []
-        for item in items:
-            path = self.tree_.path(item)
-            labels = self.tree_.path_labels(item)
-            out.append({"item": int(item), "path": labels,
-                        "long": [float(long[lv][n]) for lv, n in enumerate(path)],
-                        "short": [float(short[lv][n]) for lv, n in enumerate(path)]})
-        return out
-
     def config_dict(self) -> dict:
         """The parameters and the network configuration, JSON-able (what a bundle stores)."""
         return {"params": {k: v for k, v in self.get_params().items() if k != "verbose"},
@@ -574,22 +363,6 @@ class ArboRec(SequentialRecommender):
                 "pointer_temperature_": self.pointer_temperature_, "n_items": self.n_items_,
                 "max_len_": self.max_len_, "regime_": self.regime_, "has_text_": self.has_text_, "has_tree_": self.has_tree_,
                 "defaults_": self.defaults_}
-
-
-def _combine(match: np.ndarray, text: np.ndarray | None, text_weight: float) -> np.ndarray:
-    """match + text_weight * text, in place in ``match`` (skipped when text is None or weighted 0)."""
-    if text is not None and text_weight:
-        match += np.float32(text_weight) * text
-    return match
-
-
-def _mix(base: torch.Tensor, pointer: torch.Tensor, weight: float, window) -> np.ndarray:
-    """(B, n_items) float32 log((1 - weight) exp(base) + weight exp(pointer)) from two (B, n_items)
-    log-distributions over the items outside the window; the window items get each row's lowest score
-    (finite, so that scores can still be averaged, and ranked last)."""
-    out = torch.logaddexp(base + math.log1p(-weight), pointer + math.log(weight))
-    out[window] = torch.where(torch.isfinite(out), out, torch.inf).amin(dim=1)[window[0]]
-    return out.numpy()
 
 
 def _module_from(cfg: ArboRecConfig, vectors: np.ndarray, tree: InterestTree, seen: np.ndarray) -> ArboRecModule:
