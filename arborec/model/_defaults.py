@@ -105,8 +105,8 @@ class DataDefaults:
 
 def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime: str = "auto",
                      tree: InterestTree | None = None, tree_source: str = "auto", seed: int = 0) -> DataDefaults:
-    """The window, the text switch and the tree for training on ``split`` (``data``: the prepared
-    data or None; ``vectors``: the item vectors; ``tree``: a given tree, used as is).
+    """The window, the training regime, the text switch and the tree for training on ``split``
+    (``data``: the prepared data or None; ``vectors``: the item vectors; ``tree``: a given tree, used as is).
 
     - ``max_len="auto"``: :func:`auto_window` of the users' training history lengths; an int is kept.
     - ``regime="auto"``: one prefix per target (each target its own example, as BSARec trains) when
@@ -129,7 +129,8 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
     if regime == "auto":
         cost = prefix_cost(np.diff(split.train_indptr), int(max_len))
         regime = "prefix" if cost <= PREFIX_MAX_COST else "every"
-        regime_why = f"prefixes cost {cost:.1f}x the positions, {'<=' if regime == 'prefix' else '>'} {PREFIX_MAX_COST:g}x"
+        bound = "<=" if regime == "prefix" else ">"
+        regime_why = f"prefixes cost {cost:.1f}x the positions, {bound} {PREFIX_MAX_COST:g}x"
     else:
         regime_why = "given"
     catalog_text = data is None or has_item_text(data.catalog)

@@ -88,8 +88,9 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
     Attributes after ``fit``
     ------------------------
     module_, n_items_, history_, epoch_seconds_, best_epoch_, best_valid_ndcg_ (see the base class)
-    max_len_ : int, the window used; regime_ : str, the training regime used; has_text_ : bool, whether text is used (item table, text term,
-    pointer); has_tree_ : bool, whether the tree is built (level heads, profiles); defaults_ : str,
+    max_len_ : int, the window used; regime_ : str, the training regime used; has_text_ : bool, whether
+    text is used (item table, text term, pointer); has_tree_ : bool, whether the tree is built (level heads,
+    profiles); tree_in_items_ : bool, whether its path nodes are in the item table; defaults_ : str,
     the log line saying what was chosen and why
     tree_ : InterestTree (one node holding every item when the tree is skipped),
     vectors_ : (n_items, d) float32, text_weight_,

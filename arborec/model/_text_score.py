@@ -1,4 +1,4 @@
-"""The text side of arborec's score: the text-interest term, the text pointer, and their weights chosen on validation."""
+"""The text side of arborec's score: the text-interest term and the text pointer, weights chosen on validation."""
 
 from __future__ import annotations
 
