@@ -11,7 +11,7 @@ import torch
 from arborec.data import Dataset, leave_one_out, make_synthetic, prepare
 from arborec.diagnostics import ConfigError
 from arborec.model import ArboRec, load_bundle, save_bundle
-from arborec.model._defaults import PREFIX_MAX_COST, auto_window, prefix_cost, resolve_defaults, vectors_have_spread
+from arborec.model._defaults import BEHAVIOUR_TREE_MIN_ITEMS, PREFIX_MAX_COST, auto_window, prefix_cost, resolve_defaults, vectors_have_spread
 from arborec.sequential import prefix_windows, training_windows
 
 TINY = dict(hidden_size=16, n_layers=1, batch_size=64, eval_every=1, patience=1, max_epochs=2, seed=0)
@@ -77,7 +77,9 @@ def test_text_is_off_without_catalogue_text_or_with_alike_vectors(synthetic):
 
 def test_no_text_no_categories_trains_and_scores_without_text_or_tree(caplog, tmp_path):
     torch.set_num_threads(1)
-    data, split = _split(_without(make_synthetic(n_users=300, seed=0), "title", "brand", "category_path"))
+    small = make_synthetic(n_users=300, items_per_leaf=8, seed=0)  # 192 items: too few to learn a tree from
+    data, split = _split(_without(small, "title", "brand", "category_path"))
+    assert split.n_items < BEHAVIOUR_TREE_MIN_ITEMS
     assert not data.has_text
     with caplog.at_level(logging.INFO, logger="arborec"):
         model = ArboRec(**TINY).fit(split, data, vectors=np.ones((split.n_items, 16), np.float32))
@@ -101,6 +103,27 @@ def test_no_text_no_categories_trains_and_scores_without_text_or_tree(caplog, tm
     loaded = load_bundle(save_bundle(model, tmp_path / "b"))
     assert (loaded.max_len_, loaded.has_text_, loaded.has_tree_) == (50, False, False)
     np.testing.assert_allclose(loaded.score(users, hist), scores, rtol=1e-5, atol=1e-5)
+
+
+def test_no_text_no_categories_learns_the_tree_from_co_occurrence_for_profiles_only():
+    torch.set_num_threads(1)
+    full = make_synthetic(n_users=400, seed=0)  # 288 items under 4 planted top categories
+    data, split = _split(_without(full, "title", "brand", "category_path"))
+    assert split.n_items >= BEHAVIOUR_TREE_MIN_ITEMS
+    model = ArboRec(**TINY).fit(split, data, vectors=np.ones((split.n_items, 16), np.float32))
+    assert "tree learned from co-occurrence" in model.defaults_ and model.tree_.source == "behaviour"
+    assert model.has_tree_ and not model.tree_in_items_ and model.module_.items.parts == ["id"]
+    assert model.module_.heads is not None
+    # users who stay within planted categories make items of one category co-occur: the learned top
+    # level follows the planted one far better than chance (purity: share of items in their node's
+    # most common planted category; about 1/4 by chance)
+    planted = full.catalog.set_index("item").loc[data.catalog["item"], "category_path"].map(lambda p: p[0]).to_numpy()
+    top = model.tree_.codes[:, 0]
+    purity = sum(pd.Series(planted[top == n]).value_counts().iloc[0] for n in np.unique(top)) / len(top)
+    assert purity > 0.6
+    long, short = model.level_distributions(split.histories("test", split.eval_users("test")[:5]))
+    assert [p.shape[1] for p in long] == model.tree_.level_sizes
+    np.testing.assert_allclose(short[-1].sum(1), 1.0, rtol=1e-5)
 
 
 def test_no_text_with_category_paths_uses_them_for_the_heads_and_the_item_table(caplog, tmp_path):

@@ -181,6 +181,22 @@ def cooccurrence_graph(train_matrix: sp.spmatrix) -> sp.csr_matrix:
     return sp.csr_matrix((C.data[off], (C.row[off], C.col[off])), shape=C.shape)
 
 
+def behaviour_vectors(train_matrix: sp.spmatrix, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """(n_items, k) float32 unit vectors of the items from behaviour alone, k = min(dim, n_users - 1): the
+    truncated SVD (scikit-learn) of the binary (n_items, n_users) training matrix, so that items chosen by
+    the same users point the same way. An item without training events gets a zero vector.
+
+    What a tree is learned from when the catalogue has neither text nor categories.
+    """
+    from sklearn.decomposition import TruncatedSVD
+
+    M = sp.csr_matrix(train_matrix, dtype=np.float32).T.tocsr()  # (n_items, n_users)
+    M.data[:] = 1.0
+    k = max(1, min(dim, M.shape[1] - 1, M.shape[0] - 1))
+    X = TruncatedSVD(n_components=k, random_state=seed).fit_transform(M).astype(np.float32)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
 def learn_tree(vectors: np.ndarray, branching=(8, 4, 4), seed: int = 0, graph: sp.spmatrix | None = None,
                **kw) -> InterestTree:
     """Learn an interest tree: ``TreeLearner(branching, seed=seed, **kw).fit(vectors, graph).tree_``."""

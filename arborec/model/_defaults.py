@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,9 @@ WINDOW_COVERAGE = 0.9
 # regime="auto": one prefix per target when that costs at most this many times the attention positions of
 # training every position of a window at once (the Amazon 5-core sets: 6-9x; MovieLens: 100-180x)
 PREFIX_MAX_COST = 20.0
+# no text and no category paths: a tree is learned from co-occurrence when the catalogue has at least this many
+# items (the learned tree's 8 x 4 x 4 = 128 leaves then hold two items each on average)
+BEHAVIOUR_TREE_MIN_ITEMS = 256
 
 
 def auto_window(lengths: np.ndarray, windows=WINDOWS, coverage: float = WINDOW_COVERAGE) -> tuple[int, float]:
@@ -72,6 +76,17 @@ def _has_paths(data) -> bool:
             and any(normalise_paths(catalog["category_path"])))
 
 
+def behaviour_tree(split, seed: int = 0) -> InterestTree:
+    """A tree learned from behaviour alone (:func:`arborec.hierarchy.behaviour_vectors` of the training
+    histories, smoothed over their co-occurrence graph): what profiles read on a catalogue without text or
+    categories. Its nodes are named by level and number (``L1-3``): there are no words to name them from."""
+    from arborec.hierarchy import behaviour_vectors, cooccurrence_graph, learn_tree
+
+    train = split.train_matrix()
+    tree = learn_tree(behaviour_vectors(train, seed=seed), seed=seed, graph=cooccurrence_graph(train))
+    return dataclasses.replace(tree, source="behaviour")
+
+
 def _flat_tree(n_items: int) -> InterestTree:
     """One node holding every item: what the service and the profiles read when the tree is skipped."""
     return InterestTree(codes=np.zeros((n_items, 1), dtype=np.int64), parents=[np.zeros(1, dtype=np.int64)],
@@ -115,9 +130,11 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
     - Text is off when the catalogue has no item text (:func:`arborec.data.has_item_text`) or the
       vectors are all alike: the vectors then say nothing about the items.
     - Without text, the tree comes from the catalogue's category/attribute paths when some items
-      have one, else it is skipped (never learned from identical vectors; ``tree_source="learned"``
-      is then an error). With text, :func:`arborec.model.default_tree` builds it from ``tree_source``.
-      Without text, a tree's path nodes also enter the item table (the only description of the items).
+      have one (its path nodes then also enter the item table: the only description of the items), else
+      it is learned from co-occurrence (:func:`behaviour_tree`; for profiles only, not in the item table)
+      when there are ``BEHAVIOUR_TREE_MIN_ITEMS`` items, else skipped. It is never learned from identical
+      vectors (``tree_source="learned"`` is then an error). With text,
+      :func:`arborec.model.default_tree` builds it from ``tree_source``.
     """
     from arborec.model._trees import default_tree
 
@@ -147,8 +164,13 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
             raise ConfigError(f"tree_source='learned' needs item vectors that differ ({text}): use 'auto' "
                               "or 'categories', or pass a tree")
         if not _has_paths(data):
-            return DataDefaults(**chosen, tree=_flat_tree(split.n_items), has_tree=False,
-                                tree_reason="no tree (no item text and no category paths)")
+            if split.n_items < BEHAVIOUR_TREE_MIN_ITEMS:
+                return DataDefaults(**chosen, tree=_flat_tree(split.n_items), has_tree=False,
+                                    tree_reason=f"no tree (no item text, no category paths, fewer than "
+                                                f"{BEHAVIOUR_TREE_MIN_ITEMS} items to learn one from behaviour)")
+            return DataDefaults(**chosen, tree=behaviour_tree(split, seed), has_tree=True,
+                                tree_reason="tree learned from co-occurrence in the training histories (no item "
+                                            "text and no category paths); it describes users, it does not rank")
         tree_source = "categories"
     tree = default_tree(data, vectors, source=tree_source, seed=seed)
     how = "tree from the catalogue's paths" if tree.source == "categories" else f"tree {tree.source} from the item vectors"
