@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from arborec.baselines import (ALS, EASE, BSARec, GRU4Rec, ItemKNN, MostPop, Recommender, SASRec, SASRecText,
-                               UniSRec, UniSRecText)
+from arborec.baselines import (ALS, EASE, BSARec, GRU4Rec, ItemKNN, MostPop, Recommender, SASRec, SASRecPrefix,
+                               SASRecText, UniSRec, UniSRecText)
 from arborec.model import ArboRec
 from arborec.text.recommender import FineTunedText, TextOnly
 
 #: name -> class
 MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (MostPop, ItemKNN, EASE, ALS, GRU4Rec, SASRec, BSARec, SASRecText, UniSRec, UniSRecText,
+    cls.name: cls for cls in (MostPop, ItemKNN, EASE, ALS, GRU4Rec, SASRec, SASRecPrefix, BSARec, SASRecText, UniSRec, UniSRecText,
                         TextOnly, FineTunedText, ArboRec)
 }
 

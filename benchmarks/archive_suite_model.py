@@ -5,8 +5,8 @@
 Moves the model's records (``<dataset>.json``) and test ranks to ``TO_DIR`` (e.g.
 ``benchmarks/results/suite-0.2``), copies the dataset's tuning journal there, and deletes the model's
 studies from the live journal, so the next ``arborec suite`` run spends the model's whole tuning budget
-again. Nothing is lost: the archive keeps every record, rank file and trial. Ablations of the model
-(``MODEL-...``) go with it.
+again. Nothing is lost: the archive keeps every record, rank file and trial. arborec's ablations
+(``arborec-no-text``...) go with it.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from arborec.suite._config import ABLATIONS, OURS
+
 
 def archive(suite: Path, dataset: str, model: str, to_dir: Path) -> tuple[int, list[str]]:
     """(records moved, studies deleted)."""
     path = suite / f"{dataset}.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    ours = [r for r in records if r["model"] == model or r["model"].startswith(f"{model}-")]
+    ours = [r for r in records if r["model"] == model or (model == OURS and r["model"] in ABLATIONS)]
     archived_path = to_dir / f"{dataset}.json"
     archived = json.loads(archived_path.read_text()) if archived_path.exists() else []
     keys = {(r["model"], r["seed"]) for r in ours}

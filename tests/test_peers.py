@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from arborec.baselines import BSARec, MostPop, SASRecText, UniSRec, UniSRecText
+from arborec.baselines import BSARec, MostPop, SASRec, SASRecPrefix, SASRecText, UniSRec, UniSRecText
 from arborec.baselines._text_items import TextItemEmbedding, has_item_text
 from arborec.baselines.bsarec import BSARecConfig, BSARecModule, low_pass_matrix
 from arborec.baselines.sasrec import SASRecConfig
@@ -122,6 +122,20 @@ def test_bsarec_fits_on_prefix_pairs_and_validates_its_parameters(synthetic):
     for bad in (dict(alpha=1.5), dict(c=0), dict(c=60)):
         with pytest.raises(ConfigError):
             BSARec(**{**SMALL, **bad}, max_epochs=1).fit(split)
+
+
+def test_sasrec_prefix_is_sasrec_trained_on_one_prefix_per_target(synthetic):
+    _, split = synthetic
+    every, prefix = SASRec(**SMALL), SASRecPrefix(**SMALL)
+    inputs, targets = prefix._training_pairs(split)
+    expected = BSARec(**SMALL)._training_pairs(split)  # BSARec's regime, the same pairs
+    np.testing.assert_array_equal(inputs, expected[0])
+    np.testing.assert_array_equal(targets, expected[1])
+    assert (targets[:, :-1] == 0).all() and len(inputs) > len(every._training_pairs(split)[0])
+    torch.set_num_threads(1)
+    model = SASRecPrefix(**SMALL, max_epochs=2, seed=0).fit(split)
+    assert type(model.module_) is type(every._build_module(split.n_items))  # the same network as SASRec
+    assert np.isfinite(model.best_valid_ndcg_) and model.name == "sasrec-prefix"
 
 
 # -- the networks: shapes and padding -------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arborec.sequential import SequentialRecommender, causal_mask, init_weights
+from arborec.sequential import SequentialRecommender, causal_mask, init_weights, prefix_windows
 
 
 @dataclass
@@ -155,3 +155,20 @@ class SASRec(SequentialRecommender):
     def _build_module(self, n_items: int) -> nn.Module:
         return SASRecModule(SASRecConfig(n_items=n_items, max_len=self.max_len, hidden_size=self.hidden_size,
                                          n_layers=self.n_layers, n_heads=self.n_heads, dropout=self.dropout))
+
+
+class SASRecPrefix(SASRec):
+    """SASRec trained as BSARec trains: one example per target, holding only the items before it, the loss
+    on its last position (:func:`arborec.sequential.prefix_windows`), instead of every position of a
+    user's window at once. The same network, parameters and scoring as :class:`SASRec`.
+
+    On Amazon Sports this regime alone took SASRec's validation NDCG@10 from 0.0326 to 0.0387 (seed 0,
+    ``benchmarks/notes/training_regime.md``), at 6-9x the positions per epoch on the Amazon sets and
+    100-180x on MovieLens: the suite keeps its window at 50, as BSARec's.
+    """
+
+    name = "sasrec-prefix"
+
+    def _training_pairs(self, split) -> tuple:
+        return prefix_windows(split.train_indptr, split.train_items, self.max_len, self.earlier_windows)
+

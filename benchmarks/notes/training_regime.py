@@ -19,16 +19,11 @@ import torch
 from torch import nn
 
 from arborec.model import ArboRec
-from arborec.baselines import BSARec, SASRec
+from arborec.baselines import BSARec, SASRec, SASRecPrefix
 from arborec.baselines.sasrec import SASRecConfig, SASRecModule
 from arborec.data import leave_one_out, load_prepared
 from arborec.evaluate import evaluate
-from arborec.sequential import causal_mask, prefix_windows
-
-
-class SASRecPrefix(SASRec):
-    def _training_pairs(self, split):
-        return prefix_windows(split.train_indptr, split.train_items, self.max_len, self.earlier_windows)
+from arborec.sequential import causal_mask
 
 
 class RelSASRecModule(SASRecModule):
