@@ -256,14 +256,14 @@ def test_the_readme_results_section_is_the_report(tmp_path):
 
     store = RecordStore(tmp_path / "suite", "toy")
     ranks = np.array([0, 3, 20, 1])
-    store.add(_record("arborec", 0, ranks, 0.5), ranks)
+    store.add({**_record("arborec", 0, ranks, 0.5), "code_version": "0.3.0+gabc1234"}, ranks)
     write_report(tmp_path / "suite")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n## Results\n\nintro\n\n<!-- suite results: start (arborec suite --readme) -->\nSTALE\n"
                       "<!-- suite results: end -->\n\n## Next\n")
     update_readme(readme, tmp_path / "suite")
     text = readme.read_text()
-    assert "STALE" not in text and "### toy" in text and "| **arborec** | 1 (one seed) |" in text
+    assert "STALE" not in text and "### toy" in text and "| **arborec** 0.3.0 | 1 (one seed) |" in text  # its release
     assert text.index("intro") < text.index("### toy") < text.index("## Next")
     update_readme(readme, tmp_path / "suite")  # rewriting is stable
     assert readme.read_text() == text

@@ -105,7 +105,7 @@ def dataset_section(store: RecordStore) -> list[str]:
     for model, s in summary["models"].items():
         if model in ABLATIONS:  # in their own table below
             continue
-        mark = f"**{model}**" if model == OURS else model
+        mark = f"**{model}** {_release(store.of(model))}" if model == OURS else model
         seeds = f"{len(s['seeds'])}" + ("" if len(s["seeds"]) > 1 else " (one seed)")
         lines.append(f"| {mark} | {seeds} | {_ci(s['ndcg@10'])} | {_ci(s['recall@10'])} | "
                      f"{_ci(s['cold_recall@10'])} | {s['tuned_valid_ndcg@10']:.4f} | {s['trials']} | "
@@ -154,6 +154,11 @@ def dataset_section(store: RecordStore) -> list[str]:
         lines += ["", "What arborec chose by itself on validation (its `auto` settings), per seed: "
                   + "; ".join(f"seed {r['seed']}: {_own_choice(r['chosen_in_fit'])}" for r in own) + "."]
     return lines + [""]
+
+
+def _release(records: list[dict]) -> str:
+    """The release(s) of arborec the records were run with ("0.2.0"; "0.2.0/0.3.0" when mixed)."""
+    return "/".join(sorted({str(r.get("code_version", "?")).split("+")[0] for r in records}))
 
 
 def _own_choice(c: dict) -> str:
