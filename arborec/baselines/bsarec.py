@@ -38,9 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from arborec.baselines.sasrec import CausalSelfAttention
-from arborec.data import Split
 from arborec.diagnostics import check_param
-from arborec.sequential import SequentialRecommender, causal_mask, init_weights, prefix_windows
+from arborec.sequential import SequentialRecommender, causal_mask, init_weights
 
 
 @dataclass
@@ -196,8 +195,8 @@ class BSARec(SequentialRecommender):
         check_param("hidden_size/n_heads", (self.hidden_size, self.n_heads), self.hidden_size % self.n_heads == 0,
                     "hidden_size a multiple of n_heads")
 
-    def _training_pairs(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
-        return prefix_windows(split.train_indptr, split.train_items, self.max_len, self.earlier_windows)
+    def _training_regime(self) -> str:
+        return "prefix"  # its filter sees later positions: every target needs an input of its own
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Cross-entropy of the last position only (every prefix pair has its target there)."""

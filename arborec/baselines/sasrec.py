@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arborec.sequential import SequentialRecommender, causal_mask, init_weights, prefix_windows
+from arborec.sequential import SequentialRecommender, causal_mask, init_weights
 
 
 @dataclass
@@ -169,6 +169,6 @@ class SASRecPrefix(SASRec):
 
     name = "sasrec-prefix"
 
-    def _training_pairs(self, split) -> tuple:
-        return prefix_windows(split.train_indptr, split.train_items, self.max_len, self.earlier_windows)
+    def _training_regime(self) -> str:
+        return "prefix"
 

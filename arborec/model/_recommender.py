@@ -18,7 +18,7 @@ from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
 from arborec.model._state import EventState
 from arborec.model._text_score import POINTER_TEMPERATURES, TextScoring, _combine
-from arborec.sequential import SequentialRecommender, pad_left, prefix_windows
+from arborec.sequential import SequentialRecommender, pad_left
 
 
 
@@ -226,11 +226,8 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
             use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_)
         return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= 1)
 
-    def _training_pairs(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
-        """The windows of :meth:`SequentialRecommender._training_pairs`, or one prefix per target (``regime_``)."""
-        if self.regime_ == "prefix":
-            return prefix_windows(split.train_indptr, split.train_items, self.max_len_, self.earlier_windows)
-        return super()._training_pairs(split)
+    def _training_regime(self) -> str:
+        return self.regime_  # resolved from the data in _setup_fit
 
     def _loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Next-item cross-entropy at every target position + the level heads' cross-entropy on the user states,

@@ -16,7 +16,7 @@ from arborec.data import Histories, Split
 from arborec.diagnostics import check_param, logger
 from arborec.progress import EpochProgress
 from arborec.sequential._losses import full_softmax_cross_entropy
-from arborec.sequential._windows import batch_order, pad_left, training_windows
+from arborec.sequential._windows import batch_order, pad_left, prefix_windows, training_windows
 
 
 class SequentialRecommender(Recommender):
@@ -136,10 +136,17 @@ class SequentialRecommender(Recommender):
                     self.best_valid_ndcg_, self.best_epoch_, len(self.history_), self.epoch_seconds_)
         return self
 
+    def _training_regime(self) -> str:
+        """"every" (every position of a user's window is a target at once) or "prefix" (one example per
+        target, holding only the items before it: a model whose positions see the future, or one that trains
+        better that way); subclasses say which."""
+        return "every"
+
     def _training_pairs(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, targets), left-padded (n, max_len) int64: the training data of one epoch (see
-        :func:`training_windows`; a model whose positions see the future trains on :func:`prefix_windows`)."""
-        return training_windows(split.train_indptr, split.train_items, self._window_length(), self.earlier_windows)
+        """(inputs, targets), left-padded (n, max_len) int64: the training data of one epoch, from
+        :func:`training_windows` or :func:`prefix_windows` as :meth:`_training_regime` says."""
+        make = prefix_windows if self._training_regime() == "prefix" else training_windows
+        return make(split.train_indptr, split.train_items, self._window_length(), self.earlier_windows)
 
     def _output_items(self) -> torch.Tensor:
         """(n_items, D) the tied output layer: row i scores item i (the input embedding, padding row dropped)."""
