@@ -214,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop cleanly between runs after this many minutes (rerun to continue)")
     p.add_argument("--ablations", default=None, metavar="NAMES",
                    help="comma-separated arborec ablations to run on every seed with arborec's chosen setting, "
-                        "after arborec: arborec-no-text (no language-model vectors), arborec-no-long (no GRU "
-                        "stream), arborec-no-short (no attention stream), arborec-static-text (item vectors from the "
-                        "fast static encoder); the report pairs each with the whole model (default: none)")
+                        "after arborec: arborec-no-tree (no tree: no path nodes in the item table, no level heads), "
+                        "arborec-no-text (no language-model vectors), arborec-no-long (no GRU stream), "
+                        "arborec-no-short (no attention stream), arborec-static-text (item vectors from the fast "
+                        "static encoder); the report pairs each with the whole model (default: none)")
     p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
     p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
                    "of this README (its results section)")

@@ -528,3 +528,53 @@ def test_serving_keeps_full_garbage_collections_out_of_requests():
     before, after, threshold = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == 0 and after > 10_000  # the loaded modules' objects are frozen
     assert threshold[0] > 700  # young collections after more allocations than Python's default
+
+
+def test_event_application_gives_way_to_reads_in_flight():
+    """An ingest's pause waits while a read is in flight (until it ends, at most max_wait), not otherwise."""
+    from arborec.serve.service import ReadsFirst
+
+    reads = ReadsFirst(max_wait=5.0)
+    t0 = time.perf_counter()
+    reads.pause()
+    assert time.perf_counter() - t0 < 0.05 and reads.pauses == 0  # no read: no wait
+    started = threading.Event()
+
+    def read(seconds):
+        with reads.reading():
+            started.set()
+            time.sleep(seconds)
+    reader = threading.Thread(target=read, args=(0.3,))
+    reader.start()
+    started.wait()
+    t0 = time.perf_counter()
+    reads.pause()
+    waited = time.perf_counter() - t0
+    reader.join()
+    assert 0.15 < waited < 4.0 and reads.pauses == 1 and reads.readers == 0  # waited for the read, not max_wait
+
+    reads = ReadsFirst(max_wait=0.1)  # a read that never ends slows the ingest, never stops it
+    started.clear()
+    reader = threading.Thread(target=read, args=(1.5,))
+    reader.start()
+    started.wait()
+    t0 = time.perf_counter()
+    reads.pause()
+    assert time.perf_counter() - t0 < 1.0
+    reader.join()
+
+
+def test_reads_are_announced_while_they_run_and_ingest_pauses_for_them(served, monkeypatch):
+    client, service, data = served
+    seen = []
+    real = service.recommend
+    monkeypatch.setattr(service, "recommend", lambda *a, **kw: (seen.append(service.reads.readers), real(*a, **kw))[1])
+    user = str(data.user_ids[0])
+    assert client.get(f"/users/{user}/recommendations").status_code == 200
+    assert seen == [1] and service.reads.readers == 0
+    calls = []
+    monkeypatch.setattr(service.reads, "pause", lambda: calls.append(1))
+    item = service.catalog.item_ids[0]
+    events = [{"user": f"pause-{i}", "item": item, "timestamp": 1_700_000_000, "event_type": "view"} for i in range(3)]
+    assert client.post("/events", json={"events": events}).status_code == 200
+    assert len(calls) >= 3  # at least once per user of the batch

@@ -363,3 +363,13 @@ def test_an_ablation_runs_arborecs_chosen_setting_with_a_part_off_and_is_never_a
     assert "| arborec-no-text |" not in report
     with pytest.raises(Exception, match="unknown ablation"):
         SuitePlan(datasets=["synthetic"], models=["arborec"], out_dir=tmp_path, ablations=["no-such"]).validate()
+
+
+def test_suite_help_names_every_ablation():
+    from arborec.cli import build_parser
+    from arborec.suite._config import ABLATIONS
+
+    suite = build_parser()._subparsers._group_actions[0].choices["suite"]
+    (option,) = [a for a in suite._actions if "--ablations" in a.option_strings]
+    for name in ABLATIONS:
+        assert f"{name} (" in option.help, name

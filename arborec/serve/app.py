@@ -23,7 +23,7 @@ from arborec import __version__
 from arborec.diagnostics import ArborecError, DuplicateItemError, UnknownItemError, logger
 from arborec.serve import schemas
 from arborec.serve.security import KeyRing, Scope
-from arborec.serve.service import InterestService
+from arborec.serve.service import InterestService, ReadsFirst
 from arborec.serve.slates import PolicyRecommendations, add_slate_routes
 from arborec.serve.settings import ServeSettings
 
@@ -298,7 +298,8 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
     app.mount(DOCS_STATIC, StaticFiles(directory=_docs_assets()), name="static-docs")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     service.store.on_commit = metrics.observe_commit
-    app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes, metrics=metrics, routes=app.router.routes)
+    app.add_middleware(_Guard, max_body_bytes=settings.max_body_bytes, metrics=metrics, routes=app.router.routes,
+                       reads=service.reads)
     return app
 
 
@@ -365,20 +366,26 @@ class _Metrics:
 
 
 class _Guard:
-    """ASGI wrapper: refuses bodies over ``max_body_bytes`` (413) and records request metrics."""
+    """ASGI wrapper: refuses bodies over ``max_body_bytes`` (413), records request metrics, and announces each
+    GET to ``reads`` from its arrival (event application gives way to it, see `ReadsFirst`)."""
 
-    def __init__(self, app, max_body_bytes: int, metrics: _Metrics, routes: list):
+    def __init__(self, app, max_body_bytes: int, metrics: _Metrics, routes: list, reads: ReadsFirst):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
         self.routes = routes
+        self.reads = reads
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         self.metrics.in_flight.inc()
         try:
-            await self._guarded(scope, receive, send)
+            if scope["method"] == "GET":
+                with self.reads.reading():
+                    await self._guarded(scope, receive, send)
+            else:
+                await self._guarded(scope, receive, send)
         finally:
             self.metrics.in_flight.dec()
 
@@ -414,6 +421,11 @@ class _Guard:
         async def recording_send(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                # the time spent in the service until the answer starts (W3C Server-Timing): what a client's
+                # own figure has on top of it is the network, queues and the client itself
+                elapsed_ms = (time.perf_counter() - start) * 1000.0
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", f"app;dur={elapsed_ms:.3f}".encode())]}
             await send(message)
 
         try:

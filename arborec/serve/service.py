@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,51 @@ class _LRU:
         return len(self._data)
 
 
+class ReadsFirst:
+    """Reads before event application: an ingest pauses between users while a read is in flight.
+
+    A service applying a batch of events is busy Python for tens of milliseconds; the threads answering
+    recommendations share one interpreter lock with it and used to queue behind it (p99 during a saturated
+    event stream ~10x the warm figure, benchmarks/results/serve_memory_1000000.md). Here each read announces
+    itself (``with reads.reading():``, taken as the request arrives) and the ingest calls :meth:`pause` between
+    users: while reads are in flight it waits, for at most ``max_wait`` seconds per pause so that a constant
+    stream of reads slows ingestion but never stops it. Events are still acknowledged only once stored and
+    applied; what waits is the acknowledgement.
+    """
+
+    def __init__(self, max_wait: float = 0.02):
+        self.max_wait = float(max_wait)
+        self._readers = 0
+        self._idle = threading.Condition()
+        self.pauses = 0  # pauses that waited (a measure of how much ingestion gave way)
+
+    @contextmanager
+    def reading(self):
+        with self._idle:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._readers -= 1
+                if not self._readers:
+                    self._idle.notify_all()
+
+    @property
+    def readers(self) -> int:
+        """Reads in flight now."""
+        return self._readers
+
+    def pause(self) -> None:
+        """Wait while reads are in flight (at most ``max_wait`` seconds); return at once when there are none."""
+        if not self._readers:  # read without the lock: a read that starts just now waits for the next pause
+            return
+        with self._idle:
+            if self._readers:
+                self.pauses += 1
+                self._idle.wait_for(lambda: not self._readers, timeout=self.max_wait)
+
+
 def pack_state(state: dict) -> dict:
     """A scorer state as JSON-able values (numpy arrays as dtype, shape and values; no pickle)."""
     def pack(value):
@@ -130,6 +176,7 @@ class InterestService:
         self._users = _LRU(settings.user_cache_size)
         self._base_of_key: dict[str, str] | None = None  # stored key -> batch-log id (pseudonyms only)
         self._lock = threading.RLock()
+        self.reads = ReadsFirst()  # reads announce themselves; ingest gives way between users
         self.text_index = ItemIndex(catalog.vectors)
         vectors = scorer.item_vectors()
         self.model_index = ItemIndex(vectors) if vectors is not None else None
@@ -171,15 +218,19 @@ class InterestService:
         finally:
             self._lock.release()
 
-    def _load(self, user_ids: list[str], segments: bool = True) -> dict[str, tuple[UserRecord | None, int | None]]:
+    def _load(self, user_ids: list[str], segments: bool = True,
+              between=None) -> dict[str, tuple[UserRecord | None, int | None]]:
         """Rebuild users' records: the state folded by retention (or the batch log), then the stored events.
 
         For each user: (record or None when unknown, the segment they are counted in: as stored with their
         last events, else None). The record's segment is predicted from the rebuilt state, or with
-        ``segments=False`` the counted one (the caller predicts the new one)."""
+        ``segments=False`` the counted one (the caller predicts the new one). ``between`` (no arguments) is
+        called before each user (the ingest's pause for reads)."""
         rows = self.store.users_rows(user_ids)
         out: dict[str, tuple[UserRecord | None, int | None]] = {}
         for user_id in user_ids:
+            if between is not None:
+                between()
             stored, row = rows[user_id]
             folded = row["folded"] if row is not None else None
             counted = row["segment"] if row is not None else None
@@ -215,9 +266,11 @@ class InterestService:
             cached = {user_id: self._users.get(user_id) for user_id in by_user}
             missing = [user_id for user_id, record in cached.items() if record is None]
             if missing:  # rebuilt together (one query per 500 users); their new segment is predicted below
-                cached.update({u: record for u, (record, _) in self._load(missing, segments=False).items()})
+                loaded = self._load(missing, segments=False, between=self.reads.pause)
+                cached.update({u: record for u, (record, _) in loaded.items()})
             changes = []
             for user_id, evs in by_user.items():
+                self.reads.pause()
                 old = cached[user_id]
                 state = old.state if old is not None else self.scorer.new_state()
                 items = np.array([index_of[e.item] for e in evs], dtype=np.int64)
@@ -228,6 +281,7 @@ class InterestService:
             segments = self.segmentation.predict_many([c[4] for c in changes], [c[0] for c in changes])
             updated, snapshots = {}, {}
             for (user_id, new_state, n_events, last, interests, items), segment in zip(changes, segments):
+                self.reads.pause()
                 before = cached[user_id].segment if cached[user_id] is not None else None
                 updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), items, before)
                 snapshots[user_id] = {"n_events": n_events, "last_timestamp": last,
@@ -237,8 +291,9 @@ class InterestService:
             rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
                      "event_type": getattr(e.event_type, "value", e.event_type),
                      "event_id": getattr(e, "event_id", None)} for e in events]
-            self.store.add_events(rows=rows, user_states=snapshots)  # committed: now durable
+            self.store.add_events(rows=rows, user_states=snapshots, between=self.reads.pause)  # committed: durable
             for user_id, (record, items, before) in updated.items():
+                self.reads.pause()
                 self._users.put(user_id, record)
                 self.segmentation.place(self.store.key(user_id), record.segment, items, before=before)
             np.add.at(self.catalog.counts, [index_of[e.item] for e in events], 1.0)

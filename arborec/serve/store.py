@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from arborec.serve.security import Pseudonymiser
 
+WRITE_CHUNK = 100  # rows per statement of one event batch's transaction (the ingest may pause between them)
+
 metadata = MetaData()
 
 events = Table(
@@ -140,9 +142,10 @@ class Store:
         return bytes.fromhex(value)
 
     # -- events and users ---------------------------------------------------------------------
-    def add_events(self, *, rows: list[dict], user_states: dict[str, dict]) -> int:
+    def add_events(self, *, rows: list[dict], user_states: dict[str, dict], between=None) -> int:
         """Insert event rows (user_id, item_id, timestamp, event_type[, event_id]) and upsert the users'
-        snapshots, atomically. User ids are the service's (the store applies its pseudonyms).
+        snapshots, atomically. User ids are the service's (the store applies its pseudonyms). ``between`` (no
+        arguments) is called between chunks of rows of the one transaction (the ingest's pause for reads).
 
         Returns the number of events written. When this returns, the transaction is committed.
         """
@@ -154,9 +157,11 @@ class Store:
         start, ok = time.perf_counter(), False
         try:
             with self.engine.begin() as conn:
-                if written:
-                    conn.execute(insert(events), written)
-                conn.execute(self._upsert_users(), snapshots)
+                for statement, values in ((insert(events), written), (self._upsert_users(), snapshots)):
+                    for start in range(0, len(values), WRITE_CHUNK):
+                        if between is not None:
+                            between()
+                        conn.execute(statement, values[start:start + WRITE_CHUNK])
             ok = True
         finally:
             if self.on_commit is not None:
