@@ -156,6 +156,7 @@ def test_no_text_with_category_paths_uses_them_for_the_heads_and_the_item_table(
     np.testing.assert_allclose(loaded.score(users, hist), scores, rtol=1e-5, atol=1e-5)
     no_tree = ArboRec(**TINY, use_heads=False).fit(split, data, vectors=np.ones((split.n_items, 16), np.float32))
     assert no_tree.module_.items.parts == ["id"] and no_tree.module_.heads is None  # the ablation: no tree at all
+    assert not no_tree.tree_in_items_ and "use_heads=False: the model holds no tree" in no_tree.defaults_
 
 
 def test_prefix_cost_counts_the_positions_each_regime_reads():

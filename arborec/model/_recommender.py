@@ -196,8 +196,10 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, regime=self.regime, tree=tree,
                                   tree_source=self.tree_source, seed=self.seed)
         self.max_len_, self.regime_ = chosen.max_len, chosen.regime
-        self.has_text_, self.has_tree_, self.tree_in_items_ = chosen.has_text, chosen.has_tree, chosen.tree_in_items
-        self.defaults_ = chosen.describe()
+        self.has_text_, self.has_tree_ = chosen.has_text, chosen.has_tree
+        self.tree_in_items_ = chosen.tree_in_items and self.use_heads
+        self.defaults_ = chosen.describe() + ("" if self.use_heads else "; but use_heads=False: the model holds no "
+                                              "tree (no level heads, no path nodes in the item table)")
         logger.info(self.defaults_)
         self.vectors_, self.tree_ = vectors, chosen.tree
         self._prepare_sampling(split)
@@ -222,7 +224,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
             n_items=n_items, level_sizes=self.tree_.level_sizes, text_dim=self.vectors_.shape[1],
             max_len=self.max_len_, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
             gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout,
-            use_text=self.use_text and self.has_text_, use_tree=self.use_heads and self.tree_in_items_,
+            use_text=self.use_text and self.has_text_, use_tree=self.tree_in_items_,
             use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_)
         return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= 1)
 
