@@ -534,7 +534,7 @@ def test_event_application_gives_way_to_reads_in_flight():
     """An ingest's pause waits while a read is in flight (until it ends, at most max_wait), not otherwise."""
     from arborec.serve.service import ReadsFirst
 
-    reads = ReadsFirst(max_wait=5.0)
+    reads = ReadsFirst(max_wait=5.0, budget=5.0)
     t0 = time.perf_counter()
     reads.pause()
     assert time.perf_counter() - t0 < 0.05 and reads.pauses == 0  # no read: no wait
@@ -553,14 +553,19 @@ def test_event_application_gives_way_to_reads_in_flight():
     reader.join()
     assert 0.15 < waited < 4.0 and reads.pauses == 1 and reads.readers == 0  # waited for the read, not max_wait
 
-    reads = ReadsFirst(max_wait=0.1)  # a read that never ends slows the ingest, never stops it
+    reads = ReadsFirst(max_wait=0.1, budget=0.25)  # a read that never ends slows the ingest, never stops it
     started.clear()
-    reader = threading.Thread(target=read, args=(1.5,))
+    reader = threading.Thread(target=read, args=(2.5,))
     reader.start()
     started.wait()
     t0 = time.perf_counter()
     reads.pause()
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 1.0  # one pause: max_wait at most
+    with reads.applying():  # one batch: all its pauses together wait budget at most
+        t0 = time.perf_counter()
+        for _ in range(20):
+            reads.pause()
+        assert time.perf_counter() - t0 < 1.5
     reader.join()
 
 

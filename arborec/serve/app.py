@@ -367,7 +367,7 @@ class _Metrics:
 
 class _Guard:
     """ASGI wrapper: refuses bodies over ``max_body_bytes`` (413), records request metrics, and announces each
-    GET to ``reads`` from its arrival (event application gives way to it, see `ReadsFirst`)."""
+    per-user GET to ``reads`` from its arrival (event application gives way to it, see `ReadsFirst`)."""
 
     def __init__(self, app, max_body_bytes: int, metrics: _Metrics, routes: list, reads: ReadsFirst):
         self.app = app
@@ -381,7 +381,7 @@ class _Guard:
             return await self.app(scope, receive, send)
         self.metrics.in_flight.inc()
         try:
-            if scope["method"] == "GET":
+            if scope["method"] == "GET" and scope["path"].startswith("/users/"):  # per-user reads, not pages
                 with self.reads.reading():
                     await self._guarded(scope, receive, send)
             else:

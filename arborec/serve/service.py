@@ -79,16 +79,26 @@ class ReadsFirst:
     recommendations share one interpreter lock with it and used to queue behind it (p99 during a saturated
     event stream ~10x the warm figure, benchmarks/results/serve_memory_1000000.md). Here each read announces
     itself (``with reads.reading():``, taken as the request arrives) and the ingest calls :meth:`pause` between
-    users: while reads are in flight it waits, for at most ``max_wait`` seconds per pause so that a constant
-    stream of reads slows ingestion but never stops it. Events are still acknowledged only once stored and
-    applied; what waits is the acknowledgement.
+    users: while reads are in flight it waits, for at most ``max_wait`` seconds per pause and ``budget``
+    seconds per batch (:meth:`applying`), so that many reads, or a slow client, slow ingestion but never stop
+    it. Events are still acknowledged only once stored and applied; what waits is the acknowledgement.
     """
 
-    def __init__(self, max_wait: float = 0.02):
-        self.max_wait = float(max_wait)
+    def __init__(self, max_wait: float = 0.02, budget: float = 0.1):
+        self.max_wait, self.budget = float(max_wait), float(budget)
         self._readers = 0
         self._idle = threading.Condition()
+        self._left = self.budget  # of the batch being applied (one at a time: the service's lock)
         self.pauses = 0  # pauses that waited (a measure of how much ingestion gave way)
+
+    @contextmanager
+    def applying(self):
+        """One batch's application: its pauses together wait at most ``budget`` seconds."""
+        self._left = self.budget
+        try:
+            yield
+        finally:
+            self._left = self.budget
 
     @contextmanager
     def reading(self):
@@ -109,12 +119,14 @@ class ReadsFirst:
 
     def pause(self) -> None:
         """Wait while reads are in flight (at most ``max_wait`` seconds); return at once when there are none."""
-        if not self._readers:  # read without the lock: a read that starts just now waits for the next pause
+        if not self._readers or self._left <= 0:  # unlocked read: a read starting now waits for the next pause
             return
         with self._idle:
             if self._readers:
                 self.pauses += 1
-                self._idle.wait_for(lambda: not self._readers, timeout=self.max_wait)
+                start = time.perf_counter()
+                self._idle.wait_for(lambda: not self._readers, timeout=min(self.max_wait, self._left))
+                self._left -= time.perf_counter() - start
 
 
 def pack_state(state: dict) -> dict:
@@ -259,7 +271,7 @@ class InterestService:
             shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
             raise UnknownItemError(f"unknown item id(s): {shown}; add items with POST /items first")
         answered = list(dict.fromkeys(e.user for e in events))
-        with self._lock:
+        with self._lock, self.reads.applying():
             events = self._new_events(events)  # an event id already stored (a retry): acknowledged, not applied
             by_user: dict[str, list] = {}
             for e in events:
