@@ -29,13 +29,28 @@ from optuna.storages.journal import JournalFileBackend
 from arborec.suite._config import ABLATIONS, OURS
 
 
+def _records(path: Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _runs_of(records: list[dict], model: str) -> list[dict]:
+    """``model``'s records, with arborec's ablations when the model is arborec."""
+    return [r for r in records if r["model"] == model or (model == OURS and r["model"] in ABLATIONS)]
+
+
+def _studies_of(storage, model: str) -> list[str]:
+    """The names of ``model``'s tuning studies in ``storage`` (``model`` and ``model@<space>``)."""
+    return [s.study_name for s in optuna.get_all_study_summaries(storage)
+            if s.study_name == model or s.study_name.startswith(f"{model}@")]
+
+
 def archive(suite: Path, dataset: str, model: str, to_dir: Path) -> tuple[int, list[str]]:
     """(records moved, studies deleted)."""
     path = suite / f"{dataset}.json"
-    records = json.loads(path.read_text()) if path.exists() else []
-    ours = [r for r in records if r["model"] == model or (model == OURS and r["model"] in ABLATIONS)]
+    records = _records(path)
+    ours = _runs_of(records, model)
     archived_path = to_dir / f"{dataset}.json"
-    archived = json.loads(archived_path.read_text()) if archived_path.exists() else []
+    archived = _records(archived_path)
     keys = {(r["model"], r["seed"]) for r in ours}
     archived = [r for r in archived if (r["model"], r["seed"]) not in keys] + ours
     to_dir.mkdir(parents=True, exist_ok=True)
@@ -53,28 +68,25 @@ def archive(suite: Path, dataset: str, model: str, to_dir: Path) -> tuple[int, l
         (to_dir / "studies").mkdir(parents=True, exist_ok=True)
         shutil.copy2(journal, to_dir / "studies" / journal.name)
         storage = JournalStorage(JournalFileBackend(str(journal)))
-        for s in optuna.get_all_study_summaries(storage):
-            if s.study_name == model or s.study_name.startswith(f"{model}@"):
-                optuna.delete_study(study_name=s.study_name, storage=storage)
-                deleted.append(s.study_name)
+        for name in _studies_of(storage, model):
+            optuna.delete_study(study_name=name, storage=storage)
+            deleted.append(name)
     return len(ours), deleted
 
 
 def merge(staging: Path, dataset: str, model: str, live: Path) -> tuple[int, list[str]]:
     """Bring ``model``'s runs on ``dataset`` from the store ``staging`` into ``live``: (records, studies)."""
     live_path, staged_path = live / f"{dataset}.json", staging / f"{dataset}.json"
-    records = json.loads(live_path.read_text()) if live_path.exists() else []
-    every_staged = json.loads(staged_path.read_text()) if staged_path.exists() else []
-    staged = [r for r in every_staged if r["model"] == model or (model == OURS and r["model"] in ABLATIONS)]
+    records, every_staged = _records(live_path), _records(staged_path)
+    staged = _runs_of(every_staged, model)
     clash = {(r["model"], r["seed"]) for r in staged} & {(r["model"], r["seed"]) for r in records}
     if clash:
         raise SystemExit(f"{live_path} already holds {sorted(clash)}: archive them first")
     journal, staged_journal = live / "studies" / f"{dataset}.log", staging / "studies" / f"{dataset}.log"
     storage = JournalStorage(JournalFileBackend(str(journal)))
     staged_storage = JournalStorage(JournalFileBackend(str(staged_journal)))
-    names = [s.study_name for s in optuna.get_all_study_summaries(staged_storage)
-             if s.study_name == model or s.study_name.startswith(f"{model}@")]
-    held = {s.study_name for s in optuna.get_all_study_summaries(storage)} & set(names)
+    names = _studies_of(staged_storage, model)
+    held = set(_studies_of(storage, model)) & set(names)
     if held:
         raise SystemExit(f"{journal} already holds the studies {sorted(held)}: archive them first")
     for name in names:

@@ -583,3 +583,17 @@ def test_reads_are_announced_while_they_run_and_ingest_pauses_for_them(served, m
     events = [{"user": f"pause-{i}", "item": item, "timestamp": 1_700_000_000, "event_type": "view"} for i in range(3)]
     assert client.post("/events", json={"events": events}).status_code == 200
     assert len(calls) >= 3  # at least once per user of the batch
+
+
+def test_store_reports_the_commit_latency_of_a_batch_written_in_chunks(served, monkeypatch):
+    """add_events writes its rows in chunks (the ingest may pause between them); on_commit still gets the
+    seconds the transaction took."""
+    _, service, _ = served
+    seen = []
+    monkeypatch.setattr(service.store, "on_commit", lambda seconds, ok: seen.append((seconds, ok)))
+    item = service.catalog.item_ids[0]
+    from arborec.serve import schemas
+    batch = schemas.EventBatch(events=[{"user": f"chunk-{i}", "item": item, "timestamp": 1_700_000_000,
+                                        "event_type": "view"} for i in range(250)])
+    service.ingest(batch.events)
+    assert len(seen) == 1 and seen[0][1] and 0.0 <= seen[0][0] < 5.0

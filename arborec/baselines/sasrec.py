@@ -171,4 +171,3 @@ class SASRecPrefix(SASRec):
 
     def _training_regime(self) -> str:
         return "prefix"
-

@@ -106,20 +106,24 @@ class DataDefaults:
     tree: InterestTree  # a single node when the tree is skipped
     has_tree: bool  # False: no level heads (one node holds every item)
     tree_reason: str
-    tree_in_items: bool = False  # the tree's path nodes are a part of the item table (a tree, and no text)
+    tree_in_items: bool = False  # the tree's path nodes are a part of the item table (a tree, no text, heads on)
+    heads: bool = True  # False (the no-tree ablation): the model holds no tree, whatever was built
 
     def describe(self) -> str:
         tree = (f"{self.tree_reason} ({self.tree.n_levels} level{'s' * (self.tree.n_levels > 1)}: "
                 f"{'/'.join(map(str, self.tree.level_sizes))} nodes)" if self.has_tree else self.tree_reason)
         if self.tree_in_items:
             tree += ", its path nodes in the item table (no text to describe the items)"
+        if not self.heads:
+            tree += "; but use_heads=False: the model holds no tree (no level heads, no path nodes in the item table)"
         return (f"arborec defaults: max_len={self.max_len} ({self.window_reason}); "
                 f"training on {'one prefix per target' if self.regime == 'prefix' else 'every position'} "
                 f"({self.regime_reason}); text {'on' if self.has_text else 'off'} ({self.text_reason}); {tree}")
 
 
 def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime: str = "auto",
-                     tree: InterestTree | None = None, tree_source: str = "auto", seed: int = 0) -> DataDefaults:
+                     tree: InterestTree | None = None, tree_source: str = "auto", seed: int = 0,
+                     heads: bool = True) -> DataDefaults:
     """The window, the training regime, the text switch and the tree for training on ``split``
     (``data``: the prepared data or None; ``vectors``: the item vectors; ``tree``: a given tree, used as is).
 
@@ -134,7 +138,8 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
       it is learned from co-occurrence (:func:`behaviour_tree`; for profiles only, not in the item table)
       when there are ``BEHAVIOUR_TREE_MIN_ITEMS`` items, else skipped. It is never learned from identical
       vectors (``tree_source="learned"`` is then an error). With text,
-      :func:`arborec.model.default_tree` builds it from ``tree_source``.
+      :func:`arborec.model.default_tree` builds it from ``tree_source``. ``heads=False`` (the ablation
+      without the tree): the tree is still built, but nothing of it enters the model.
     """
     from arborec.model._trees import default_tree
 
@@ -156,9 +161,10 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
     text = ("item text" if has_text else "the catalogue has no item text" if not catalog_text
             else "the item vectors are all alike")
     chosen = dict(max_len=int(max_len), window_reason=window, regime=regime, regime_reason=regime_why,
-                  has_text=has_text, text_reason=text)
+                  has_text=has_text, text_reason=text, heads=heads)
+    in_items = not has_text and heads
     if tree is not None:
-        return DataDefaults(**chosen, tree=tree, has_tree=True, tree_reason="tree given", tree_in_items=not has_text)
+        return DataDefaults(**chosen, tree=tree, has_tree=True, tree_reason="tree given", tree_in_items=in_items)
     if not has_text:
         if tree_source == "learned":
             raise ConfigError(f"tree_source='learned' needs item vectors that differ ({text}): use 'auto' "
@@ -174,4 +180,4 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
         tree_source = "categories"
     tree = default_tree(data, vectors, source=tree_source, seed=seed)
     how = "tree from the catalogue's paths" if tree.source == "categories" else f"tree {tree.source} from the item vectors"
-    return DataDefaults(**chosen, tree=tree, has_tree=True, tree_reason=how, tree_in_items=not has_text)
+    return DataDefaults(**chosen, tree=tree, has_tree=True, tree_reason=how, tree_in_items=in_items)

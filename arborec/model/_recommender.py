@@ -194,12 +194,10 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         if tree is not None and tree.n_items != split.n_items:
             raise ConfigError(f"tree covers {tree.n_items} items, expected {split.n_items}")
         chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, regime=self.regime, tree=tree,
-                                  tree_source=self.tree_source, seed=self.seed)
+                                  tree_source=self.tree_source, seed=self.seed, heads=self.use_heads)
         self.max_len_, self.regime_ = chosen.max_len, chosen.regime
-        self.has_text_, self.has_tree_ = chosen.has_text, chosen.has_tree
-        self.tree_in_items_ = chosen.tree_in_items and self.use_heads
-        self.defaults_ = chosen.describe() + ("" if self.use_heads else "; but use_heads=False: the model holds no "
-                                              "tree (no level heads, no path nodes in the item table)")
+        self.has_text_, self.has_tree_, self.tree_in_items_ = chosen.has_text, chosen.has_tree, chosen.tree_in_items
+        self.defaults_ = chosen.describe()
         logger.info(self.defaults_)
         self.vectors_, self.tree_ = vectors, chosen.tree
         self._prepare_sampling(split)

@@ -4,7 +4,7 @@
 import math
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -381,10 +381,8 @@ class _Guard:
             return await self.app(scope, receive, send)
         self.metrics.in_flight.inc()
         try:
-            if scope["method"] == "GET" and scope["path"].startswith("/users/"):  # per-user reads, not pages
-                with self.reads.reading():
-                    await self._guarded(scope, receive, send)
-            else:
+            per_user_read = scope["method"] == "GET" and scope["path"].startswith("/users/")  # not pages, assets
+            with self.reads.reading() if per_user_read else nullcontext():
                 await self._guarded(scope, receive, send)
         finally:
             self.metrics.in_flight.dec()

@@ -95,10 +95,7 @@ class ReadsFirst:
     def applying(self):
         """One batch's application: its pauses together wait at most ``budget`` seconds."""
         self._left = self.budget
-        try:
-            yield
-        finally:
-            self._left = self.budget
+        yield
 
     @contextmanager
     def reading(self):

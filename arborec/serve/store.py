@@ -158,10 +158,10 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 for statement, values in ((insert(events), written), (self._upsert_users(), snapshots)):
-                    for start in range(0, len(values), WRITE_CHUNK):
+                    for first in range(0, len(values), WRITE_CHUNK):
                         if between is not None:
                             between()
-                        conn.execute(statement, values[start:start + WRITE_CHUNK])
+                        conn.execute(statement, values[first:first + WRITE_CHUNK])
             ok = True
         finally:
             if self.on_commit is not None:
