@@ -217,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "after arborec: arborec-no-tree (no tree: no path nodes in the item table, no level heads), "
                         "arborec-no-text (no language-model vectors), arborec-no-long (no GRU stream), "
                         "arborec-no-short (no attention stream), arborec-static-text (item vectors from the fast "
-                        "static encoder); the report pairs each with the whole model (default: none)")
+                        "static encoder), arborec-no-pointer (no text pointer; read from arborec's own fit of each "
+                        "seed when arborec runs in the same command, as training does not read it); the report "
+                        "pairs each with the whole model (default: none)")
     p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
     p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
                    "of this README (its results section)")

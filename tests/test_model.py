@@ -234,6 +234,30 @@ def test_sampled_training_fuses_only_the_rows_a_step_touches(fitted):
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("use_tree", [False, True])
+def test_the_item_gate_mixes_the_parts_as_a_softmax_weighted_sum(use_tree):
+    """The fused table is ``P * sum_p w_p part_p``, ``w = softmax(W [parts] + b)`` per item with weights in [0, 1]
+    summing to 1, and an unseen item's ID part weighted 0 (computed block by block and by lerp, for speed)."""
+    from arborec.model._network import ArboRecConfig, ItemEncoder
+
+    torch.manual_seed(0)
+    cfg = ArboRecConfig(n_items=300, level_sizes=[3, 7], text_dim=24, hidden_size=8, use_tree=use_tree)
+    seen = torch.rand(300) > 0.2
+    enc = ItemEncoder(cfg, torch.randn(300, 24), torch.stack([torch.randint(0, 3, (300,)), torch.randint(0, 7, (300,))], 1), seen)
+    torch.nn.init.normal_(enc.gate.weight)  # a gate far from uniform
+    parts = [enc.id_emb.weight[1:] * seen[:, None], enc.text_proj(enc.vectors)]
+    if use_tree:
+        parts.append(enc.node_emb[0](enc.codes[:, 0]) + enc.node_emb[1](enc.codes[:, 1]))
+    logits = enc.gate(torch.cat(parts, 1)).masked_fill(~seen[:, None] & (torch.arange(len(parts)) == 0), float("-inf"))
+    w = torch.softmax(logits, 1)
+    assert bool((w >= 0).all() and (w <= 1).all()) and torch.allclose(w.sum(1), torch.ones(300))
+    assert bool((w[~seen, 0] == 0).all()) and bool((w[seen, 0] > 0).all())
+    table = enc()
+    assert bool((table[0] == 0).all())  # the padding row
+    torch.testing.assert_close(table[1:], len(parts) * sum(w[:, p, None] * x for p, x in enumerate(parts)))
+    torch.testing.assert_close(enc(torch.tensor([4, 0, 299])), table[[5, 1, 300]])  # rows alone, the same
+
+
 def test_fits_on_memory_mapped_vectors_without_copying_them(synthetic, tmp_path):
     """Vectors from ``encode_items(out=...)`` (a read-only memory map) train the same model, shared, not copied."""
     data, split = synthetic

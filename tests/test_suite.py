@@ -373,3 +373,32 @@ def test_suite_help_names_every_ablation():
     (option,) = [a for a in suite._actions if "--ablations" in a.option_strings]
     for name in ABLATIONS:
         assert f"{name} (" in option.help, name
+
+
+def test_the_no_pointer_ablation_is_read_from_arborecs_own_fit_and_equals_a_refit(tiny_suite, tmp_path, monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setitem(SPACES, "arborec", {"dropout": [0.3]})
+    calls = _fits(monkeypatch)
+    run_suite(SuitePlan(datasets=["synthetic"], models=["arborec"], out_dir=tmp_path / "suite", seeds=(0, 1),
+                        budget=1, ablations=["arborec-no-pointer"]))
+    assert [name for name, _ in calls] == ["arborec", "arborec"]  # one fit per seed, none for the ablation
+    store = RecordStore(tmp_path / "suite", "synthetic")
+    for seed in (0, 1):
+        ours, ablated = store.get("arborec", seed), store.get("arborec-no-pointer", seed)
+        assert ablated["chosen_in_fit"]["pointer_weight"] == 0.0 and "derived_from" in ablated
+        # the same text weight, and the validation figure the pointer's selection had for "no pointer"
+        assert ablated["chosen_in_fit"]["text_weight"] == ours["chosen_in_fit"]["text_weight"]
+        no_pointer = [v for k, v in ours["chosen_in_fit"]["pointer_scores"].items() if k.startswith("pointer 0.0,")]
+        assert ablated["valid"]["metrics"]["ndcg@10"] == pytest.approx(no_pointer[0], rel=1e-9)
+    # what a fit of the ablation would give: the same test ranks (training does not read the pointer)
+    derived = store.ranks(ablated)
+    (tmp_path / "suite" / "synthetic.json").write_text(
+        json.dumps([r for r in store.records if r["model"] != "arborec-no-pointer" or r["seed"] == 0]) + "\n")
+    run_suite(SuitePlan(datasets=["synthetic"], models=["arborec"], out_dir=tmp_path / "suite", seeds=(0, 1),
+                        budget=1, ablations=["arborec-no-pointer"]))
+    assert [name for name, _ in calls[2:]] == ["arborec"]  # seed 1's ablation refitted by the ablation step
+    refit = RecordStore(tmp_path / "suite", "synthetic")
+    assert "derived_from" not in refit.get("arborec-no-pointer", 1)
+    assert np.array_equal(refit.ranks(refit.get("arborec-no-pointer", 1)), derived)

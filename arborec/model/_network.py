@@ -68,7 +68,11 @@ class ItemEncoder(nn.Module):
         return self._fuse(self.id_emb(rows + 1), self.vectors[rows], self.codes[rows], self.seen[rows])
 
     def _fuse(self, ids: torch.Tensor, vectors: torch.Tensor, codes: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """(R, D), (R, text_dim), (R, L), (R,) of R items -> their fused representations (R, D)."""
+        """(R, D), (R, text_dim), (R, L), (R,) of R items -> their fused representations (R, D).
+
+        The gate's logits are ``W [parts] + b`` read block by block (no concatenated copy), and two parts mix
+        as ``2 * lerp(first, second, w_second)``: the same values as the softmax-weighted sum in fewer
+        passes over the (R, D) table, which a training step computes for the whole catalogue."""
         parts = []
         if self.cfg.use_id:
             parts.append(ids * seen[:, None])  # (R, D), zero for unseen items
@@ -78,7 +82,10 @@ class ItemEncoder(nn.Module):
             parts.append(sum(emb(codes[:, level]) for level, emb in enumerate(self.node_emb)))  # (R, D)
         if self.gate is None:
             return parts[0]
-        logits = self.gate(torch.cat(parts, dim=1))  # (R, P)
+        D, weight = parts[0].shape[1], self.gate.weight  # weight (P, P * D)
+        logits = self.gate.bias.expand(len(seen), -1)  # (R, P)
+        for p, x in enumerate(parts):
+            logits = torch.addmm(logits, x, weight[:, p * D:(p + 1) * D].T)
         if self.cfg.use_id:  # unseen items (and, in training, id-dropped ones): no ID part
             hidden = ~seen
             if self.training and self.cfg.id_dropout > 0:
@@ -86,6 +93,8 @@ class ItemEncoder(nn.Module):
             logits = logits.masked_fill(hidden[:, None] & (torch.arange(len(parts), device=logits.device) == 0),
                                         float("-inf"))
         w = torch.softmax(logits, dim=1)  # (R, P)
+        if len(parts) == 2:
+            return 2 * torch.lerp(parts[0], parts[1], w[:, 1:])  # (R, D)
         return len(parts) * sum(w[:, p, None] * x for p, x in enumerate(parts))  # (R, D)
 
 

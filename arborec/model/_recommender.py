@@ -4,6 +4,7 @@ Its text-score side lives in ``_text_score`` and its per-event serving state in 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -201,6 +202,11 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         logger.info(self.defaults_)
         self.vectors_, self.tree_ = vectors, chosen.tree
         self._prepare_sampling(split)
+        self._set_score_knobs()
+
+    def _set_score_knobs(self) -> None:
+        """The text weight and the pointer as given ("auto": off until chosen after training). Training never
+        reads them except through validation scores, where an "auto" knob is off."""
         text_on = self.has_text_  # without text, the text term and the pointer are off whatever was asked
         self.text_weight_ = float(self.text_weight) if text_on and self.text_weight != "auto" else 0.0
         self.pointer_weight_ = float(self.pointer_weight) if text_on and self.pointer_weight != "auto" else 0.0
@@ -216,6 +222,17 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         if self.checkpoint_dir:
             self._write_checkpoint(final=True)
         return self
+
+    def with_score_knobs(self, split: Split, **knobs) -> "ArboRec":
+        """A copy of this fitted model with ``text_weight`` / ``pointer_weight`` / ``pointer_temperature`` set
+        to ``knobs`` and the remaining "auto" ones chosen again on validation. The network is shared: it is
+        the one a fit with these knobs trains, since training does not read them (the suite reads its
+        ``arborec-no-pointer`` ablation this way instead of training the same network again)."""
+        self._check_fitted("module_")
+        other = copy.copy(self).set_params(checkpoint_dir=None, **knobs)
+        other._check_params()
+        other._set_score_knobs()
+        return other._finish_fit(split)
 
     def _build_module(self, n_items: int) -> ArboRecModule:
         cfg = self.config_ = ArboRecConfig(

@@ -42,7 +42,7 @@ def _train_loop(config: dict) -> None:
     import torch
     import torch.distributed as dist
 
-    from arborec.sequential import batch_order
+    from arborec.sequential import adam, batch_order
 
     torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])
@@ -55,7 +55,7 @@ def _train_loop(config: dict) -> None:
     ddp = ray.train.torch.prepare_model(model._build_module(config["n_items"]))
     device = ray.train.torch.get_device()
     model.module_ = _DDPView(ddp)
-    opt = torch.optim.Adam(ddp.parameters(), lr=model.lr, weight_decay=model.weight_decay)
+    opt = adam(ddp.parameters(), model.lr, model.weight_decay, torch.device(device))
     rng = np.random.default_rng(config["seed"])  # the same batch order on every rank
     history, best_state, best_ndcg, bad = [], None, -np.inf, 0
     for epoch in range(1, epochs + 1):

@@ -26,8 +26,8 @@ softmax, scoring).
 from arborec.sequential._attention import causal_mask
 from arborec.sequential._init import init_weights
 from arborec.sequential._losses import full_softmax_cross_entropy
-from arborec.sequential._recommender import SequentialRecommender
+from arborec.sequential._recommender import SequentialRecommender, adam
 from arborec.sequential._windows import batch_order, pad_left, prefix_windows, training_windows
 
-__all__ = ["SequentialRecommender", "causal_mask", "init_weights", "batch_order", "full_softmax_cross_entropy", "pad_left", "prefix_windows",
+__all__ = ["SequentialRecommender", "adam", "causal_mask", "init_weights", "batch_order", "full_softmax_cross_entropy", "pad_left", "prefix_windows",
            "training_windows"]

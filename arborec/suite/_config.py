@@ -88,4 +88,9 @@ ABLATIONS: dict[str, dict] = {
     "arborec-no-short": {"use_short": False},  # no attention short-term stream over the window
     # not a part switched off but the fast encoder: item vectors from a model2vec model distilled from MiniLM
     "arborec-static-text": {"text_backend": "static"},
+    # no text pointer: the text term alone mixes text into the score
+    "arborec-no-pointer": {"pointer_weight": 0.0},
 }
+#: ablations that change only what arborec chooses after training (its score knobs): read from arborec's own
+#: fit of the same seed (the same network a fit with them would train), at no training cost
+AFTER_TRAINING = ("arborec-no-pointer",)

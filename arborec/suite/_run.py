@@ -14,7 +14,7 @@ from arborec.data import leave_one_out, load_prepared
 from arborec.diagnostics import ConfigError, logger
 from arborec.evaluate import COLD_SLICE, evaluate, result_record, slice_masks
 from arborec.recommenders import make_model
-from arborec.suite._config import ABLATIONS, DATASETS, EVAL_EVERY, OURS, SPACES
+from arborec.suite._config import ABLATIONS, AFTER_TRAINING, DATASETS, EVAL_EVERY, OURS, SPACES
 from arborec.suite._tuning import TuningResult, grid_size, tune_model
 
 
@@ -283,7 +283,8 @@ CHOSEN_AFTER_FIT = ("max_len_", "regime_", "has_text_", "has_tree_", "tree_in_it
 
 def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None, split, data, store: RecordStore,
                plan: SuitePlan, spec, command: str) -> None:
-    """Fit ``params`` with ``seed`` (or take the model the tuning already fitted), evaluate valid and test once."""
+    """Fit ``params`` with ``seed`` (or take the model the tuning already fitted), evaluate valid and test once.
+    For arborec, also the ablations of ``plan`` that change only its after-training choices, from this fit."""
     t0 = time.perf_counter()
     fitted = tuning.model if tuning is not None else None
     if fitted is None:  # a later seed, or a tuning that finished in an earlier process: fit the setting again
@@ -292,6 +293,21 @@ def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None,
         fit_s = time.perf_counter() - t0
     else:  # the tuning trial's own fit (its seconds include one validation pass)
         fit_s = max(t["seconds"] or 0.0 for t in tuning.trials if t["params"] == params and t["state"] == "COMPLETE")
+    _store_run(model, fitted, params, seed, tuning, fit_s, t0, split, data, store, plan, spec, command)
+    if model != OURS:
+        return
+    for ablation in (a for a in plan.ablations if a in AFTER_TRAINING):
+        store.reload()
+        if store.get(ablation, seed) is None:
+            t1 = time.perf_counter()
+            variant = fitted.with_score_knobs(split, **ABLATIONS[ablation])
+            _store_run(ablation, variant, params, seed, None, fit_s, t1, split, data, store, plan, spec, command,
+                       derived=f"{OURS} seed {seed}'s fitted network (training does not read {ABLATIONS[ablation]})")
+
+
+def _store_run(model: str, fitted, params: dict, seed: int, tuning: TuningResult | None, fit_s: float, t0: float,
+               split, data, store: RecordStore, plan: SuitePlan, spec, command: str, derived: str | None = None) -> None:
+    """Evaluate ``fitted`` on valid and on test (once) and store the record and its test ranks."""
     valid = evaluate(fitted, split, "valid")
     t1 = time.perf_counter()
     test = evaluate(fitted, split, "test")
@@ -302,6 +318,8 @@ def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None,
                                                           if model in ABLATIONS else ""),
                         **({"trials": tuning.trials, "seconds": round(tuning.seconds, 1)} if tuning else {})},
              "machine_seconds": round((tuning.seconds if tuning else 0.0) + time.perf_counter() - t0, 1)}
+    if derived:
+        extra["derived_from"] = derived  # fit_seconds are that fit's; machine_seconds this record's own
     for attr in ("best_epoch_", "epoch_seconds_"):
         if hasattr(fitted, attr):
             extra[attr.rstrip("_")] = getattr(fitted, attr)
