@@ -258,6 +258,30 @@ def test_the_item_gate_mixes_the_parts_as_a_softmax_weighted_sum(use_tree):
     torch.testing.assert_close(enc(torch.tensor([4, 0, 299])), table[[5, 1, 300]])  # rows alone, the same
 
 
+def test_the_level_heads_training_loss_reads_sibling_groups_and_equals_the_full_distributions():
+    """``LevelHeads.nll`` (the training loss: each row's own sibling group) gives the values and gradients of
+    ``F.nll_loss`` on the full per-level distributions of ``forward`` (what profiles read)."""
+    import torch.nn.functional as F
+
+    from arborec.model._network import LevelHeads
+
+    torch.manual_seed(0)
+    sizes = [4, 11, 40]
+    parents = [torch.zeros(4, dtype=torch.long), torch.randint(0, 4, (11,)), torch.randint(0, 11, (40,))]
+    parents[1][:4] = torch.arange(4)  # every node has a child, except (maybe) some of level 2's
+    heads = LevelHeads(8, sizes, parents)
+    leaf = torch.randint(0, 40, (64,))
+    codes = torch.stack([parents[1][parents[2][leaf]], parents[2][leaf], leaf], 1)  # items' paths, coarse to fine
+    h = torch.randn(64, 8, requires_grad=True)
+    fast = heads.nll(h, codes)
+    g_fast = torch.autograd.grad(sum(fast), [h, *heads.parameters()])
+    full = [F.nll_loss(logp, codes[:, level]) for level, logp in enumerate(heads(h))]
+    g_full = torch.autograd.grad(sum(full), [h, *heads.parameters()])
+    torch.testing.assert_close(torch.stack(fast), torch.stack(full))
+    for a, b in zip(g_fast, g_full):
+        torch.testing.assert_close(a, b)
+
+
 def test_fits_on_memory_mapped_vectors_without_copying_them(synthetic, tmp_path):
     """Vectors from ``encode_items(out=...)`` (a read-only memory map) train the same model, shared, not copied."""
     data, split = synthetic

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from arborec.data import Histories, Split
 from arborec.diagnostics import ConfigError, check_param, logger
@@ -270,8 +269,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         if heads is not None:
             codes = self.module_.items.codes[target]  # (N, L)
             reps = [r[mask].detach() for r in (user, long, short) if r is not None]  # the fused user, each stream
-            head_loss = sum(F.nll_loss(logp, codes[:, level])
-                            for r in reps for level, logp in enumerate(heads(r)))
+            head_loss = sum(sum(heads.nll(r, codes)) for r in reps)
             loss = loss + head_loss / (len(reps) * len(heads.level_sizes))
         return loss, int(h.shape[0])
 
