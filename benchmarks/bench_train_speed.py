@@ -28,18 +28,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def chosen_setting(dataset: str, model: str, suite_dir: Path) -> dict:
     """The setting the suite's tuning chose for ``model`` on ``dataset`` ({} when it has none)."""
-    path = suite_dir / f"{dataset}.json"
-    records = json.loads(path.read_text()) if path.exists() else []
-    return next((r["tuning"]["chosen"] for r in records if r["model"] == model), {})
+    from arborec.suite import RecordStore
+
+    runs = RecordStore(suite_dir, dataset).of(model)
+    return runs[0]["tuning"]["chosen"] if runs else {}
 
 
 def child(args) -> None:
     """One training run; prints one JSON line."""
-    import resource
-
     import torch
 
     from arborec.data import leave_one_out, load_prepared
+    from arborec.evaluate import peak_memory_mb
     from arborec.recommenders import make_model
 
     torch.set_num_threads(args.threads)
@@ -52,7 +52,7 @@ def child(args) -> None:
     print("RESULT " + json.dumps({
         "seconds": seconds, "epochs": len(model.history_), "best_epoch": model.best_epoch_,
         "epoch_seconds": model.epoch_seconds_, "valid_ndcg@10_loop": model.best_valid_ndcg_,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}), flush=True)
+        "peak_rss_mb": peak_memory_mb()}), flush=True)
 
 
 def main() -> int:

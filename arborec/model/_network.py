@@ -151,7 +151,7 @@ class LevelHeads(nn.Module):
 def _sibling_table(parent: torch.Tensor, n_parents: int) -> torch.Tensor:
     """(n_parents, most children) child ids of each parent node, padded with -1."""
     counts = torch.bincount(parent, minlength=n_parents)
-    table = torch.full((n_parents, max(int(counts.max()) if len(counts) else 1, 1)), -1, dtype=torch.long)
+    table = torch.full((n_parents, int(counts.max())), -1, dtype=torch.long)  # every level has children
     order = torch.argsort(parent, stable=True)
     rank = torch.arange(len(parent)) - (torch.cumsum(counts, 0) - counts)[parent[order]]
     table[parent[order], rank] = order
