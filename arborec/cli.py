@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "arborec-no-text (no language-model vectors), arborec-no-long (no GRU stream), "
                         "arborec-no-short (no attention stream), arborec-static-text (item vectors from the fast "
                         "static encoder), arborec-no-pointer (no text pointer; read from arborec's own fit of each "
-                        "seed when arborec runs in the same command, as training does not read it); the report "
+                        "seed when arborec runs in the same command, as training does not read it), arborec-learned-pointer "
+                        "(the text weight and pointer learned with the network, a gate per user and step); the report "
                         "pairs each with the whole model (default: none)")
     p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
     p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
