@@ -617,8 +617,9 @@ def cmd_fit(args) -> int:
                       keep_histories=args.keep_histories)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(f"fitted in {fit_s:.1f} s: best epoch {model.best_epoch_} of {len(model.history_)}, "
-          f"{model.epoch_seconds_:.1f} s/epoch; text weight {model.text_weight_}, "
-          f"text pointer {model.pointer_weight_} (temperature {model.pointer_temperature_})")
+          f"{model.epoch_seconds_:.1f} s/epoch; text weight {model.text_weight_:.3g}, "
+          f"text pointer {model.pointer_weight_:.3g}{' (learned, mean gate)' if model.pointer_weight == 'learned' else ''} "
+          f"(temperature {model.pointer_temperature_:.3g})")
     print(f"valid NDCG@10 {valid['ndcg@10']:.4f}  Recall@10 {valid['recall@10']:.4f}")
     print(f"bundle written to {out}")
     return 0

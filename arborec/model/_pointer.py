@@ -123,7 +123,7 @@ def mixture_nll(h: torch.Tensor, weight: torch.Tensor, gate_logit: torch.Tensor,
     items that the pointer leaves out (see :func:`window_items`)."""
     if h.device.type != "cpu":  # on an accelerator: the plain autograd version (the (N, V) tensors fit)
         return _mixture_nll_plain(h, weight, gate_logit, text_weight, inv_temperature, profiles, unit, target, window)
-    chunk = max(16, (1 << 18) // weight.shape[0])  # ~1 MB per (chunk, V) tensor, three of them alive
+    chunk = max(16, (1 << 20) // weight.shape[0])  # ~4 MB per (chunk, V) tensor: fewer passes over the text vectors
     return _MixtureCE.apply(h, weight, gate_logit, text_weight, inv_temperature, profiles, unit, target, window, chunk)
 
 

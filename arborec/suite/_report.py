@@ -139,9 +139,11 @@ def dataset_section(store: RecordStore) -> list[str]:
             lines.append(f"| {name} | {c['seeds']} | {c['diff']:+.4f} ({c['relative']:+.1%}) | "
                          f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | {c['verdict']} |")
     if summary.get("ablations"):
-        lines += ["", "What each part of arborec is worth: arborec's chosen setting with the part switched off, "
-                  "paired per user against the whole model (a **win** means the part helps):", "",
-                  "| without | seeds | NDCG@10 | cold Recall@10 | whole model minus it | 95% CI | p | verdict |",
+        lines += ["", "What each part of arborec is worth: arborec's chosen setting with the part switched off (or, "
+                  "for a name without `-no-`, done another way), paired per user against the whole model (a **win** "
+                  "means the part helps, or the way the whole model does it beats the variant; a **loss**, the "
+                  "reverse):", "",
+                  "| without (or variant) | seeds | NDCG@10 | cold Recall@10 | whole model minus it | 95% CI | p | verdict |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, c in summary["ablations"].items():
             s = summary["models"][name]
