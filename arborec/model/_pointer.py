@@ -85,21 +85,17 @@ class _MixtureCE(torch.autograd.Function):
         for s in range(0, h.shape[0], chunk):
             hc, tc, ac = h[s:s + chunk], target[s:s + chunk, None], gate_logit[s:s + chunk]
             cos = profiles[s:s + chunk] @ unit.T  # (c, V)
-            logits = torch.addmm(cos, hc, weight.T, beta=float(lam))  # (c, V): h W^T + lam cos
-            lse = torch.logsumexp(logits, dim=1)
-            log_s = logits.gather(1, tc).squeeze(1) - lse
-            ptr = (cos * beta).scatter_(1, window[s:s + chunk], -torch.inf)  # (c, V), the window's items out
-            lse_q = torch.logsumexp(ptr, dim=1)
-            log_q = ptr.gather(1, tc).squeeze(1) - lse_q  # -inf when the target is in the window
+            cos_y = cos.gather(1, tc).squeeze(1)
+            soft = torch.addmm(cos, hc, weight.T, beta=float(lam))  # (c, V): logits h W^T + lam cos ...
+            log_s = soft.gather(1, tc).squeeze(1) - _softmax_(soft)  # ... then their softmax, in place
+            q = torch.mul(cos, beta).scatter_(1, window[s:s + chunk], -torch.inf)  # (c, V), the window's items out
+            log_q = q.gather(1, tc).squeeze(1) - _softmax_(q)  # -inf when the target is in the window; q zero there
             log_model, log_text = F.logsigmoid(-ac) + log_s, F.logsigmoid(ac) + log_q
             log_p = torch.logaddexp(log_model, log_text)
             loss -= log_p.sum()
             r = torch.exp(log_model - log_p)  # (c,) the model part's responsibility for the target
-            cos_y = cos.gather(1, tc).squeeze(1)
-            soft = logits.sub_(lse[:, None]).exp_()  # (c, V) softmax, in place
-            grad_lam += (r * ((soft * cos).sum(1) - cos_y)).sum()
-            q = ptr.sub_(lse_q[:, None]).exp_()  # (c, V), zero on the window
-            grad_beta -= ((1 - r) * (cos_y - (q * cos).sum(1))).sum()
+            grad_lam += (r * (_rowdot(soft, cos) - cos_y)).sum()
+            grad_beta -= ((1 - r) * (cos_y - _rowdot(q, cos))).sum()
             grad_a[s:s + chunk] = torch.sigmoid(ac) - (1 - r)
             soft.scatter_add_(1, tc, -torch.ones_like(tc, dtype=soft.dtype)).mul_(r[:, None])
             torch.mm(soft, weight, out=grad_h[s:s + chunk])
@@ -112,6 +108,19 @@ class _MixtureCE(torch.autograd.Function):
     def backward(ctx, grad_out):
         scale = grad_out / ctx.n
         return tuple(g * scale for g in ctx.saved_tensors) + (None,) * 5
+
+
+def _softmax_(x: torch.Tensor) -> torch.Tensor:
+    """Turn the (c, V) rows of ``x`` into their softmax in place (one exp pass); returns their logsumexp (c,)."""
+    top = x.amax(dim=1, keepdim=True)
+    total = x.sub_(top).exp_().sum(dim=1, keepdim=True)
+    x.div_(total)
+    return (top + total.log()).squeeze(1)
+
+
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(c, V), (c, V) -> (c,) the dot product of each row pair, without a (c, V) product in between."""
+    return torch.bmm(a[:, None, :], b[:, :, None]).view(-1)
 
 
 def mixture_nll(h: torch.Tensor, weight: torch.Tensor, gate_logit: torch.Tensor, text_weight: torch.Tensor,
