@@ -175,11 +175,23 @@ def run_suite(plan: SuitePlan, command: str = "") -> None:
         write_report(plan.out_dir)
 
 
+@dataclass
+class _Context:
+    """What every run of one dataset shares: the plan, the dataset's spec, its data and split, its records."""
+    plan: SuitePlan
+    spec: object
+    data: object
+    split: object
+    store: RecordStore
+    command: str
+
+
 def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t_stop: float | None) -> None:
     spec = DATASETS[name]
     data = load_prepared(name, data_dir=plan.data_dir)
     split = leave_one_out(data)
     store = RecordStore(plan.out_dir, data.name)
+    ctx = _Context(plan, spec, data, split, store, command)
     store.keep_cold_users(slice_masks(split, "test")[COLD_SLICE])
     tune_seed = plan.seeds[0]
     logger.info("suite %s: %d users, %d items; models %s; epoch cap %d", name, split.n_users, split.n_items,
@@ -226,7 +238,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
             continue
         if done is not None:
             store.drop(model)  # the topped-up tuning chose another setting: every seed runs again
-        _final_run(model, result.params, tune_seed, result, split, data, store, plan, spec, command)
+        _final_run(ctx, model, result.params, tune_seed, result)
         progress.step(f"{name} {model} seed {tune_seed}: chosen {result.params}")
 
     # -- 2. more seeds for arborec and the strongest other models by validation, among every model tuned on
@@ -245,7 +257,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
                 progress.skip(1)
                 continue
             check_time()
-            _final_run(model, chosen[model], seed, None, split, data, store, plan, spec, command)
+            _final_run(ctx, model, chosen[model], seed)
             progress.step(f"{name} {model} seed {seed}")
 
     # -- 3. ablations: arborec's chosen setting with one part switched off, on every seed
@@ -257,7 +269,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
                 progress.skip(1)
                 continue
             check_time()
-            _final_run(ablation, ours["tuning"]["chosen"], seed, None, split, data, store, plan, spec, command)
+            _final_run(ctx, ablation, ours["tuning"]["chosen"], seed)
             progress.step(f"{name} {ablation} seed {seed}")
     if plan.ablations and ours is None:
         logger.warning("suite %s: ablations need arborec's tuned record first (run --models arborec)", name)
@@ -281,40 +293,40 @@ CHOSEN_AFTER_FIT = ("max_len_", "regime_", "has_text_", "has_tree_", "tree_in_it
                     "pointer_temperature_", "score_weight_scores_", "pointer_scores_", "defaults_")
 
 
-def _final_run(model: str, params: dict, seed: int, tuning: TuningResult | None, split, data, store: RecordStore,
-               plan: SuitePlan, spec, command: str) -> None:
+def _final_run(ctx: _Context, model: str, params: dict, seed: int, tuning: TuningResult | None = None) -> None:
     """Fit ``params`` with ``seed`` (or take the model the tuning already fitted), evaluate valid and test once.
     For arborec, also the ablations of ``plan`` that change only its after-training choices, from this fit."""
     t0 = time.perf_counter()
     fitted = tuning.model if tuning is not None else None
     if fitted is None:  # a later seed, or a tuning that finished in an earlier process: fit the setting again
-        fitted = make_model(OURS if model in ABLATIONS else model, **_fixed(model, spec.max_epochs, seed, plan.device),
-                            **params).fit(split, data)
+        fitted = make_model(OURS if model in ABLATIONS else model,
+                            **_fixed(model, ctx.spec.max_epochs, seed, ctx.plan.device), **params).fit(ctx.split, ctx.data)
         fit_s = time.perf_counter() - t0
     else:  # the tuning trial's own fit (its seconds include one validation pass)
         fit_s = max(t["seconds"] or 0.0 for t in tuning.trials if t["params"] == params and t["state"] == "COMPLETE")
-    _store_run(model, fitted, params, seed, tuning, fit_s, t0, split, data, store, plan, spec, command)
+    _store_run(ctx, model, fitted, params, seed, tuning, fit_s, t0)
     if model != OURS:
         return
-    for ablation in (a for a in plan.ablations if a in AFTER_TRAINING):
-        store.reload()
-        if store.get(ablation, seed) is None:
+    for ablation in (a for a in ctx.plan.ablations if a in AFTER_TRAINING):
+        ctx.store.reload()
+        if ctx.store.get(ablation, seed) is None:
             t1 = time.perf_counter()
-            variant = fitted.with_score_knobs(split, **ABLATIONS[ablation])
-            _store_run(ablation, variant, params, seed, None, fit_s, t1, split, data, store, plan, spec, command,
+            variant = fitted.with_score_knobs(ctx.split, **ABLATIONS[ablation])
+            _store_run(ctx, ablation, variant, params, seed, None, fit_s, t1,
                        derived=f"{OURS} seed {seed}'s fitted network (training does not read {ABLATIONS[ablation]})")
 
 
-def _store_run(model: str, fitted, params: dict, seed: int, tuning: TuningResult | None, fit_s: float, t0: float,
-               split, data, store: RecordStore, plan: SuitePlan, spec, command: str, derived: str | None = None) -> None:
+def _store_run(ctx: _Context, model: str, fitted, params: dict, seed: int, tuning: TuningResult | None, fit_s: float,
+               t0: float, derived: str | None = None) -> None:
     """Evaluate ``fitted`` on valid and on test (once) and store the record and its test ranks."""
+    plan, spec, data, split = ctx.plan, ctx.spec, ctx.data, ctx.split
     valid = evaluate(fitted, split, "valid")
     t1 = time.perf_counter()
     test = evaluate(fitted, split, "test")
     extra = {"suite": {"epoch_cap": spec.max_epochs, "eval_every": EVAL_EVERY, "budget": plan.budget_of(data.name),
                        "anchors": [a.__dict__ for a in spec.anchors]},
              "tuning": {"chosen": params, "space": SPACES[OURS if model in ABLATIONS else model], "seed": plan.seeds[0],
-                        "selected_on": "valid ndcg@10" + (f" (arborec's tuning; switched off: {ABLATIONS[model]})"
+                        "selected_on": "valid ndcg@10" + (f" (arborec's tuning; then {ABLATIONS[model]})"
                                                           if model in ABLATIONS else ""),
                         **({"trials": tuning.trials, "seconds": round(tuning.seconds, 1)} if tuning else {})},
              "machine_seconds": round((tuning.seconds if tuning else 0.0) + time.perf_counter() - t0, 1)}
@@ -328,8 +340,8 @@ def _store_run(model: str, fitted, params: dict, seed: int, tuning: TuningResult
         extra["chosen_in_fit"] = chosen_after
     record = result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(), model=model,
                            params=fitted.get_params(), seed=seed, valid=valid.to_dict(), test=test.to_dict(),
-                           fit_seconds=fit_s, eval_seconds=time.perf_counter() - t1, command=command, extra=extra)
-    store.add(record, test.ranks)
+                           fit_seconds=fit_s, eval_seconds=time.perf_counter() - t1, command=ctx.command, extra=extra)
+    ctx.store.add(record, test.ranks)
 
 
 def _fmt(x) -> str:
