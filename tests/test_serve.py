@@ -119,31 +119,6 @@ def test_events_update_interests_and_recommendations_at_once(served):
     assert not set(new_items) & {r["item"] for r in recs}  # and skip what was just seen
 
 
-def test_events_are_applied_in_one_lower_priority_thread(served, monkeypatch):
-    from arborec.diagnostics import UnknownItemError
-
-    client, service, data = served
-    assert service.settings.ingest_nice == 10
-    seen = []
-    real = service._ingest
-
-    def spy(events):
-        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-        return real(events)
-
-    monkeypatch.setattr(service, "_ingest", spy)
-    user = str(data.user_ids[3])
-    event = {"user": user, "item": service.catalog.item_ids[0], "timestamp": 1_700_000_100, "event_type": "view"}
-    assert client.post("/events", json=event).json()["users"] == [user]
-    assert client.post("/events", json=event).status_code == 200
-    (name, nice), (name2, _) = seen
-    assert name.startswith("arborec-apply") and name2 == name  # one thread, reused
-    assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)  # its own niceness, not the process's
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != nice  # the caller's is unchanged
-    with pytest.raises(UnknownItemError):  # an error in the worker reaches the caller
-        service.ingest([type("E", (), {"user": user, "item": "no-such-item", "timestamp": 1, "event_type": "view"})()])
-
-
 def test_writes_reads_and_metrics_need_the_key(served):
     client, service, data = served
     anonymous = TestClient(client.app)

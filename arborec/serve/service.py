@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -128,33 +126,6 @@ class ReadsFirst:
                 self._left -= time.perf_counter() - start
 
 
-class LowPriorityWorker:
-    """One thread that runs the calls handed to it, one at a time, at a lower OS priority (``niceness`` above
-    the process's own, at most 19; Linux: niceness is per thread), the caller waiting for the result or the
-    exception.
-
-    Event application is CPU work that a saturated stream never runs out of; done in the request's own
-    thread it competes with reads for the cores on equal terms. In this thread the OS scheduler gives a
-    core to reads (and to any other process) first, while the caller still answers only once its events
-    are stored and applied."""
-
-    def __init__(self, niceness: int):
-        self.niceness = int(niceness)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arborec-apply", initializer=self._lower)
-
-    def _lower(self) -> None:
-        try:
-            me = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + self.niceness))
-        except (AttributeError, OSError) as exc:  # not Linux, or not allowed: the same thread, normal priority
-            logger.warning("event application keeps normal priority (setting niceness %d failed: %s)",
-                           self.niceness, exc)
-
-    def run(self, fn, *args):
-        """``fn(*args)`` in the worker thread: its return value, or its exception raised here."""
-        return self._pool.submit(fn, *args).result()
-
-
 def pack_state(state: dict) -> dict:
     """A scorer state as JSON-able values (numpy arrays as dtype, shape and values; no pickle)."""
     def pack(value):
@@ -216,7 +187,6 @@ class InterestService:
         self._base_of_key: dict[str, str] | None = None  # stored key -> batch-log id (pseudonyms only)
         self._lock = threading.RLock()
         self.reads = ReadsFirst()  # reads announce themselves; ingest gives way between users
-        self._apply = LowPriorityWorker(settings.ingest_nice) if settings.ingest_nice else None
         self.text_index = ItemIndex(catalog.vectors)
         vectors = scorer.item_vectors()
         self.model_index = ItemIndex(vectors) if vectors is not None else None
@@ -290,12 +260,8 @@ class InterestService:
         """Validate, store (committed) and apply ``events`` (objects with user, item, timestamp, event_type).
 
         Returns the users whose state changed. Raises UnknownItemError before writing anything when
-        an event names an item the catalogue lacks. Runs in the low-priority apply thread when
-        ``settings.ingest_nice`` > 0 (see `LowPriorityWorker`), returning once it is done.
+        an event names an item the catalogue lacks.
         """
-        return self._apply.run(self._ingest, events) if self._apply is not None else self._ingest(events)
-
-    def _ingest(self, events: list) -> list[str]:
         index_of = self.catalog.index_of
         unknown = sorted({e.item for e in events if e.item not in index_of})
         if unknown:

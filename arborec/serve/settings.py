@@ -55,11 +55,6 @@ class ServeSettings(BaseSettings):
     """Most users whose state is held in memory (least recently used evicted; reloaded from the store on
     the next request, with the same answers)."""
 
-    ingest_nice: int = Field(10, ge=0, le=19)
-    """Events are applied in one dedicated thread at this OS niceness (Linux; higher is lower priority), so
-    that under a saturated event stream the cores go to reads first; the request still answers once its
-    events are stored and applied. 0: in the request's own thread, at normal priority."""
-
     retention_days: float | None = Field(None, gt=0)
     """Raw events received more than this many days ago are folded into their user's state (kept in the
     users table) and deleted; None: raw events are kept. Checked at start and every ``retention_every_s``."""
