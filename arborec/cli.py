@@ -218,8 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "arborec-no-text (no language-model vectors), arborec-no-long (no GRU stream), "
                         "arborec-no-short (no attention stream), arborec-static-text (item vectors from the fast "
                         "static encoder), arborec-no-pointer (no text pointer; read from arborec's own fit of each "
-                        "seed when arborec runs in the same command, as training does not read it), arborec-learned-pointer "
-                        "(the text weight and pointer learned with the network, a gate per user and step); the report "
+                        "seed when arborec runs in the same command, as training does not read it); the report "
                         "pairs each with the whole model (default: none)")
     p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
     p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
@@ -617,9 +616,8 @@ def cmd_fit(args) -> int:
                       keep_histories=args.keep_histories)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(f"fitted in {fit_s:.1f} s: best epoch {model.best_epoch_} of {len(model.history_)}, "
-          f"{model.epoch_seconds_:.1f} s/epoch; text weight {model.text_weight_:.3g}, "
-          f"text pointer {model.pointer_weight_:.3g}{' (learned, mean gate)' if model.pointer_weight == 'learned' else ''} "
-          f"(temperature {model.pointer_temperature_:.3g})")
+          f"{model.epoch_seconds_:.1f} s/epoch; text weight {model.text_weight_}, "
+          f"text pointer {model.pointer_weight_} (temperature {model.pointer_temperature_})")
     print(f"valid NDCG@10 {valid['ndcg@10']:.4f}  Recall@10 {valid['recall@10']:.4f}")
     print(f"bundle written to {out}")
     return 0

@@ -11,7 +11,6 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from arborec.baselines.sasrec import Block, SASRecConfig
-from arborec.model._pointer import TextPointer
 from arborec.sequential import causal_mask, init_weights
 
 
@@ -33,7 +32,6 @@ class ArboRecConfig:
     use_long: bool = True  # the recurrent long-term stream
     use_short: bool = True  # the attention short-term stream
     use_heads: bool = True  # the per-level interest heads (read the user states; they do not rank)
-    learned_pointer: bool = False  # the text term's weight and the text pointer learned with the network
 
 
 class ItemEncoder(nn.Module):
@@ -186,7 +184,6 @@ class ArboRecModule(nn.Module):
         self.fuse = nn.Linear(2 * D, D)
         self.heads = LevelHeads(D, cfg.level_sizes, parents) if cfg.use_heads and cfg.level_sizes else None
         self.apply(init_weights)
-        self.pointer = TextPointer(D, vectors) if cfg.learned_pointer else None  # its own initial values
 
     # -- the two streams ---------------------------------------------------------------------
     def embed(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

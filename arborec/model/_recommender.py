@@ -16,9 +16,8 @@ from arborec.data import Histories, Split
 from arborec.diagnostics import ConfigError, check_param, logger
 from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
-from arborec.model._pointer import mixture_nll, window_items, window_profiles
 from arborec.model._state import EventState
-from arborec.model._text_score import POINTER_TEMPERATURES, TEXT_DECAY, TextScoring
+from arborec.model._text_score import POINTER_TEMPERATURES, TextScoring, _combine
 from arborec.sequential import SequentialRecommender, pad_left
 
 
@@ -67,10 +66,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         as in :class:`arborec.baselines.SASRec`
     text_weight : float, or "auto" to pick it after training among ``TEXT_WEIGHTS`` on validation
     pointer_weight : float in [0, 1), or "auto" to pick it among ``POINTER_WEIGHTS`` on validation
-        (after text_weight); 0 turns the text pointer off; or "learned": the pointer's weight becomes a gate per
-        user and step, learned with the network (with the text weight and the pointer's temperature) from
-        the likelihood of the mixed distribution (:mod:`arborec.model._pointer`); text_weight and
-        pointer_temperature are then "auto" (learned too). Not with the sampled softmax.
+        (after text_weight); 0 turns the text pointer off
     pointer_temperature : float > 0, or "auto" to pick it among ``POINTER_TEMPERATURES`` (with pointer_weight)
     cold_tiebreak : when choosing the pointer on validation, among the candidates whose NDCG@10 is within
         one standard error of the best (validation cannot tell them apart), take the one with the best
@@ -167,11 +163,8 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         t = self.text_weight
         check_param("text_weight", t, t == "auto" or (isinstance(t, (int, float)) and t >= 0), '"auto" or a float >= 0')
         w, t = self.pointer_weight, self.pointer_temperature
-        check_param("pointer_weight", w, w in ("auto", "learned") or (isinstance(w, (int, float)) and 0 <= w < 1),
-                    '"auto", "learned" or a float in [0, 1)')
-        if w == "learned":
-            check_param("text_weight/pointer_temperature", (self.text_weight, t),
-                        self.text_weight == "auto" and t == "auto", '"auto" with pointer_weight="learned" (learned too)')
+        check_param("pointer_weight", w, w == "auto" or (isinstance(w, (int, float)) and 0 <= w < 1),
+                    '"auto" or a float in [0, 1)')
         check_param("pointer_temperature", t, t == "auto" or (isinstance(t, (int, float)) and t > 0),
                     '"auto" or a float > 0')
 
@@ -208,9 +201,6 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         logger.info(self.defaults_)
         self.vectors_, self.tree_ = vectors, chosen.tree
         self._prepare_sampling(split)
-        if self._learns_pointer() and split.n_items > self.sampled_above:
-            raise ConfigError(f'pointer_weight="learned" needs the full softmax: this catalogue has {split.n_items} '
-                              f'items, above sampled_above={self.sampled_above}')
         self._set_score_knobs()
 
     def _set_score_knobs(self) -> None:
@@ -218,22 +208,15 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         reads them except through validation scores, where an "auto" knob is off."""
         text_on = self.has_text_  # without text, the text term and the pointer are off whatever was asked
         self.text_weight_ = float(self.text_weight) if text_on and self.text_weight != "auto" else 0.0
-        self.pointer_weight_ = (float(self.pointer_weight) if text_on and self.pointer_weight not in ("auto", "learned")
-                                else 0.0)
+        self.pointer_weight_ = float(self.pointer_weight) if text_on and self.pointer_weight != "auto" else 0.0
         self.pointer_temperature_ = (POINTER_TEMPERATURES[0] if self.pointer_temperature == "auto"
                                      else float(self.pointer_temperature))
 
-    def _learns_pointer(self) -> bool:
-        return self.pointer_weight == "learned" and self.use_text and self.has_text_
-
     def _finish_fit(self, split: Split) -> "ArboRec":
-        """After the loop: the text weight, then the text pointer, chosen on validation (or read from the
-        network when learned); the final checkpoint."""
-        if self.module_.pointer is not None:
-            self._read_learned_pointer(split)
-        elif self.text_weight == "auto" and self.has_text_:
+        """After the loop: the text weight, then the text pointer, chosen on validation; the final checkpoint."""
+        if self.text_weight == "auto" and self.has_text_:
             self._select_text_weight(split)
-        if "auto" in (self.pointer_weight, self.pointer_temperature) and self.has_text_ and self.module_.pointer is None:
+        if "auto" in (self.pointer_weight, self.pointer_temperature) and self.has_text_:
             self._select_pointer(split)
         if self.checkpoint_dir:
             self._write_checkpoint(final=True)
@@ -245,9 +228,6 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         the one a fit with these knobs trains, since training does not read them (the suite reads its
         ``arborec-no-pointer`` ablation this way instead of training the same network again)."""
         self._check_fitted("module_")
-        if self.module_.pointer is not None:
-            raise ConfigError("with_score_knobs: this model learned its text weight and pointer with the network; "
-                              "a model without them is another training")
         other = copy.copy(self).set_params(checkpoint_dir=None, **knobs)
         other._check_params()
         other._set_score_knobs()
@@ -259,8 +239,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
             max_len=self.max_len_, hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
             gru_layers=self.gru_layers, dropout=self.dropout, id_dropout=self.id_dropout,
             use_text=self.use_text and self.has_text_, use_tree=self.tree_in_items_,
-            use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_,
-            learned_pointer=self._learns_pointer())
+            use_long=self.use_long, use_short=self.use_short, use_heads=self.use_heads and self.has_tree_)
         return _module_from(cfg, self.vectors_, self.tree_, self.item_counts_ >= 1)
 
     def _training_regime(self) -> str:
@@ -285,13 +264,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         else:
             user, long, short, table = self.module_(seq)  # (B, W, D) x3, (n_items + 1, D)
             h = user[mask]  # (N, D)
-            pointer = self.module_.pointer
-            if pointer is None:
-                loss = self._output_loss(h, table[1:], target)  # full softmax over the catalogue
-            else:  # the likelihood of the pointer mixture (the score that ranks)
-                profiles = window_profiles(seq, mask, self.module_.items.vectors, TEXT_DECAY)  # (N, d)
-                loss = mixture_nll(h, table[1:], pointer.gate_logit(h), pointer.text_weight(),
-                                   pointer.inv_temperature(), profiles, pointer.unit, target, window_items(seq, mask))
+            loss = self._output_loss(h, table[1:], target)  # full softmax over the catalogue
         heads = self.module_.heads
         if heads is not None:
             codes = self.module_.items.codes[target]  # (N, L)
@@ -341,10 +314,9 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
 
     @torch.no_grad()
     def _score_parts(self, histories: Histories, batch_size: int = 1024,
-                     with_text: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(match, text, gate): user . item and the cosine of the item's text vector with the user's
-        recency-weighted window text vector, each (B, n_items) (text None when ``with_text`` is False), and
-        the learned pointer's gate logit per user (B,) (None without a learned pointer)."""
+                     with_text: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(match, text), each (B, n_items): user . item, and the cosine of the item's text vector with the
+        user's recency-weighted window text vector (None when ``with_text`` is False)."""
         self._check_fitted("module_")
         m = self.module_
         was_training = m.training
@@ -352,26 +324,24 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         table = m.items()  # (n_items + 1, D)
         match = np.empty((len(histories), self.n_items_), dtype=np.float32)
         text = np.empty_like(match) if with_text else None
-        gate = np.empty(len(histories), dtype=np.float32) if m.pointer is not None else None
         for start in range(0, len(histories), batch_size):
             stop = min(start + batch_size, len(histories))
             ptr = histories.indptr[start:stop + 1]
             part = Histories(ptr - ptr[0], histories.items[ptr[0]:ptr[-1]])
             user, _, _ = self._last_states(part, table)
             match[start:stop] = (user @ table[1:].T).cpu().numpy()
-            if gate is not None:
-                gate[start:stop] = m.pointer.gate_logit(user).cpu().numpy()
             if with_text:
                 text[start:stop] = self._text_term(part)
         m.train(was_training)
-        return match, text, gate
+        return match, text
 
     def score(self, users: np.ndarray, histories: Histories, batch_size: int = 1024) -> np.ndarray:
         """(B, n_items) float32: user . item + text_weight_ * text term, mixed with the text pointer when
-        it is on (then log-probabilities of the next item)."""
+        ``pointer_weight_`` > 0 (then log-probabilities of the next item)."""
         self._check_fitted("module_")
-        match, text, gate = self._score_parts(histories, batch_size, with_text=self._uses_text())
-        return self._final_scores(match, text, gate, histories)
+        match, text = self._score_parts(histories, batch_size, with_text=bool(self.text_weight_ or self.pointer_weight_))
+        scores = _combine(match, text, self.text_weight_)
+        return self._with_pointer(scores, text, histories) if self.pointer_weight_ else scores
 
     # -- interest profiles -------------------------------------------------------------------
     @torch.no_grad()

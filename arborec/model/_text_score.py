@@ -28,7 +28,7 @@ class TextScoring:
     def _validation_blocks(self, split: Split, with_text: bool):
         """The validation users in blocks of :func:`users_per_chunk` (bounded memory on big catalogues).
 
-        Yields ``(histories, parts, rank)`` per block: ``parts`` the (match, text, gate) of
+        Yields ``(histories, parts, rank)`` per block: ``parts`` the (match, text) of
         :meth:`_score_parts` and ``rank(scores)`` the 0-based ranks of the block's targets in a
         (B, n_items) score array, its history items excluded (in place)."""
         from arborec.evaluate._metrics import target_ranks
@@ -54,7 +54,7 @@ class TextScoring:
         from arborec.evaluate._metrics import rank_metrics
 
         ranks = {t: [] for t in TEXT_WEIGHTS}
-        for _, (match, text, _), rank in self._validation_blocks(split, with_text=True):
+        for _, (match, text), rank in self._validation_blocks(split, with_text=True):
             for t in ranks:
                 ranks[t].append(rank(_combine(match.copy(), text, t)))
         scores = {t: rank_metrics(np.concatenate(r), (10,))["ndcg@10"] for t, r in ranks.items()}
@@ -77,7 +77,7 @@ class TextScoring:
         ts = POINTER_TEMPERATURES if self.pointer_temperature == "auto" else (self.pointer_temperature_,)
         keys = [(w, t) for w in ws for t in (ts if w else ts[:1])]  # weight 0: the temperature plays no part
         ranks = {k: [] for k in keys}
-        for hist, (match, text, _), rank in self._validation_blocks(split, with_text=True):
+        for hist, (match, text), rank in self._validation_blocks(split, with_text=True):
             base = _combine(match, text, self.text_weight_)
             window, base_logp, pointers = self._pointer_parts(base, text, hist, ts)
             for w, t in keys:
@@ -112,62 +112,25 @@ class TextScoring:
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
         return profile @ self._unit_vectors().T
 
-    def _pointer_parts(self, scores: np.ndarray, text: np.ndarray, histories: Histories, temperatures,
-                       base_outside: bool = True):
+    def _pointer_parts(self, scores: np.ndarray, text: np.ndarray, histories: Histories, temperatures):
         """What the text pointer mixes, over the items outside each user's window (a window item is never
         the next new item): ``(window, base, {T: pointer})``, the window as (rows, items) index tensors,
-        ``base`` the log-softmax of ``scores`` (over the items outside the window, or with ``base_outside``
-        False over all items, as the learned pointer is trained) and ``pointer`` that of ``text / T`` outside
-        the window, each (B, n_items) with -inf at the window items."""
+        ``base`` the log-softmax of ``scores`` and ``pointer`` that of ``text / T``, each (B, n_items)
+        with -inf at the window items."""
         rows, items, _ = self._window(histories)
         window = torch.from_numpy(rows), torch.from_numpy(items.astype(np.int64))
 
-        def log_softmax_outside(logits: torch.Tensor, outside: bool = True) -> torch.Tensor:
-            if not outside:
-                return torch.log_softmax(logits, dim=1).index_put_(window, torch.tensor(-torch.inf))
+        def log_softmax_outside(logits: torch.Tensor) -> torch.Tensor:
             logits[window] = -torch.inf
             return torch.log_softmax(logits, dim=1)
 
-        return (window, log_softmax_outside(torch.from_numpy(scores).clone(), base_outside),
+        return (window, log_softmax_outside(torch.from_numpy(scores).clone()),
                 {t: log_softmax_outside(torch.from_numpy(text) / t) for t in temperatures})
 
-    def _with_pointer(self, scores: np.ndarray, text: np.ndarray, histories: Histories, weight=None,
-                      temperature: float | None = None, base_outside: bool = True) -> np.ndarray:
-        """(B, n_items) scores mixed with the text pointer: ``weight`` a float or (B,) per-user weights
-        (default ``pointer_weight_``), ``temperature`` (default ``pointer_temperature_``)."""
-        weight = self.pointer_weight_ if weight is None else weight
-        t = self.pointer_temperature_ if temperature is None else temperature
-        window, base, pointers = self._pointer_parts(scores, text, histories, (t,), base_outside)
-        return _mix(base, pointers[t], weight, window)
-
-    def _final_scores(self, match: np.ndarray, text: np.ndarray | None, gate: np.ndarray | None,
-                      histories: Histories) -> np.ndarray:
-        """(B, n_items): ``match`` + the text term, mixed with the text pointer when it is on; learned
-        (``gate``: each user's gate logit) or chosen on validation (``pointer_weight_``)."""
-        pointer = self.module_.pointer
-        if pointer is not None:  # the live values (also while training validates)
-            scores = _combine(match, text, pointer.text_weight().item())
-            weight = 1.0 / (1.0 + np.exp(-gate.astype(np.float64)))  # (B,)
-            return self._with_pointer(scores, text, histories, weight, 1.0 / pointer.inv_temperature().item(),
-                                      base_outside=False)
-        scores = _combine(match, text, self.text_weight_)
-        return self._with_pointer(scores, text, histories) if self.pointer_weight_ else scores
-
-    @torch.no_grad()
-    def _read_learned_pointer(self, split: Split) -> None:
-        """The learned text weight and temperature as ``text_weight_`` / ``pointer_temperature_``, and the mean
-        gate of the validation users as ``pointer_weight_`` (the gate itself is per user: what it says)."""
-        pointer = self.module_.pointer
-        self.text_weight_ = pointer.text_weight().item()
-        self.pointer_temperature_ = 1.0 / pointer.inv_temperature().item()
-        gates = [1.0 / (1.0 + np.exp(-gate)) for _, (_, _, gate), _ in self._validation_blocks(split, with_text=False)]
-        self.pointer_weight_ = float(np.concatenate(gates).mean())
-        logger.info("%s: learned text weight %.2f, pointer temperature %.3f, gate %.3f on average (valid users)",
-                    self.name, self.text_weight_, self.pointer_temperature_, self.pointer_weight_)
-
-    def _uses_text(self) -> bool:
-        """Whether scoring reads the text term (a text weight, a chosen pointer or a learned one)."""
-        return bool(self.text_weight_ or self.pointer_weight_ or self.module_.pointer is not None)
+    def _with_pointer(self, scores: np.ndarray, text: np.ndarray, histories: Histories) -> np.ndarray:
+        """(B, n_items) scores mixed with the text pointer (``pointer_weight_``, ``pointer_temperature_``)."""
+        window, base, pointers = self._pointer_parts(scores, text, histories, (self.pointer_temperature_,))
+        return _mix(base, pointers[self.pointer_temperature_], self.pointer_weight_, window)
 
     def _unit_vectors(self) -> np.ndarray:
         cache = getattr(self, "_unit_cache", None)
@@ -187,13 +150,8 @@ def _combine(match: np.ndarray, text: np.ndarray | None, text_weight: float) -> 
 
 def _mix(base: torch.Tensor, pointer: torch.Tensor, weight: float, window) -> np.ndarray:
     """(B, n_items) float32 log((1 - weight) exp(base) + weight exp(pointer)) from two (B, n_items)
-    log-distributions over the items outside the window, ``weight`` a float or (B,) per-row weights in
-    (0, 1); the window items get each row's lowest score (finite, so that scores can still be averaged,
-    and ranked last)."""
-    if np.ndim(weight):
-        w = torch.as_tensor(np.asarray(weight, dtype=np.float64))[:, None]  # (B, 1)
-        out = torch.logaddexp(base + torch.log1p(-w).float(), pointer + torch.log(w).float())
-    else:
-        out = torch.logaddexp(base + math.log1p(-weight), pointer + math.log(weight))
+    log-distributions over the items outside the window; the window items get each row's lowest score
+    (finite, so that scores can still be averaged, and ranked last)."""
+    out = torch.logaddexp(base + math.log1p(-weight), pointer + math.log(weight))
     out[window] = torch.where(torch.isfinite(out), out, torch.inf).amin(dim=1)[window[0]]
     return out.numpy()

@@ -90,9 +90,6 @@ ABLATIONS: dict[str, dict] = {
     "arborec-static-text": {"text_backend": "static"},
     # no text pointer: the text term alone mixes text into the score
     "arborec-no-pointer": {"pointer_weight": 0.0},
-    # not a part off but the text score learned with the network: a pointer gate per user and step, the text
-    # weight and the pointer's temperature trained by the mixture likelihood instead of chosen after training
-    "arborec-learned-pointer": {"pointer_weight": "learned"},
 }
 #: ablations that change only what arborec chooses after training (its score knobs): read from arborec's own
 #: fit of the same seed (the same network a fit with them would train), at no training cost
