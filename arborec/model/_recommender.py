@@ -17,7 +17,7 @@ from arborec.diagnostics import ConfigError, check_param, logger
 from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
 from arborec.model._state import EventState
-from arborec.model._text_score import POINTER_TEMPERATURES, TextScoring, _combine
+from arborec.model._text_score import POINTER_TEMPERATURE, TextScoring, _combine
 from arborec.sequential import SequentialRecommender, pad_left
 
 
@@ -40,7 +40,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
     ``benchmarks/results/tree_in_ranking.md``.)
 
     A text pointer then mixes that score with a second next-item distribution, read from text alone: with
-    ``pointer_weight`` w and ``pointer_temperature`` T the final score is the log-probability
+    ``pointer_weight`` w and the temperature T = ``POINTER_TEMPERATURE`` the final score is the log-probability
     ``log((1 - w) softmax(score) + w softmax(cos / T))``, the second softmax over the items outside
     the user's window. Items whose text is closest to the user's recent text interest but which the
     ID-trained score ranks low (typically rare, "cold" items) can so reach the top of the list.
@@ -67,7 +67,6 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
     text_weight : float, or "auto" to pick it after training among ``TEXT_WEIGHTS`` on validation
     pointer_weight : float in [0, 1), or "auto" to pick it among ``POINTER_WEIGHTS`` on validation
         (after text_weight); 0 turns the text pointer off
-    pointer_temperature : float > 0, or "auto" to pick it among ``POINTER_TEMPERATURES`` (with pointer_weight)
     cold_tiebreak : when choosing the pointer on validation, among the candidates whose NDCG@10 is within
         one standard error of the best (validation cannot tell them apart), take the one with the best
         Recall@10 on cold-item targets (<= 5 training events; needs ``COLD_TIEBREAK_MIN_USERS`` of them);
@@ -106,7 +105,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
                  lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
                  earlier_windows: bool = False, text_weight="auto",
-                 pointer_weight="auto", pointer_temperature="auto", cold_tiebreak: bool = True,
+                 pointer_weight="auto", cold_tiebreak: bool = True,
                  use_text: bool = True, use_long: bool = True, use_short: bool = True,
                  use_heads: bool = True, tree_source: str = "auto", text_model: str = "all-MiniLM-L6-v2",
                  text_backend: str = "auto",
@@ -129,7 +128,6 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         self.earlier_windows = earlier_windows
         self.text_weight = text_weight
         self.pointer_weight = pointer_weight
-        self.pointer_temperature = pointer_temperature
         self.cold_tiebreak = cold_tiebreak
         self.use_text = use_text
         self.use_long = use_long
@@ -162,11 +160,9 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         check_param("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "a float in [0, 1)")
         t = self.text_weight
         check_param("text_weight", t, t == "auto" or (isinstance(t, (int, float)) and t >= 0), '"auto" or a float >= 0')
-        w, t = self.pointer_weight, self.pointer_temperature
+        w = self.pointer_weight
         check_param("pointer_weight", w, w == "auto" or (isinstance(w, (int, float)) and 0 <= w < 1),
                     '"auto" or a float in [0, 1)')
-        check_param("pointer_temperature", t, t == "auto" or (isinstance(t, (int, float)) and t > 0),
-                    '"auto" or a float > 0')
 
     def fit(self, split: Split, data=None, *, vectors: np.ndarray | None = None,
             tree: InterestTree | None = None) -> "ArboRec":
@@ -209,21 +205,20 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         text_on = self.has_text_  # without text, the text term and the pointer are off whatever was asked
         self.text_weight_ = float(self.text_weight) if text_on and self.text_weight != "auto" else 0.0
         self.pointer_weight_ = float(self.pointer_weight) if text_on and self.pointer_weight != "auto" else 0.0
-        self.pointer_temperature_ = (POINTER_TEMPERATURES[0] if self.pointer_temperature == "auto"
-                                     else float(self.pointer_temperature))
+        self.pointer_temperature_ = POINTER_TEMPERATURE
 
     def _finish_fit(self, split: Split) -> "ArboRec":
         """After the loop: the text weight, then the text pointer, chosen on validation; the final checkpoint."""
         if self.text_weight == "auto" and self.has_text_:
             self._select_text_weight(split)
-        if "auto" in (self.pointer_weight, self.pointer_temperature) and self.has_text_:
+        if self.pointer_weight == "auto" and self.has_text_:
             self._select_pointer(split)
         if self.checkpoint_dir:
             self._write_checkpoint(final=True)
         return self
 
     def with_score_knobs(self, split: Split, **knobs) -> "ArboRec":
-        """A copy of this fitted model with ``text_weight`` / ``pointer_weight`` / ``pointer_temperature`` set
+        """A copy of this fitted model with ``text_weight`` / ``pointer_weight`` set
         to ``knobs`` and the remaining "auto" ones chosen again on validation. The network is shared: it is
         the one a fit with these knobs trains, since training does not read them (the suite reads its
         ``arborec-no-pointer`` ablation this way instead of training the same network again)."""
