@@ -76,27 +76,25 @@ class TextScoring:
         from arborec.evaluate import select_within_one_se
         from arborec.evaluate._protocol import COLD_ITEM_MAX_TRAIN
 
-        ts = (self.pointer_temperature_,)
-        keys = [(w, ts[0]) for w in (POINTER_WEIGHTS if self.pointer_weight == "auto" else (self.pointer_weight_,))]
-        ranks = {k: [] for k in keys}
+        weights = POINTER_WEIGHTS if self.pointer_weight == "auto" else (self.pointer_weight_,)
+        ranks = {w: [] for w in weights}
         for hist, (match, text), rank in self._validation_blocks(split, with_text=True):
             base = _combine(match, text, self.text_weight_)
-            window, base_logp, pointers = self._pointer_parts(base, text, hist, ts)
-            for w, t in keys:
-                ranks[w, t].append(rank(_mix(base_logp, pointers[t], w, window) if w else base.copy()))
-        ranks = {k: np.concatenate(r) for k, r in ranks.items()}
-        ndcg = {k: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0) for k, r in ranks.items()}
+            window, base_logp, pointer = self._pointer_parts(base, text, hist)
+            for w in weights:
+                ranks[w].append(rank(_mix(base_logp, pointer, w, window) if w else base.copy()))
+        ranks = {w: np.concatenate(r) for w, r in ranks.items()}
+        ndcg = {w: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0) for w, r in ranks.items()}
         cold = split.item_train_counts()[split.targets("valid", split.eval_users("valid"))] <= COLD_ITEM_MAX_TRAIN
-        prefer = ({k: float((r[cold] < 10).mean()) for k, r in ranks.items()}
+        prefer = ({w: float((r[cold] < 10).mean()) for w, r in ranks.items()}
                   if self.cold_tiebreak and cold.sum() >= COLD_TIEBREAK_MIN_USERS else None)
-        self.pointer_weight_, self.pointer_temperature_ = (float(x) for x in select_within_one_se(ndcg, prefer))
-        self.pointer_scores_ = {f"pointer {w}, temperature {t}": float(v.mean()) for (w, t), v in ndcg.items()}
+        self.pointer_weight_ = float(select_within_one_se(ndcg, prefer))
+        label = f"temperature {self.pointer_temperature_}"  # the key names of the records (and of earlier ones)
+        self.pointer_scores_ = {f"pointer {w}, {label}": float(v.mean()) for w, v in ndcg.items()}
         if prefer:
-            self.pointer_cold_recall_ = {f"pointer {w}, temperature {t}": v for (w, t), v in prefer.items()}
-        logger.info("%s: pointer_weight %.2f, pointer_temperature %.3f (valid ndcg@10 %.4f; without: %.4f)",
-                    self.name, self.pointer_weight_, self.pointer_temperature_,
-                    ndcg[self.pointer_weight_, self.pointer_temperature_].mean(),
-                    ndcg[keys[0]].mean() if keys[0][0] == 0 else float("nan"))
+            self.pointer_cold_recall_ = {f"pointer {w}, {label}": v for w, v in prefer.items()}
+        logger.info("%s: pointer_weight %.2f (valid ndcg@10 %.4f; without: %.4f)", self.name, self.pointer_weight_,
+                    ndcg[self.pointer_weight_].mean(), ndcg[0.0].mean() if 0.0 in ndcg else float("nan"))
 
     def _window(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The events of each user's window (the last ``max_len_``): (rows, items, age), age 0 = most recent."""
@@ -114,11 +112,11 @@ class TextScoring:
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
         return profile @ self._unit_vectors().T
 
-    def _pointer_parts(self, scores: np.ndarray, text: np.ndarray, histories: Histories, temperatures):
+    def _pointer_parts(self, scores: np.ndarray, text: np.ndarray, histories: Histories):
         """What the text pointer mixes, over the items outside each user's window (a window item is never
-        the next new item): ``(window, base, {T: pointer})``, the window as (rows, items) index tensors,
-        ``base`` the log-softmax of ``scores`` and ``pointer`` that of ``text / T``, each (B, n_items)
-        with -inf at the window items."""
+        the next new item): ``(window, base, pointer)``, the window as (rows, items) index tensors,
+        ``base`` the log-softmax of ``scores`` and ``pointer`` that of ``text / pointer_temperature_``, each
+        (B, n_items) with -inf at the window items."""
         rows, items, _ = self._window(histories)
         window = torch.from_numpy(rows), torch.from_numpy(items.astype(np.int64))
 
@@ -127,12 +125,12 @@ class TextScoring:
             return torch.log_softmax(logits, dim=1)
 
         return (window, log_softmax_outside(torch.from_numpy(scores).clone()),
-                {t: log_softmax_outside(torch.from_numpy(text) / t) for t in temperatures})
+                log_softmax_outside(torch.from_numpy(text) / self.pointer_temperature_))
 
     def _with_pointer(self, scores: np.ndarray, text: np.ndarray, histories: Histories) -> np.ndarray:
         """(B, n_items) scores mixed with the text pointer (``pointer_weight_``, ``pointer_temperature_``)."""
-        window, base, pointers = self._pointer_parts(scores, text, histories, (self.pointer_temperature_,))
-        return _mix(base, pointers[self.pointer_temperature_], self.pointer_weight_, window)
+        window, base, pointer = self._pointer_parts(scores, text, histories)
+        return _mix(base, pointer, self.pointer_weight_, window)
 
     def _unit_vectors(self) -> np.ndarray:
         cache = getattr(self, "_unit_cache", None)
