@@ -132,6 +132,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000, help="events per POST of the stream")
     parser.add_argument("--rate", type=float, default=None,
                         help="events per second the stream is paced at (default: as fast as the server takes them)")
+    parser.add_argument("--client-nice", type=int, default=0,
+                        help="OS niceness of the streaming client (the load generator, which in production runs on "
+                             "other machines); the server and the reading process keep 0")
     parser.add_argument("--output", default="benchmarks/results/serve_memory.json")
     parser.add_argument("--summarize", metavar="JSON", help="only write the Markdown report of this result")
     args = parser.parse_args()
@@ -174,6 +177,8 @@ def main() -> int:
             results = mp.Queue()
             reading = mp.Process(target=reader, args=(port, known, streamed_shared, reader_stop, results))
             reading.start()
+            if args.client_nice:  # after the server and the reader started: only this process is lowered
+                os.nice(args.client_nice)
             t_stream = time.perf_counter()
             sent = 0
             ts = 1_700_000_000
@@ -205,7 +210,7 @@ def main() -> int:
         n_events = args.users * args.events_per_user
         result = {
             "benchmark": "serve_memory", "users": args.users, "batch": args.batch, "events": n_events, "cache_size": args.cache,
-            "rate": args.rate,
+            "rate": args.rate, "client_nice": args.client_nice,
             "stream_s": round(stream_s, 1), "events_per_s": round(n_events / stream_s, 1),
             "rss_mib": {"before_stream": round(rss_start, 1), "max": max(rss), "end": rss[-1],
                         "at_quarters": [next(s[2] for s in samples if s[1] >= q * args.users // 4) for q in (1, 2, 3, 4)
