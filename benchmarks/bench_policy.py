@@ -1,6 +1,6 @@
 """Interest-aware slates vs greedy top-k: offline NDCG@10 and coverage, then a drift simulator over seeds.
 
-Usage (one torch thread; the bundle from `arborec fit`):
+Usage (one torch thread; the bundle from `arborec fit`; `pip install -e ".[bench]"` for the mabwiser rows):
 
     OMP_NUM_THREADS=1 python benchmarks/bench_policy.py --bundle runs/ml-100k-arborec --data ml-100k \
         --data-dir /work/shared/data --seeds 0 1 2 --users 300
@@ -13,7 +13,8 @@ Usage (one torch thread; the bundle from `arborec fit`):
    model's next-item distribution, a planted drift at ``--drift-at``. The exploration strength
    (``prior_strength``) is chosen on a separate validation seed (other users) by cumulative clicks.
    Policies: greedy top-k, the slate policy learning without exploration (posterior means), with
-   Thompson sampling, and k at random from the top 50.
+   Thompson sampling, k at random from the top 50, and the Thompson slate with a maintained library's
+   learner (mabwiser) in place of its own (:class:`MabwiserSlatePolicy`).
 
 Writes benchmarks/results/policy_<data>.json, .md and policy_<data>_reward.png, policy_<data>_drift.png.
 """
@@ -32,8 +33,9 @@ import torch
 
 from arborec.data import leave_one_out, load_prepared
 from arborec.model import load_bundle
-from arborec.policy import GreedyPolicy, RandomTopNPolicy, SlatePolicy, SlateSimulator, intra_list_diversity
+from arborec.policy import GreedyPolicy, RandomTopNPolicy, Slate, SlatePolicy, SlateSimulator, intra_list_diversity
 from arborec.policy._simulator import INTEREST_MIN_SHARE
+from arborec.policy._slate import _slates
 
 K = 10
 SCORE_WEIGHTS = (0.5, 0.8, 1.0)
@@ -95,6 +97,63 @@ def seeds_ci(x: list[float]) -> list[float]:
     return [float(x.mean()), float(x.mean() - half), float(x.mean() + half)]
 
 
+class MabwiserSlatePolicy(SlatePolicy):
+    """``slate_ts`` with each level-1 node's click rate drawn by a maintained library instead of arborec's own
+    Beta posterior: one mabwiser ``ThompsonSampling`` bandit per user, its arms the level-1 nodes (the comparison
+    issue 17 asks for: prefer the library where it measures as well). The allocation of the slots, the items
+    inside each node and their order are the slate policy's own, so only the learner differs.
+
+    mabwiser's Thompson sampling starts every arm at Beta(1, 1) and never forgets; arborec's starts each node at
+    the model's interest in it (``prior_strength`` pseudo-slots) and multiplies old counts by ``memory`` per
+    slate. With ``model_prior`` the model's prior is given to mabwiser as pseudo-observations (rounded) at the
+    user's first slate, so the remaining difference is forgetting and the prior's refresh at every slate.
+    Propensities are not estimated (simulator only).
+    """
+
+    def __init__(self, k: int = 10, model_prior: bool = False, **kw):
+        super().__init__(k, explore=True, n_draws=1, **kw)
+        self.model_prior = model_prior
+
+    def fit(self, tree):
+        super().fit(tree)
+        self.mabs_ = {}
+        self.version_ = "mabwiser-ts" + ("-prior" if self.model_prior else "")
+        return self
+
+    def _bandit(self, user, long, short, scores, exclude):
+        from mabwiser.mab import MAB, LearningPolicy
+
+        mab = self.mabs_.get(user)
+        if mab is None:
+            arms = list(range(self.n_nodes_))
+            mab = MAB(arms, LearningPolicy.ThompsonSampling(), seed=int(self.rng_.integers(2**31)))
+            decisions, rewards = [], []  # the library's own start: Beta(1, 1) on every arm
+            if self.model_prior:
+                alpha, beta = super().posterior(user, long, short, scores, exclude)  # the model's prior alone
+                ones, zeros = np.rint(alpha).astype(int), np.rint(beta).astype(int)
+                decisions = [j for j in arms for _ in range(ones[j] + zeros[j])]
+                rewards = [r for j in arms for r in [1] * ones[j] + [0] * zeros[j]]
+            mab.fit(decisions, rewards)
+            self.mabs_[user] = mab
+        return mab
+
+    def slate(self, user, long, short, scores, exclude=None, candidates=None, k=None) -> Slate:
+        k = int(k or self.k)
+        lists = self.node_lists(scores, long, short, exclude, candidates, k)
+        draw = self._bandit(user, long, short, scores, exclude).predict_expectations()
+        theta = np.array([[draw[j] for j in range(self.n_nodes_)]])
+        served = _slates(theta, lists, k, self.spread, np.asarray(scores))[0]
+        served = served[served >= 0].astype(np.int64)
+        nan = np.full(len(served), np.nan)
+        return Slate(user=user, items=served, propensities=nan, inclusion=nan,
+                     nodes=self.tree_.codes[served, 0].astype(np.int64), version=self.version_,
+                     scores=np.asarray(scores)[served].astype(np.float64))
+
+    def update(self, user, nodes, rewards, slate_id=None) -> None:
+        if len(nodes):
+            self.mabs_[user].partial_fit(np.asarray(nodes).tolist(), (np.asarray(rewards) > 0).astype(int).tolist())
+
+
 def simulate(model, split, users, args, seed: int, strength: float, spread: float, score_weight: float,
              only=None) -> dict:
     hist = split.histories("test", users)
@@ -107,6 +166,11 @@ def simulate(model, split, users, args, seed: int, strength: float, spread: floa
         "slate_ts": lambda: SlatePolicy(K, explore=True, prior_strength=strength, spread=spread,
                                         score_weight=score_weight, n_draws=args.draws, seed=seed).fit(tree),
         "random_top50": lambda: RandomTopNPolicy(K, 50, seed=seed).fit(tree),
+        "mabwiser_ts": lambda: MabwiserSlatePolicy(K, prior_strength=strength, spread=spread,
+                                                   score_weight=score_weight, seed=seed).fit(tree),
+        "mabwiser_ts_prior": lambda: MabwiserSlatePolicy(K, model_prior=True, prior_strength=strength,
+                                                         spread=spread, score_weight=score_weight,
+                                                         seed=seed).fit(tree),
     }
     return {name: sim.run(f(), name) for name, f in make.items() if only is None or name in only}
 
@@ -252,7 +316,15 @@ def _markdown(r: dict) -> str:
                   "interest within the run; 'slates to recover': slates after the drift until it did (users who "
                   "never did count as the horizon + 1). Coverage: share of the user's level-1 interests "
                   f"(>= {INTEREST_MIN_SHARE} of the long-term profile) with a slot; diversity: mean tree distance "
-                  "between the slate's items.", "",
+                  "between the slate's items.", ""]
+    if any(n.startswith("mabwiser") for n in s["summary"]):
+        lines += ["The learner compared with a maintained library: `mabwiser_ts` is `slate_ts` with each level-1 "
+                  "node's click rate drawn by mabwiser's Thompson sampling (one bandit per user, Beta(1, 1) on every "
+                  "node, no forgetting) instead of arborec's Beta posterior (prior from the model's interest, "
+                  "refreshed at every slate; old counts x `memory` per slate); `mabwiser_ts_prior` gives mabwiser the "
+                  "model's prior as rounded pseudo-observations at the user's first slate. Slot allocation, items "
+                  "and order are the slate policy's in all three.", ""]
+    lines += [
               f"Command: `{r['command']}`; {r['machine']}; {r['wall_seconds']} s; code {r['code_version']}.", ""]
     return "\n".join(lines)
 
