@@ -6,7 +6,7 @@ Usage (one torch thread; the bundle from `arborec fit`; `pip install -e ".[bench
         --data-dir /work/shared/data --seeds 0 1 2 --users 300
 
 1. Offline (real leave-one-out): the slate policy without exploration and without feedback against
-   greedy top-10 by the same scores. Its ``score_weight`` and ``spread`` are chosen on VALIDATION:
+   greedy top-10 by the same scores. Its ``score_weight``, ``spread`` and ``head`` are chosen on VALIDATION:
    the most level-1 coverage among the settings whose valid NDCG@10 is within 3% of greedy's
    (else the best NDCG@10); the test split is read once, for greedy and the chosen setting.
 2. Simulator (:class:`arborec.policy.SlateSimulator`): ``--users`` test users per seed, their taste the
@@ -33,13 +33,13 @@ import torch
 
 from arborec.data import leave_one_out, load_prepared
 from arborec.model import load_bundle
-from arborec.policy import GreedyPolicy, RandomTopNPolicy, Slate, SlatePolicy, SlateSimulator, intra_list_diversity
+from arborec.policy import GreedyPolicy, RandomTopNPolicy, SlatePolicy, SlateSimulator, intra_list_diversity
 from arborec.policy._simulator import INTEREST_MIN_SHARE
-from arborec.policy._slate import _slates
 
 K = 10
 SCORE_WEIGHTS = (0.5, 0.8, 1.0)
 SPREADS = (0.5, 1.0, 2.0)
+HEADS = (0, 3, 5, 7)  # slots of the best-scored items before the interests share the rest
 PRIOR_STRENGTHS = (5.0, 20.0, 80.0)
 NDCG_TOLERANCE = 0.97  # the slate's valid NDCG@10 must stay >= this x greedy's
 VALIDATION_SEED = 100
@@ -107,7 +107,7 @@ class MabwiserSlatePolicy(SlatePolicy):
     the model's interest in it (``prior_strength`` pseudo-slots) and multiplies old counts by ``memory`` per
     slate. With ``model_prior`` the model's prior is given to mabwiser as pseudo-observations (rounded) at the
     user's first slate, so the remaining difference is forgetting and the prior's refresh at every slate.
-    Propensities are not estimated (simulator only).
+    One draw per slate: propensities are not estimated (simulator only).
     """
 
     def __init__(self, k: int = 10, model_prior: bool = False, **kw):
@@ -129,7 +129,7 @@ class MabwiserSlatePolicy(SlatePolicy):
             mab = MAB(arms, LearningPolicy.ThompsonSampling(), seed=int(self.rng_.integers(2**31)))
             decisions, rewards = [], []  # the library's own start: Beta(1, 1) on every arm
             if self.model_prior:
-                alpha, beta = super().posterior(user, long, short, scores, exclude)  # the model's prior alone
+                alpha, beta = self.posterior(user, long, short, scores, exclude)  # no counts yet: the prior alone
                 ones, zeros = np.rint(alpha).astype(int), np.rint(beta).astype(int)
                 decisions = [j for j in arms for _ in range(ones[j] + zeros[j])]
                 rewards = [r for j in arms for r in [1] * ones[j] + [0] * zeros[j]]
@@ -137,17 +137,9 @@ class MabwiserSlatePolicy(SlatePolicy):
             self.mabs_[user] = mab
         return mab
 
-    def slate(self, user, long, short, scores, exclude=None, candidates=None, k=None) -> Slate:
-        k = int(k or self.k)
-        lists = self.node_lists(scores, long, short, exclude, candidates, k)
+    def _theta(self, user, long, short, scores, exclude, n_draws: int) -> np.ndarray:
         draw = self._bandit(user, long, short, scores, exclude).predict_expectations()
-        theta = np.array([[draw[j] for j in range(self.n_nodes_)]])
-        served = _slates(theta, lists, k, self.spread, np.asarray(scores))[0]
-        served = served[served >= 0].astype(np.int64)
-        nan = np.full(len(served), np.nan)
-        return Slate(user=user, items=served, propensities=nan, inclusion=nan,
-                     nodes=self.tree_.codes[served, 0].astype(np.int64), version=self.version_,
-                     scores=np.asarray(scores)[served].astype(np.float64))
+        return np.array([[draw[j] for j in range(self.n_nodes_)]])  # one draw: the served slate
 
     def update(self, user, nodes, rewards, slate_id=None) -> None:
         if len(nodes):
@@ -155,21 +147,22 @@ class MabwiserSlatePolicy(SlatePolicy):
 
 
 def simulate(model, split, users, args, seed: int, strength: float, spread: float, score_weight: float,
-             only=None) -> dict:
+             head: int = 0, only=None) -> dict:
     hist = split.histories("test", users)
     sim = SlateSimulator(model, model.tree_, hist, k=K, n_steps=args.steps, drift_at=args.drift_at, seed=seed)
     tree = model.tree_
     make = {
         "greedy": lambda: GreedyPolicy(K).fit(tree),
         "slate_no_explore": lambda: SlatePolicy(K, explore=False, prior_strength=strength, spread=spread,
-                                                score_weight=score_weight, seed=seed).fit(tree),
+                                                score_weight=score_weight, head=head, seed=seed).fit(tree),
         "slate_ts": lambda: SlatePolicy(K, explore=True, prior_strength=strength, spread=spread,
-                                        score_weight=score_weight, n_draws=args.draws, seed=seed).fit(tree),
+                                        score_weight=score_weight, head=head, n_draws=args.draws,
+                                        seed=seed).fit(tree),
         "random_top50": lambda: RandomTopNPolicy(K, 50, seed=seed).fit(tree),
         "mabwiser_ts": lambda: MabwiserSlatePolicy(K, prior_strength=strength, spread=spread,
-                                                   score_weight=score_weight, seed=seed).fit(tree),
+                                                   score_weight=score_weight, head=head, seed=seed).fit(tree),
         "mabwiser_ts_prior": lambda: MabwiserSlatePolicy(K, model_prior=True, prior_strength=strength,
-                                                         spread=spread, score_weight=score_weight,
+                                                         spread=spread, score_weight=score_weight, head=head,
                                                          seed=seed).fit(tree),
     }
     return {name: sim.run(f(), name) for name, f in make.items() if only is None or name in only}
@@ -206,23 +199,23 @@ def main(argv=None) -> int:
         return np.sort(rng.choice(u, args.offline_users, replace=False)) if 0 < args.offline_users < len(u) else u
 
     valid_users = sample("valid")
-    grid = {f"sw{sw:g}_sp{sp:g}": SlatePolicy(K, explore=False, score_weight=sw, spread=sp).fit(tree)
-            for sw in SCORE_WEIGHTS for sp in SPREADS}
+    grid = {f"sw{sw:g}_sp{sp:g}_h{h}": SlatePolicy(K, explore=False, score_weight=sw, spread=sp, head=h).fit(tree)
+            for sw in SCORE_WEIGHTS for sp in SPREADS for h in HEADS}
     valid = offline(model, split, "valid", valid_users, {"greedy": GreedyPolicy(K).fit(tree), **grid})
     greedy_valid = valid["greedy"]["ndcg"].mean()
     table = {name: {"ndcg@10": float(v["ndcg"].mean()), "coverage": float(np.nanmean(v["coverage"]))}
              for name, v in valid.items()}
     ok = [n for n in grid if table[n]["ndcg@10"] >= NDCG_TOLERANCE * greedy_valid]
     chosen = max(ok, key=lambda n: table[n]["coverage"]) if ok else max(grid, key=lambda n: table[n]["ndcg@10"])
-    sw, sp = grid[chosen].score_weight, grid[chosen].spread
+    sw, sp, head = grid[chosen].score_weight, grid[chosen].spread, grid[chosen].head
     print(f"valid: greedy NDCG@10 {greedy_valid:.4f}; chosen {chosen}: {table[chosen]}", flush=True)
     test_users = sample("test")
     test = offline(model, split, "test", test_users, {
         "greedy": GreedyPolicy(K).fit(tree),
-        "slate": SlatePolicy(K, explore=False, score_weight=sw, spread=sp).fit(tree),
-        "slate_ts_one_draw": SlatePolicy(K, explore=True, score_weight=sw, spread=sp, n_draws=1).fit(tree)})
+        "slate": SlatePolicy(K, explore=False, score_weight=sw, spread=sp, head=head).fit(tree),
+        "slate_ts_one_draw": SlatePolicy(K, explore=True, score_weight=sw, spread=sp, head=head, n_draws=1).fit(tree)})
     diff = test["slate"]["ndcg"] - test["greedy"]["ndcg"]
-    offline_out = {"valid_grid": table, "chosen": {"score_weight": sw, "spread": sp},
+    offline_out = {"valid_grid": table, "chosen": {"score_weight": sw, "spread": sp, "head": head},
                    "valid_users": int(len(valid_users)), "test_users": int(len(test_users)),
                    "test": {name: {"ndcg@10": mean_ci(v["ndcg"]), "coverage": mean_ci(v["coverage"]),
                                    "diversity": mean_ci(v["diversity"])} for name, v in test.items()},
@@ -235,14 +228,14 @@ def main(argv=None) -> int:
     val_users = np.sort(np.random.default_rng(VALIDATION_SEED).choice(pool, args.users, replace=False))
     strength_clicks = {}
     for s in (PRIOR_STRENGTHS if args.prior_strength is None else ()):
-        res = simulate(model, split, val_users, args, VALIDATION_SEED, s, sp, sw, only=("slate_ts",))
+        res = simulate(model, split, val_users, args, VALIDATION_SEED, s, sp, sw, head, only=("slate_ts",))
         strength_clicks[s] = res["slate_ts"].summary()["clicks_per_user"]
     strength = max(strength_clicks, key=strength_clicks.get) if strength_clicks else args.prior_strength
     print(f"validation seed: clicks by prior_strength {strength_clicks}; chosen {strength}", flush=True)
     runs = {}
     for seed in args.seeds:
         users = np.sort(np.random.default_rng(seed).choice(pool, args.users, replace=False))
-        runs[seed] = simulate(model, split, users, args, seed, strength, sp, sw)
+        runs[seed] = simulate(model, split, users, args, seed, strength, sp, sw, head)
         print(f"seed {seed}: " + "; ".join(f"{n} {r.summary()['clicks_per_user']:.3f}" for n, r in runs[seed].items()),
               flush=True)
     names = list(runs[args.seeds[0]])
@@ -288,9 +281,9 @@ def _markdown(r: dict) -> str:
     o, s = r["offline"], r["simulator"]
     lines = [f"# Interest-aware slates on {r['dataset']} (k={r['k']})", "",
              f"## Offline: real leave-one-out test ({o['test_users']} users), first slate, no feedback", "",
-             f"Slate setting chosen on validation ({o['valid_users']} users): score_weight "
-             f"{o['chosen']['score_weight']}, spread {o['chosen']['spread']} (most coverage with valid NDCG@10 "
-             f">= {NDCG_TOLERANCE} x greedy).", "",
+             f"Slate setting chosen on validation ({o['valid_users']} users, {len(o['valid_grid']) - 1} settings): "
+             f"score_weight {o['chosen']['score_weight']}, spread {o['chosen']['spread']}, head "
+             f"{o['chosen'].get('head', 0)} (most coverage with valid NDCG@10 >= {NDCG_TOLERANCE} x greedy).", "",
              "| policy | NDCG@10 [95% CI] | level-1 coverage | tree diversity |", "|---|---|---|---|"]
     for name, v in o["test"].items():
         lines.append(f"| {name} | {_fmt(v['ndcg@10'], 4)} | {_fmt(v['coverage'])} | {_fmt(v['diversity'])} |")

@@ -5,7 +5,7 @@ import pytest
 
 from arborec.diagnostics import ConfigError, NotFittedError
 from arborec.hierarchy import InterestTree
-from arborec.policy import (ClickModel, RandomTopNPolicy, SlatePolicy, intra_list_diversity,
+from arborec.policy import (ClickModel, GreedyPolicy, RandomTopNPolicy, SlatePolicy, intra_list_diversity,
                             off_policy_value, replay)
 
 
@@ -187,3 +187,30 @@ def test_intra_list_diversity_and_baselines():
     assert set(s.items.tolist()) <= set(range(1, 7)) and np.allclose(s.propensities, 1 / 6)
     with pytest.raises(ConfigError, match="n=2"):
         RandomTopNPolicy(k=3, n=2).fit(tree)
+
+
+
+def test_head_slots_go_to_the_best_items_and_the_rest_to_other_interests():
+    tree = small_tree(per_kid=10)  # 60 items, 3 level-1 nodes of 20
+    long, short = dists(tree, [0.6, 0.3, 0.1])
+    scores = np.random.default_rng(0).normal(size=tree.n_items)
+    scores[:20] += 3.0  # the strongest node holds the best-scored items: greedy fills the slate from it
+    exclude = np.array([0, 1])
+    greedy = GreedyPolicy(k=10).fit(tree).slate("u", long, short, scores, exclude=exclude)
+    assert (greedy.nodes == 0).all()
+    full = SlatePolicy(k=10, explore=False, head=10).fit(tree).slate("u", long, short, scores, exclude=exclude)
+    np.testing.assert_array_equal(full.items, greedy.items)  # head = k: greedy top-k
+    part = SlatePolicy(k=10, explore=True, head=4, n_draws=200, seed=3).fit(tree)
+    slate = part.slate("u", long, short, scores, exclude=exclude)
+    assert len(slate.items) == 10 and len(set(slate.items.tolist())) == 10
+    assert not np.isin(slate.items, exclude).any()
+    head_at = np.isin(slate.items, greedy.items[:4])
+    assert head_at.sum() == 4  # the head is in every slate, with certainty
+    np.testing.assert_allclose(slate.inclusion[head_at], 1.0)
+    # the shared slots count the head's 4 in node 0: node 0's share of the 10 falls from greedy's 10 and the
+    # D'Hondt allocation of the other 6 by (0.6, 0.3, 0.1) with node 0 starting at 4 gives it 2 of them
+    alloc = SlatePolicy(k=10, explore=False, floor=0.0, score_weight=0.0, head=4).fit(tree)
+    np.testing.assert_allclose(alloc.expected_allocation("u", long, short, scores, exclude), [6, 3, 1])
+    assert alloc.version_ != SlatePolicy(k=10, explore=False, floor=0.0, score_weight=0.0).fit(tree).version_
+    with pytest.raises(ConfigError):
+        SlatePolicy(k=10, head=11).fit(tree)

@@ -38,6 +38,10 @@ class SlatePolicy:
     larger spreads the slots more evenly). Inside a level-1 node its slots are shared the same way
     among its level-2 children, by the model's level-2 distribution, and each child's slots go to
     its best items by the model's scores. The chosen items are shown in the order of their scores.
+    With ``head`` = h > 0 the first h slots are the model's h best-scored items (what greedy top-k shows
+    first) and only the other k - h are shared as above, each node's count starting at the head slots it
+    already has: the top of the list stays the model's, the rest goes to the interests the head left out
+    (h = 0: every slot shared; h = k: greedy top-k).
 
     ``theta_j`` is node j's click rate per shown slot, for this user: a Beta posterior whose prior
     mean is ``ctr_ * q_j / max(q)``, with ``q`` the model's level-1 interest (see :meth:`interest`:
@@ -60,6 +64,7 @@ class SlatePolicy:
     long_weight : weight of the long-term distribution in q, in [0, 1]
     score_weight : weight in q of the nodes' shares of the model's next-item distribution, in [0, 1]
     spread : exponent of the slot values, >= 0
+    head : slots given to the best-scored items before the interests share the rest, in [0, k]
     floor : share of the uniform distribution mixed into q, in [0, 1)
     memory : factor applied to a user's counts before each update, in (0, 1] (forgets, follows drift)
     prior_ctr : click rate per slot assumed before any feedback, in (0, 1)
@@ -75,9 +80,10 @@ class SlatePolicy:
 
     def __init__(self, k: int = 10, explore: bool = True, prior_strength: float = 20.0, long_weight: float = 0.5,
                  score_weight: float = 0.5, spread: float = 1.0, floor: float = 0.05, memory: float = 0.9,
-                 prior_ctr: float = 0.1,
+                 prior_ctr: float = 0.1, head: int = 0,
                  n_draws: int = 200, seed: int = 0):
         self.k = k
+        self.head = head
         self.explore = explore
         self.prior_strength = prior_strength
         self.long_weight = long_weight
@@ -100,6 +106,8 @@ class SlatePolicy:
         check_param("floor", self.floor, 0 <= self.floor < 1, "a float in [0, 1)")
         check_param("memory", self.memory, 0 < self.memory <= 1, "a float in (0, 1]")
         check_param("prior_ctr", self.prior_ctr, 0 < self.prior_ctr < 1, "a float in (0, 1)")
+        check_param("head", self.head, isinstance(self.head, (int, np.integer)) and 0 <= self.head <= self.k,
+                    f"an integer in [0, k={self.k}]")
         check_param("n_draws", self.n_draws, isinstance(self.n_draws, (int, np.integer)) and self.n_draws >= 1,
                     "an integer >= 1")
         self.tree_ = tree
@@ -111,7 +119,7 @@ class SlatePolicy:
         mode = "ts" if self.explore else "mean"
         self.version_ = (f"slate-{mode}-v1:s{self.prior_strength:g}-lw{self.long_weight:g}"
                          f"-sw{self.score_weight:g}-sp{self.spread:g}"
-                         f"-f{self.floor:g}-m{self.memory:g}")
+                         f"-f{self.floor:g}-m{self.memory:g}" + (f"-h{self.head}" if self.head else ""))
         return self
 
     def _check_fitted(self) -> None:
@@ -202,20 +210,51 @@ class SlatePolicy:
             out.append(np.asarray(items, dtype=np.int64))
         return out
 
+    def _head(self, scores: np.ndarray, exclude=None, candidates=None, k: int | None = None) -> np.ndarray:
+        """The ``head`` best-scored allowed items (best first): the slots the interests do not share."""
+        head = min(self.head, int(k or self.k))
+        if head == 0:
+            return np.zeros(0, dtype=np.int64)
+        n = min(len(scores), self.tree_.n_items)
+        s = np.asarray(scores, dtype=np.float64)[:n].copy()
+        if candidates is not None:
+            keep = np.zeros(n, dtype=bool)
+            candidates = np.asarray(candidates, dtype=np.int64)
+            keep[candidates[candidates < n]] = True
+            s[~keep] = -np.inf
+        if exclude is not None and len(exclude):
+            exclude = np.asarray(exclude, dtype=np.int64)
+            s[exclude[exclude < n]] = -np.inf
+        order = np.argsort(-s, kind="stable")[:head]
+        return order[np.isfinite(s[order])].astype(np.int64)
+
+    def _draws(self, user, long, short, scores, exclude=None, candidates=None, k: int | None = None,
+               n_draws: int | None = None) -> np.ndarray:
+        """(M, n) the slate of each of M posterior draws (draw 0 is the one served; M = 1 without
+        ``explore``), items ordered by score, -1 where a draw has fewer items."""
+        k = int(k or self.k)
+        head = self._head(scores, exclude, candidates, k)
+        rest = head if exclude is None else np.concatenate([np.asarray(exclude, dtype=np.int64), head])
+        lists = self.node_lists(scores, long, short, rest, candidates, k - len(head))
+        theta = self._theta(user, long, short, scores, exclude, n_draws or self.n_draws)
+        taken = np.bincount(self.tree_.codes[head, 0], minlength=self.n_nodes_)  # head slots per node
+        return _slates(theta, lists, k - len(head), self.spread, np.asarray(scores), head, taken)
+
+    def _theta(self, user, long, short, scores, exclude, n_draws: int) -> np.ndarray:
+        """(M, J) the level-1 nodes' click rates the slots are shared by: ``n_draws`` posterior draws with
+        ``explore``, else the posterior means (M = 1)."""
+        alpha, beta = self.posterior(user, long, short, scores, exclude)
+        if self.explore:
+            return self.rng_.beta(alpha, beta, size=(n_draws, self.n_nodes_))
+        return (alpha / (alpha + beta))[None, :]
+
     def slate(self, user, long: list[np.ndarray], short: list[np.ndarray], scores: np.ndarray,
               exclude=None, candidates=None, k: int | None = None) -> Slate:
         """The slate for ``user`` given the model's level distributions (lists of (n_nodes_l,) arrays,
         coarse to fine), its scores of every item, the items to leave out (history), an optional
         candidate pool and an optional slate size other than ``k``."""
         self._check_fitted()
-        k = int(k or self.k)
-        lists = self.node_lists(scores, long, short, exclude, candidates, k)
-        alpha, beta = self.posterior(user, long, short, scores, exclude)
-        if self.explore:
-            theta = self.rng_.beta(alpha, beta, size=(self.n_draws, self.n_nodes_))  # (M, J), draw 0 is served
-        else:
-            theta = (alpha / (alpha + beta))[None, :]  # (1, J)
-        slates = _slates(theta, lists, k, self.spread, np.asarray(scores))  # (M, n) items
+        slates = self._draws(user, long, short, scores, exclude, candidates, k)  # (M, n) items
         served = slates[0][slates[0] >= 0]
         at_position = (slates[:, :len(served)] == served[None, :]).mean(0)
         anywhere = (slates[:, :, None] == served[None, None, :]).any(1).mean(0)
@@ -228,12 +267,7 @@ class SlatePolicy:
         """(n_items, k) probability of each item at each position (Monte Carlo over ``n_draws`` posterior
         draws, default ``n_draws``; exact when ``explore`` is off). What off-policy estimates need."""
         self._check_fitted()
-        lists = self.node_lists(scores, long, short, exclude, candidates)
-        alpha, beta = self.posterior(user, long, short, scores, exclude)
-        m = n_draws or self.n_draws
-        theta = (self.rng_.beta(alpha, beta, size=(m, self.n_nodes_)) if self.explore
-                 else (alpha / (alpha + beta))[None, :])
-        slates = _slates(theta, lists, self.k, self.spread, np.asarray(scores))  # (M, n)
+        slates = self._draws(user, long, short, scores, exclude, candidates, n_draws=n_draws)  # (M, n)
         out = np.zeros((self.tree_.n_items, self.k))
         for p in range(slates.shape[1]):
             np.add.at(out[:, p], slates[:, p], 1.0 / len(slates))
@@ -242,13 +276,9 @@ class SlatePolicy:
     def expected_allocation(self, user, long: list[np.ndarray], short: list[np.ndarray], scores: np.ndarray,
                             exclude=None) -> np.ndarray:
         """(n_nodes,) expected slots per level-1 node (over the policy's randomness, by Monte Carlo)."""
-        lists = self.node_lists(scores, long, short, exclude)
-        alpha, beta = self.posterior(user, long, short, scores, exclude)
-        theta = (self.rng_.beta(alpha, beta, size=(self.n_draws, self.n_nodes_)) if self.explore
-                 else (alpha / (alpha + beta))[None, :])
-        caps = np.array([len(x) for x in lists])
-        picked = _allocate(theta, caps, self.k, self.spread)  # (M, n)
-        return np.stack([(picked == j).sum(1) for j in range(self.n_nodes_)], axis=1).mean(0)
+        slates = self._draws(user, long, short, scores, exclude)  # (M, n)
+        nodes = np.where(slates >= 0, self.tree_.codes[np.maximum(slates, 0), 0], -1)
+        return np.stack([(nodes == j).sum(1) for j in range(self.n_nodes_)], axis=1).mean(0)
 
     # -- feedback ------------------------------------------------------------------------------
     def update(self, user, nodes, rewards, slate_id=None) -> None:
@@ -286,15 +316,16 @@ class SlatePolicy:
         self.last_slate_.pop(user, None)
 
 
-def _allocate(theta: np.ndarray, caps: np.ndarray, k: int, spread: float) -> np.ndarray:
+def _allocate(theta: np.ndarray, caps: np.ndarray, k: int, spread: float, taken=None) -> np.ndarray:
     """(M, n) node index of each taken slot, most valuable first, for M draws of theta (M, J).
 
-    Node j's r-th slot is worth ``theta_j / (r + 1) ** spread``; slots beyond ``caps[j]`` do not exist.
-    n = min(k, caps.sum()).
+    Node j's r-th slot is worth ``theta_j / (taken[j] + r + 1) ** spread`` (``taken``: slots it already
+    has, default none); slots beyond ``caps[j]`` do not exist. n = min(k, caps.sum()).
     """
     n_nodes = theta.shape[1]
     r = np.arange(k)
-    values = theta[:, :, None] / (r + 1.0) ** spread  # (M, J, k)
+    before = np.zeros(n_nodes) if taken is None else np.asarray(taken, dtype=np.float64)
+    values = theta[:, :, None] / (before[None, :, None] + r + 1.0) ** spread  # (M, J, k)
     values = np.where(r[None, None, :] < np.asarray(caps)[None, :, None], values, -np.inf)
     n = int(min(k, np.minimum(caps, k).sum()))
     flat = values.reshape(len(theta), n_nodes * k)
@@ -303,12 +334,16 @@ def _allocate(theta: np.ndarray, caps: np.ndarray, k: int, spread: float) -> np.
     return best // k
 
 
-def _slates(theta: np.ndarray, lists: list[np.ndarray], k: int, spread: float, scores: np.ndarray) -> np.ndarray:
-    """(M, n) items of the slate of each draw, ordered by score (best first)."""
+def _slates(theta: np.ndarray, lists: list[np.ndarray], k: int, spread: float, scores: np.ndarray,
+            head=None, taken=None) -> np.ndarray:
+    """(M, n) items of the slate of each draw, ordered by score (best first): the ``head`` items (in every
+    draw) and k shared slots, node j's counted from ``taken[j]``."""
     caps = np.array([len(x) for x in lists], dtype=np.int64)
-    picked = _allocate(theta, caps, k, spread)  # (M, n) node per taken slot
+    picked = _allocate(theta, caps, k, spread, taken)  # (M, n) node per taken slot
+    fixed = np.broadcast_to(np.zeros(0, np.int64) if head is None else np.asarray(head, np.int64),
+                            (len(theta), 0 if head is None else len(head)))
     if picked.shape[1] == 0:
-        return np.zeros((len(theta), 0), dtype=np.int64)
+        return np.array(fixed, dtype=np.int64)
     # the r-th slot of node j takes lists[j][r]: r = how many earlier slots of the draw went to j
     rank = np.zeros_like(picked)
     for j in np.unique(picked):
@@ -318,6 +353,6 @@ def _slates(theta: np.ndarray, lists: list[np.ndarray], k: int, spread: float, s
     table = np.full((len(lists), width), -1, dtype=np.int64)
     for j, items in enumerate(lists):
         table[j, :len(items)] = items
-    items = table[picked, rank]  # (M, n)
+    items = np.concatenate([fixed, table[picked, rank]], axis=1)  # (M, n)
     order = np.argsort(-scores[items], axis=1, kind="stable")
     return np.take_along_axis(items, order, axis=1)
