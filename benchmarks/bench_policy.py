@@ -142,6 +142,7 @@ class MabwiserSlatePolicy(SlatePolicy):
         return np.array([[draw[j] for j in range(self.n_nodes_)]])  # one draw: the served slate
 
     def update(self, user, nodes, rewards, slate_id=None) -> None:
+        super().update(user, nodes, rewards, slate_id)  # the counts the head's size follows (head_slots)
         if len(nodes):
             self.mabs_[user].partial_fit(np.asarray(nodes).tolist(), (np.asarray(rewards) > 0).astype(int).tolist())
 

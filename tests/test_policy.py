@@ -212,5 +212,13 @@ def test_head_slots_go_to_the_best_items_and_the_rest_to_other_interests():
     alloc = SlatePolicy(k=10, explore=False, floor=0.0, score_weight=0.0, head=4).fit(tree)
     np.testing.assert_allclose(alloc.expected_allocation("u", long, short, scores, exclude), [6, 3, 1])
     assert alloc.version_ != SlatePolicy(k=10, explore=False, floor=0.0, score_weight=0.0).fit(tree).version_
+    # the head gives way as feedback comes: 4 x 20 / (20 + 10 slots shown) = 2.67 -> 3 slots, then fewer
+    follows = SlatePolicy(k=10, explore=False, head=4, prior_strength=20.0, memory=1.0).fit(tree)
+    assert follows.head_slots("u") == 4
+    follows.update("u", np.zeros(10, dtype=np.int64), np.zeros(10))
+    assert follows.head_slots("u") == 3
+    for _ in range(20):
+        follows.update("u", np.zeros(10, dtype=np.int64), np.zeros(10))
+    assert follows.head_slots("u") == 0 and follows.head_slots("other") == 4
     with pytest.raises(ConfigError):
         SlatePolicy(k=10, head=11).fit(tree)

@@ -41,7 +41,8 @@ class SlatePolicy:
     With ``head`` = h > 0 the first h slots are the model's h best-scored items (what greedy top-k shows
     first) and only the other k - h are shared as above, each node's count starting at the head slots it
     already has: the top of the list stays the model's, the rest goes to the interests the head left out
-    (h = 0: every slot shared; h = k: greedy top-k).
+    (h = 0: every slot shared; h = k: greedy top-k). The head shrinks as the user's feedback grows
+    (:meth:`head_slots`), like the weight of the model's prior in ``theta``.
 
     ``theta_j`` is node j's click rate per shown slot, for this user: a Beta posterior whose prior
     mean is ``ctr_ * q_j / max(q)``, with ``q`` the model's level-1 interest (see :meth:`interest`:
@@ -210,9 +211,17 @@ class SlatePolicy:
             out.append(np.asarray(items, dtype=np.int64))
         return out
 
-    def _head(self, scores: np.ndarray, exclude=None, candidates=None, k: int | None = None) -> np.ndarray:
-        """The ``head`` best-scored allowed items (best first): the slots the interests do not share."""
-        head = min(self.head, int(k or self.k))
+    def head_slots(self, user) -> int:
+        """Slots the model's best items take for ``user`` now: ``head`` before any feedback, then
+        ``head * prior_strength / (prior_strength + shown)`` rounded, ``shown`` the user's (decayed) slots
+        with feedback. The model's ranking leads until the user's own clicks and skips outweigh the prior,
+        as the nodes' click rates do, and the learned allocation then takes the slots over."""
+        _, shows = self.counts_.get(user, (None, np.zeros(1)))
+        return int(round(self.head * self.prior_strength / (self.prior_strength + float(shows.sum()))))
+
+    def _head(self, user, scores: np.ndarray, exclude=None, candidates=None, k: int | None = None) -> np.ndarray:
+        """The best-scored allowed items (best first) that take the first :meth:`head_slots` slots."""
+        head = min(self.head_slots(user), int(k or self.k))
         if head == 0:
             return np.zeros(0, dtype=np.int64)
         n = min(len(scores), self.tree_.n_items)
@@ -233,7 +242,7 @@ class SlatePolicy:
         """(M, n) the slate of each of M posterior draws (draw 0 is the one served; M = 1 without
         ``explore``), items ordered by score, -1 where a draw has fewer items."""
         k = int(k or self.k)
-        head = self._head(scores, exclude, candidates, k)
+        head = self._head(user, scores, exclude, candidates, k)
         rest = head if exclude is None else np.concatenate([np.asarray(exclude, dtype=np.int64), head])
         lists = self.node_lists(scores, long, short, rest, candidates, k - len(head))
         theta = self._theta(user, long, short, scores, exclude, n_draws or self.n_draws)
