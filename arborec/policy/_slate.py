@@ -211,17 +211,19 @@ class SlatePolicy:
             out.append(np.asarray(items, dtype=np.int64))
         return out
 
-    def head_slots(self, user) -> int:
-        """Slots the model's best items take for ``user`` now: ``head`` before any feedback, then
-        ``head * prior_strength / (prior_strength + shown)`` rounded, ``shown`` the user's (decayed) slots
-        with feedback. The model's ranking leads until the user's own clicks and skips outweigh the prior,
-        as the nodes' click rates do, and the learned allocation then takes the slots over."""
+    def head_slots(self, user, k: int | None = None) -> int:
+        """Slots the model's best items take in ``user``'s next slate of ``k`` (default ``k``) slots: ``head``
+        (scaled by k / ``k`` for another slate size) before any feedback, then that times
+        ``prior_strength / (prior_strength + shown)``, rounded, ``shown`` the user's (decayed) slots with
+        feedback. The model's ranking leads until the user's own clicks and skips outweigh the prior, as the
+        nodes' click rates do, and the learned allocation then takes the slots over."""
         _, shows = self.counts_.get(user, (None, np.zeros(1)))
-        return int(round(self.head * self.prior_strength / (self.prior_strength + float(shows.sum()))))
+        head = self.head * (int(k) / self.k if k else 1.0)
+        return int(round(head * self.prior_strength / (self.prior_strength + float(shows.sum()))))
 
     def _head(self, user, scores: np.ndarray, exclude=None, candidates=None, k: int | None = None) -> np.ndarray:
         """The best-scored allowed items (best first) that take the first :meth:`head_slots` slots."""
-        head = min(self.head_slots(user), int(k or self.k))
+        head = min(self.head_slots(user, k), int(k or self.k))
         if head == 0:
             return np.zeros(0, dtype=np.int64)
         n = min(len(scores), self.tree_.n_items)
