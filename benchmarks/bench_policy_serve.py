@@ -26,6 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+KEY = "bench-policy-serve-key-0123456789abcdef01"  # all scopes (--api-key-hash): reads need the read scope
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,6 +39,8 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(ROOT))
     from arborec.evaluate import machine_line
+
+    from arborec.serve import hash_api_key
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", required=True)
@@ -50,7 +54,7 @@ def main(argv=None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "arborec", "-q", "serve", "--bundle", args.bundle, "--data", args.data,
-               "--db", f"sqlite:///{tmp}/store.db", "--port", str(port)]
+               "--db", f"sqlite:///{tmp}/store.db", "--port", str(port), "--api-key-hash", hash_api_key(KEY)]
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]
         t0 = time.perf_counter()
@@ -66,10 +70,13 @@ def main(argv=None) -> int:
                 except httpx.HTTPError:
                     time.sleep(1)
             start_s = time.perf_counter() - t0
-            users = json.loads((Path(args.bundle) / "users.json").read_text())
+            # the known users: the data's (bundles no longer carry users' histories; the server reads them from --data)
+            from arborec.data import load_prepared
+
+            users = [str(u) for u in load_prepared(args.data, args.data_dir).user_ids]
             rng = np.random.default_rng(0)
             lat = {"model": [], "slate": []}
-            with httpx.Client(base_url=base, timeout=30) as client:
+            with httpx.Client(base_url=base, timeout=30, headers={"X-API-Key": KEY}) as client:
                 for policy in ("model", "slate"):  # warm up both paths
                     for u in rng.choice(users, 20):
                         client.get(f"/users/{u}/recommendations", params={"k": args.k, "policy": policy})
