@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 KEY = "bench-policy-serve-key-0123456789abcdef01"  # all scopes (--api-key-hash): reads need the read scope
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -38,8 +39,8 @@ def main(argv=None) -> int:
     import httpx
 
     sys.path.insert(0, str(ROOT))
+    from arborec.data import load_prepared
     from arborec.evaluate import machine_line
-
     from arborec.serve import hash_api_key
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,8 +72,6 @@ def main(argv=None) -> int:
                     time.sleep(1)
             start_s = time.perf_counter() - t0
             # the known users: the data's (bundles no longer carry users' histories; the server reads them from --data)
-            from arborec.data import load_prepared
-
             users = [str(u) for u in load_prepared(args.data, args.data_dir).user_ids]
             rng = np.random.default_rng(0)
             lat = {"model": [], "slate": []}

@@ -17,7 +17,7 @@ from arborec.diagnostics import ConfigError, check_param, logger
 from arborec.hierarchy import InterestTree
 from arborec.model._network import ArboRecConfig, ArboRecModule
 from arborec.model._state import EventState
-from arborec.model._text_score import POINTER_TEMPERATURE, TextScoring, _combine
+from arborec.model._text_score import POINTER_TEMPERATURE, TextScoring
 from arborec.sequential import SequentialRecommender, pad_left
 
 
@@ -334,9 +334,8 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         """(B, n_items) float32: user . item + text_weight_ * text term, mixed with the text pointer when
         ``pointer_weight_`` > 0 (then log-probabilities of the next item)."""
         self._check_fitted("module_")
-        match, text = self._score_parts(histories, batch_size, with_text=bool(self.text_weight_ or self.pointer_weight_))
-        scores = _combine(match, text, self.text_weight_)
-        return self._with_pointer(scores, text, histories) if self.pointer_weight_ else scores
+        match, text = self._score_parts(histories, batch_size, with_text=self._uses_text())
+        return self._final_scores(match, text, histories)
 
     # -- interest profiles -------------------------------------------------------------------
     @torch.no_grad()

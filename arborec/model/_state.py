@@ -7,7 +7,6 @@ import torch
 
 from arborec.data import Histories
 from arborec.diagnostics import ConfigError
-from arborec.model._text_score import _combine
 
 
 class EventState:
@@ -75,12 +74,10 @@ class EventState:
         self._check_fitted("module_")
         user, _, _, table = self._state_user(state)
         s = (user @ table[1:].T).cpu().numpy().astype(np.float32)  # (1, n_items)
-        if not (self.text_weight_ or self.pointer_weight_):
+        if not self._uses_text():
             return s[0]
         window = Histories(np.array([0, len(state["window"])]), np.asarray(state["window"], dtype=np.int64))
-        text = self._text_term(window)  # (1, n_items)
-        s = _combine(s, text, self.text_weight_)
-        return (self._with_pointer(s, text, window) if self.pointer_weight_ else s)[0]
+        return self._final_scores(s, self._text_term(window), window)[0]
 
     @torch.no_grad()
     def level_distributions_state(self, state: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:

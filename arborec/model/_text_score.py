@@ -127,8 +127,16 @@ class TextScoring:
         return (window, log_softmax_outside(torch.from_numpy(scores).clone()),
                 log_softmax_outside(torch.from_numpy(text) / self.pointer_temperature_))
 
-    def _with_pointer(self, scores: np.ndarray, text: np.ndarray, histories: Histories) -> np.ndarray:
-        """(B, n_items) scores mixed with the text pointer (``pointer_weight_``, ``pointer_temperature_``)."""
+    def _uses_text(self) -> bool:
+        """Whether scoring reads the text term (a text weight or a text pointer)."""
+        return bool(self.text_weight_ or self.pointer_weight_)
+
+    def _final_scores(self, match: np.ndarray, text: np.ndarray | None, histories: Histories) -> np.ndarray:
+        """(B, n_items): ``match`` + the text term, mixed with the text pointer (``pointer_weight_``,
+        ``pointer_temperature_``) when it is on."""
+        scores = _combine(match, text, self.text_weight_)
+        if not self.pointer_weight_:
+            return scores
         window, base, pointer = self._pointer_parts(scores, text, histories)
         return _mix(base, pointer, self.pointer_weight_, window)
 

@@ -173,8 +173,11 @@ class SlatePolicy:
         each child's slots to its best-scored items; a shorter list means too few candidates.
         """
         self._check_fitted()
-        tree, k = self.tree_, k or self.k
-        n = min(len(scores), tree.n_items)  # a served catalogue may have grown between the two reads
+        return self._node_lists(self._ranked(scores, exclude, candidates), scores, long, short, exclude, k)
+
+    def _ranked(self, scores: np.ndarray, exclude=None, candidates=None) -> np.ndarray:
+        """The allowed items (``candidates`` or all, without ``exclude``), best-scored first."""
+        n = min(len(scores), self.tree_.n_items)  # a served catalogue may have grown between the two reads
         allowed = np.ones(n, dtype=bool) if candidates is None else np.zeros(n, dtype=bool)
         if candidates is not None:
             candidates = np.asarray(candidates, dtype=np.int64)
@@ -182,9 +185,14 @@ class SlatePolicy:
         if exclude is not None and len(exclude):
             exclude = np.asarray(exclude, dtype=np.int64)
             allowed[exclude[exclude < n]] = False
-        scores = np.asarray(scores)[:n]
         order = np.flatnonzero(allowed)
-        order = order[np.argsort(-scores[order], kind="stable")]  # best first
+        return order[np.argsort(-np.asarray(scores)[order], kind="stable")]
+
+    def _node_lists(self, order: np.ndarray, scores: np.ndarray, long, short, exclude, k: int | None):
+        """:meth:`node_lists` from ``order``, the allowed items best first (``exclude``: what the level-2
+        distribution leaves out)."""
+        tree, k = self.tree_, k or self.k
+        scores = np.asarray(scores)[:min(len(scores), tree.n_items)]
         fine = 1 if tree.n_levels >= 2 else 0
         group = tree.codes[order, fine]
         by_group = np.argsort(group, kind="stable")  # grouped by node, best first inside
@@ -221,32 +229,15 @@ class SlatePolicy:
         head = self.head * (int(k) / self.k if k else 1.0)
         return int(round(head * self.prior_strength / (self.prior_strength + float(shows.sum()))))
 
-    def _head(self, user, scores: np.ndarray, exclude=None, candidates=None, k: int | None = None) -> np.ndarray:
-        """The best-scored allowed items (best first) that take the first :meth:`head_slots` slots."""
-        head = min(self.head_slots(user, k), int(k or self.k))
-        if head == 0:
-            return np.zeros(0, dtype=np.int64)
-        n = min(len(scores), self.tree_.n_items)
-        s = np.asarray(scores, dtype=np.float64)[:n].copy()
-        if candidates is not None:
-            keep = np.zeros(n, dtype=bool)
-            candidates = np.asarray(candidates, dtype=np.int64)
-            keep[candidates[candidates < n]] = True
-            s[~keep] = -np.inf
-        if exclude is not None and len(exclude):
-            exclude = np.asarray(exclude, dtype=np.int64)
-            s[exclude[exclude < n]] = -np.inf
-        order = np.argsort(-s, kind="stable")[:head]
-        return order[np.isfinite(s[order])].astype(np.int64)
-
     def _draws(self, user, long, short, scores, exclude=None, candidates=None, k: int | None = None,
                n_draws: int | None = None) -> np.ndarray:
         """(M, n) the slate of each of M posterior draws (draw 0 is the one served; M = 1 without
         ``explore``), items ordered by score, -1 where a draw has fewer items."""
         k = int(k or self.k)
-        head = self._head(user, scores, exclude, candidates, k)
+        order = self._ranked(scores, exclude, candidates)  # one sort serves the head and the nodes' lists
+        head = order[:min(self.head_slots(user, k), k)]  # the first slots: the model's best items
         rest = head if exclude is None else np.concatenate([np.asarray(exclude, dtype=np.int64), head])
-        lists = self.node_lists(scores, long, short, rest, candidates, k - len(head))
+        lists = self._node_lists(order[len(head):], scores, long, short, rest, k - len(head))
         theta = self._theta(user, long, short, scores, exclude, n_draws or self.n_draws)
         taken = np.bincount(self.tree_.codes[head, 0], minlength=self.n_nodes_)  # head slots per node
         return _slates(theta, lists, k - len(head), self.spread, np.asarray(scores), head, taken)

@@ -56,6 +56,7 @@ feedback = Table(
 # (benchmarks/results/policy_*.md), the most interest coverage with NDCG@10 within 3% of greedy top-k.
 SERVED_HEAD = 7
 
+
 class FeedbackKind(str, Enum):
     click = "click"
     purchase = "purchase"
