@@ -763,10 +763,20 @@ def cmd_serve(args) -> int:
                            data_dir=args.data_dir, bundle=args.bundle, seed=args.seed,
                            vectors=args.vectors)
     quiet_garbage_collector()
+    if settings.events_process and settings.db_url not in ("sqlite://", "sqlite:///:memory:"):
+        from arborec.serve.applier import EventApplier
+
+        service.applier = EventApplier(service)  # forked now, before the server's threads
     print(f"serving {service.name} on {service.catalog.n_items:,} items at http://{args.host}:{args.port}/ "
           f"(store {settings.db_url.split('://')[0]})", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(service, settings), host=args.host, port=args.port, log_level="warning",
-                access_log=False)
+    try:
+        uvicorn.run(create_app(service, settings), host=args.host, port=args.port, log_level="warning",
+                    access_log=False)
+    finally:
+        if service.applier is not None:
+            service.applier.close()
+
+
 def cmd_generate(args) -> int:
     from arborec.data import make_scale
 

@@ -1,10 +1,12 @@
 """Memory benchmark of `arborec serve` with the bounded user cache: many distinct users streaming events.
 
-A server process (synthetic catalogue, EASE, SQLite store, ``ARBOREC_USER_CACHE_SIZE`` users in memory) receives
-events of ``--users`` distinct users in batches of 1000 (one event per user per batch, every user seen
-``--events-per-user`` times) over loopback; the server's resident memory (VmRSS, /proc) is sampled all along.
-Recommendation latency (one request at a time) is measured three ways: warm (the same few users, all in the
-cache), while the stream runs, and after it for random streamed users (mostly evicted: rebuilt from the store).
+A server (synthetic catalogue, EASE, SQLite store, ``ARBOREC_USER_CACHE_SIZE`` users in memory; its event-
+application process too unless ``ARBOREC_EVENTS_PROCESS=0``) receives events of ``--users`` distinct users in
+batches of 1000 (one event per user per batch, every user seen ``--events-per-user`` times) over loopback; the
+memory of the server's processes (VmRSS summed, and PSS, /proc) is sampled all along. Recommendation latency (one
+request at a time) is measured warm (the same few users, all in the cache), warm with ``--busy-loops`` spinning
+processes beside the server (no events: what sharing the cores alone costs), while the stream runs, and after it
+for random streamed users (mostly evicted: rebuilt from the store).
 
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/bench_serve_memory.py --users 1000000 --cache 20000 \
@@ -36,11 +38,39 @@ sys.path.insert(0, str(ROOT / "tests"))
 KEY = "bench-memory-key-0123456789abcdef0123456789"
 
 
+def server_pids(pid: int) -> list[int]:
+    """The server process and its children (the event-application process, when it runs one)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *map(int, children)]
+
+
+def _proc_kib(path: str, field: str) -> int:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the server's processes together (VmRSS summed: pages the child shares with its
+    parent, copy-on-write, are counted twice, so this is an upper bound)."""
+    return sum(_proc_kib(f"/proc/{p}/status", "VmRSS:") for p in server_pids(pid)) / 1024
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of the server's processes together (shared pages split between them)."""
+    return sum(_proc_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in server_pids(pid)) / 1024
+
+
+def busy_loops(n: int) -> list[subprocess.Popen]:
+    """``n`` processes spinning on a core each: the CPU a saturated stream takes, without any event."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
 def percentiles(timings) -> dict:
@@ -85,18 +115,28 @@ def write_markdown(result: dict, path: Path) -> None:
     r, m = result, result["rss_mib"]
     row = lambda name, p: (f"| {name} | {p['n']} | {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | "  # noqa: E731
                            f"{p.get('server_p50_ms', '')} | {p.get('server_p99_ms', '')} |")
+    split = r.get("events_process", False)
+    processes = ("the serving process and its event-application process (`ARBOREC_EVENTS_PROCESS`, the default)"
+                 if split else "one process (`ARBOREC_EVENTS_PROCESS=0`)")
     lines = [
         f"# `arborec serve` with {r['users']:,} distinct users streaming events (bounded user cache)", "",
         f"- machine: {r['machine']}; load average at the end {r['load_average_end']}",
         f"- command: `{r['command']}`", f"- code: {r['code_version']}, date: {r['date']}",
         f"- server: synthetic catalogue, EASE, SQLite store (WAL, synchronous=NORMAL), "
-        f"`ARBOREC_USER_CACHE_SIZE={r['cache_size']}`; {r['events']:,} events in batches of {r['batch']} "
-        f"(one event per user per batch, each with an event_id), over loopback, "
+        f"`ARBOREC_USER_CACHE_SIZE={r['cache_size']}`, {processes}; {r['events']:,} events in batches of "
+        f"{r['batch']} (one event per user per batch, each with an event_id), over loopback, "
         + (f"paced at {r['rate']:,.0f} events/s" if r.get("rate") else "as fast as the server takes them (saturated)"),
-        "", "## Resident memory of the server process (VmRSS)", "",
-        f"- before the stream: {m['before_stream']} MiB; maximum during it: **{m['max']} MiB**; at the end: {m['end']} MiB",
-        f"- after 1/4, 2/4, 3/4 and all of the users: {', '.join(f'{x} MiB' for x in m['at_quarters'])}",
-        f"- users in memory at the end: {r['users_in_memory_end']:,} (the cache size); evicted: "
+        "", "## Memory of the server's processes", "",
+        "RSS summed over the server's processes (pages the event process shares with the serving one, copy-on-write, "
+        "counted twice: an upper bound); PSS: shared pages split between them.", "",
+        f"- RSS before the stream: {m['before_stream']} MiB; maximum during it: **{m['max']} MiB**; at the end: "
+        f"{m['end']} MiB",
+        f"- after 1/4, 2/4, 3/4 and all of the users: {', '.join(f'{x} MiB' for x in m['at_quarters'])}"]
+    if "pss_mib" in r:
+        lines.append(f"- PSS before the stream: {r['pss_mib']['before_stream']} MiB; maximum during it: "
+                     f"**{r['pss_mib']['max']} MiB**")
+    lines += [
+        f"- users in memory at the end: {r['users_in_memory_end']:,} (at most the cache size in each process); evicted: "
         f"{int(r['users_evicted']):,}",
         f"- stream: {r['stream_s']} s, {r['events_per_s']} events/s",
         "", "## Recommendation latency (one request at a time, k=10)", "",
@@ -104,7 +144,11 @@ def write_markdown(result: dict, path: Path) -> None:
         "so it includes waiting for a core). Server: the service's time to answer (its Server-Timing header).", "",
         "| when | n | client p50 ms | client p99 ms | client max ms | server p50 ms | server p99 ms |",
         "|---|---|---|---|---|---|---|",
-        row("warm: 50 cached users, before the stream", r["recommend_warm"]),
+        row("warm: 50 cached users, before the stream", r["recommend_warm"])]
+    if r.get("recommend_warm_busy_loops"):
+        lines.append(row(f"warm, with {r['busy_loops']} busy loops beside the server (no events)",
+                         r["recommend_warm_busy_loops"]))
+    lines += [
         row("during the stream (random streamed users, another process)", r["recommend_during_stream"]),
         row("after: cached users (interleaved with the next row)", r["recommend_after_stream_cached_users"]),
         row("after: random streamed users (mostly evicted: rebuilt from the store)",
@@ -112,7 +156,10 @@ def write_markdown(result: dict, path: Path) -> None:
         "", f"- p99 of evicted users / p99 of cached users, interleaved after the stream: "
             f"**{r['p99_evicted_over_cached']}x**",
         f"- p99 during the stream / warm p99: client **{r['p99_during_over_warm']}x**"
-        + (f", server **{r['server_p99_during_over_warm']}x**" if "server_p99_during_over_warm" in r else ""), ""]
+        + (f", server **{r['server_p99_during_over_warm']}x**" if "server_p99_during_over_warm" in r else "")]
+    if "p99_busy_loops_over_warm" in r:
+        lines.append(f"- p99 with {r['busy_loops']} busy loops beside (no events) / warm p99: "
+                     f"**{r['p99_busy_loops_over_warm']}x** (what sharing the cores costs a read on this machine)")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -135,6 +182,9 @@ def main() -> int:
     parser.add_argument("--client-nice", type=int, default=0,
                         help="OS niceness of the streaming client (the load generator, which in production runs on "
                              "other machines); the server and the reading process keep 0")
+    parser.add_argument("--busy-loops", type=int, default=2,
+                        help="before the stream, warm reads are also timed with this many busy loops beside the "
+                             "server (no events): what sharing the cores costs a read on this machine (0: skip)")
     parser.add_argument("--output", default="benchmarks/results/serve_memory.json")
     parser.add_argument("--summarize", metavar="JSON", help="only write the Markdown report of this result")
     args = parser.parse_args()
@@ -151,14 +201,15 @@ def main() -> int:
            "ARBOREC_GENERATED_KEY_FILE": str(tmp / "unused.key")}
     server = start_server(["--data", "synthetic", "--vectors", str(tmp / "vectors.npy"), "--db",
                            f"sqlite:///{tmp / 'store.db'}", "--api-key-hash", hash_api_key(KEY)], port, env=env)
-    samples: list[tuple[float, int, float]] = []  # (seconds, users streamed, RSS MiB)
+    samples: list[tuple[float, int, float, float]] = []  # (seconds, users streamed, RSS MiB, PSS MiB)
     streamed = [0]
     stop = threading.Event()
     t_start = time.perf_counter()
 
     def sample():
         while not stop.is_set():
-            samples.append((round(time.perf_counter() - t_start, 2), streamed[0], round(rss_mib(server.pid), 1)))
+            samples.append((round(time.perf_counter() - t_start, 2), streamed[0], round(rss_mib(server.pid), 1),
+                            round(pss_mib(server.pid), 1)))
             stop.wait(0.5)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -169,7 +220,15 @@ def main() -> int:
             known = [str(u) for u in data.user_ids[:50]]
             time_recommendations(http, known, 100, rng)  # warm up
             warm = time_recommendations(http, known, args.n_latency, rng)
-            rss_start = rss_mib(server.pid)
+            rss_start, pss_start = rss_mib(server.pid), pss_mib(server.pid)
+            loops = busy_loops(args.busy_loops)
+            try:  # the machine's own share of the tail: warm reads while both cores are taken, no events
+                time.sleep(0.5)
+                warm_busy = time_recommendations(http, known, args.n_latency if args.busy_loops else 0, rng)
+            finally:
+                for loop in loops:
+                    loop.kill()
+                    loop.wait()
             # one recommendation request at a time while the stream runs, from another process (so the
             # streaming client's own work does not delay it)
             streamed_shared = mp.Value("q", 0)
@@ -212,6 +271,10 @@ def main() -> int:
             "benchmark": "serve_memory", "users": args.users, "batch": args.batch, "events": n_events, "cache_size": args.cache,
             "rate": args.rate, "client_nice": args.client_nice,
             "stream_s": round(stream_s, 1), "events_per_s": round(n_events / stream_s, 1),
+            "server_processes": len(server_pids(server.pid)),
+            "events_process": os.environ.get("ARBOREC_EVENTS_PROCESS", "1") not in ("0", "false", "False"),
+            "pss_mib": {"before_stream": round(pss_start, 1), "max": max(s[3] for s in samples),
+                        "end": samples[-1][3]},
             "rss_mib": {"before_stream": round(rss_start, 1), "max": max(rss), "end": rss[-1],
                         "at_quarters": [next(s[2] for s in samples if s[1] >= q * args.users // 4) for q in (1, 2, 3, 4)
                                         if any(s[1] >= q * args.users // 4 for s in samples)]},
@@ -219,6 +282,7 @@ def main() -> int:
             "users_evicted": float(next(line.split()[-1] for line in metrics.splitlines()
                                         if line.startswith("arborec_users_evicted "))),
             "recommend_warm": percentiles(warm), "recommend_during_stream": percentiles(during),
+            "recommend_warm_busy_loops": percentiles(warm_busy) if warm_busy else None, "busy_loops": args.busy_loops,
             "recommend_after_stream_random_users": percentiles(after),
             "recommend_after_stream_cached_users": percentiles(warm_after),
             "server_recommend_latency_buckets": [line for line in metrics.splitlines() if line.startswith(
@@ -237,6 +301,9 @@ def main() -> int:
                                                / result["recommend_warm"]["p99_ms"], 2)
         result["server_p99_during_over_warm"] = round(result["recommend_during_stream"]["server_p99_ms"]
                                                       / result["recommend_warm"]["server_p99_ms"], 2)
+        if warm_busy:
+            result["p99_busy_loops_over_warm"] = round(result["recommend_warm_busy_loops"]["p99_ms"]
+                                                       / result["recommend_warm"]["p99_ms"], 2)
     finally:
         stop.set()
         server.kill()

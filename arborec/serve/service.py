@@ -187,6 +187,7 @@ class InterestService:
         self._base_of_key: dict[str, str] | None = None  # stored key -> batch-log id (pseudonyms only)
         self._lock = threading.RLock()
         self.reads = ReadsFirst()  # reads announce themselves; ingest gives way between users
+        self.applier = None  # an EventApplier: events stored and applied in a process of its own
         self.text_index = ItemIndex(catalog.vectors)
         vectors = scorer.item_vectors()
         self.model_index = ItemIndex(vectors) if vectors is not None else None
@@ -197,13 +198,13 @@ class InterestService:
 
     @property
     def n_users_live(self) -> int:
-        """Users whose state is held in memory."""
-        return len(self._users)
+        """Users whose state is held in memory (here, and in the event process's memory when there is one)."""
+        return len(self._users) + (self.applier.users_held if self.applier is not None else 0)
 
     @property
     def n_users_evicted(self) -> int:
-        """Users evicted from memory since start (the cache is bounded by ``settings.user_cache_size``)."""
-        return self._users.evictions
+        """Users evicted from memory since start (each process's cache is bounded by ``settings.user_cache_size``)."""
+        return self._users.evictions + (self.applier.users_evicted if self.applier is not None else 0)
 
     # -- users' state -----------------------------------------------------------------------------
     def user(self, user_id: str) -> UserRecord | None:
@@ -233,7 +234,8 @@ class InterestService:
         """Rebuild users' records: the state folded by retention (or the batch log), then the stored events.
 
         For each user: (record or None when unknown, the segment they are counted in: as stored with their
-        last events, else None). The record's segment is predicted from the rebuilt state, or with
+        last events, else None). The record's segment is the one known for the user (assigned at start, or
+        stored with their last events), predicted from the rebuilt state when neither is; with
         ``segments=False`` the counted one (the caller predicts the new one). ``between`` (no arguments) is
         called before each user (the ingest's pause for reads)."""
         rows = self.store.users_rows(user_ids)
@@ -252,7 +254,13 @@ class InterestService:
                                                   [item for item, _ in stored])
             last = max([ts for _, ts in stored] + [row["last_timestamp"] if folded is not None else 0])
             interests = self.scorer.interests(state) if n_events else None
-            segment = self.segmentation.predict(interests, user_id) if segments else counted
+            segment = counted
+            if segments:  # the segment known for the user (as at start, or stored with their last events) is
+                # the prediction for this very state: predicted again only when neither is known (~3 ms)
+                known = self.segmentation.segment_of(self.store.key(user_id))
+                segment = known if known is not None else counted
+                if segment is None:
+                    segment = self.segmentation.predict(interests, user_id)
             out[user_id] = (UserRecord(state, int(n_events), int(last), segment, interests), counted)
         return out
 
@@ -260,13 +268,24 @@ class InterestService:
         """Validate, store (committed) and apply ``events`` (objects with user, item, timestamp, event_type).
 
         Returns the users whose state changed. Raises UnknownItemError before writing anything when
-        an event names an item the catalogue lacks.
+        an event names an item the catalogue lacks. With an `EventApplier` attached (``self.applier``, what
+        ``arborec serve`` runs), the storing and applying happen in its process and this one takes the changes.
         """
         index_of = self.catalog.index_of
         unknown = sorted({e.item for e in events if e.item not in index_of})
         if unknown:
             shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
             raise UnknownItemError(f"unknown item id(s): {shown}; add items with POST /items first")
+        if self.applier is not None:
+            return self.applier.ingest(events)
+        answered, changes = self.apply_events(events)
+        self.take_changes(changes)
+        return answered
+
+    def apply_events(self, events: list) -> tuple[list[str], dict]:
+        """Store (committed) and apply known-item ``events``: (the users answered, the changes), the changes
+        being what `take_changes` puts in memory: each changed user's new record, segment move and items."""
+        index_of = self.catalog.index_of
         answered = list(dict.fromkeys(e.user for e in events))
         with self._lock, self.reads.applying():
             events = self._new_events(events)  # an event id already stored (a retry): acknowledged, not applied
@@ -297,21 +316,30 @@ class InterestService:
             for (user_id, new_state, n_events, last, interests, items), segment in zip(changes, segments):
                 self.reads.pause()
                 before = cached[user_id].segment if cached[user_id] is not None else None
-                updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), items, before)
+                updated[user_id] = (UserRecord(new_state, n_events, last, segment, interests), segment, items, before)
                 snapshots[user_id] = {"n_events": n_events, "last_timestamp": last,
                                       "state": {**self._summary(interests), "segment": segment}}
-            if not events:
-                return answered
-            rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
-                     "event_type": getattr(e.event_type, "value", e.event_type),
-                     "event_id": getattr(e, "event_id", None)} for e in events]
-            self.store.add_events(rows=rows, user_states=snapshots, between=self.reads.pause)  # committed: durable
-            for user_id, (record, items, before) in updated.items():
+            if events:
+                rows = [{"user_id": e.user, "item_id": e.item, "timestamp": e.timestamp,
+                         "event_type": getattr(e.event_type, "value", e.event_type),
+                         "event_id": getattr(e, "event_id", None)} for e in events]
+                self.store.add_events(rows=rows, user_states=snapshots, between=self.reads.pause)  # committed
+        return answered, {"users": updated, "items": np.array([index_of[e.item] for e in events], np.int64)}
+
+    def take_changes(self, changes: dict, held_only: bool = False) -> None:
+        """Put what `apply_events` changed in memory: the users' records, segments and item counts.
+
+        ``held_only``: changes made by another process (`EventApplier`): only users held here take their new
+        record (those without one, or not held, are dropped, to be rebuilt from the store when asked for)."""
+        with self._lock:
+            for user_id, (record, segment, items, before) in changes["users"].items():
                 self.reads.pause()
-                self._users.put(user_id, record)
-                self.segmentation.place(self.store.key(user_id), record.segment, items, before=before)
-            np.add.at(self.catalog.counts, [index_of[e.item] for e in events], 1.0)
-        return answered
+                if record is None or (held_only and user_id not in self._users):
+                    self._users.pop(user_id)
+                else:
+                    self._users.put(user_id, record)
+                self.segmentation.place(self.store.key(user_id), segment, items, before=before)
+            np.add.at(self.catalog.counts, changes["items"], 1.0)
 
     def _new_events(self, events: list) -> list:
         """``events`` without those whose ``event_id`` is stored already or came earlier in the batch."""
@@ -337,6 +365,11 @@ class InterestService:
         """Delete everything held about the user: stored events and row, in-memory state, batch-log history,
         segment membership and their share of the item and segment counts; a tombstone (a keyed hash of the
         id and the time) keeps a restart, and `arborec fit --forget-store`, from bringing them back."""
+        if self.applier is not None:  # no event of theirs applied meanwhile; the applier's copy dropped after
+            return self.applier.forget(user_id, lambda: self._forget_here(user_id))
+        return self._forget_here(user_id)
+
+    def _forget_here(self, user_id: str) -> dict:
         with self._lock:
             index_of = self.catalog.index_of
             record = self._users.get(user_id)

@@ -52,8 +52,17 @@ class ServeSettings(BaseSettings):
     per-user reads when ``public_reads``)."""
 
     user_cache_size: int = Field(100_000, ge=1)
-    """Most users whose state is held in memory (least recently used evicted; reloaded from the store on
-    the next request, with the same answers)."""
+    """Most users whose state is held in memory by each of the service's processes (least recently used
+    evicted; reloaded from the store on the next request, with the same answers). With ``events_process``
+    there are two: the serving process holds the users it was asked about, the event process those with
+    recent events."""
+
+    events_process: bool = True
+    """``arborec serve`` stores and applies events in a process of its own (forked from the loaded service,
+    `arborec.serve.applier.EventApplier`), so that reads do not wait for event application: p99 of
+    recommendations during a saturated event stream fell from ~10x to ~Nx the warm figure
+    (benchmarks/results/serve_memory_1000000.md). False: one process does both (less memory: the child's
+    copy-on-write pages and its own user cache). Ignored with an in-memory SQLite store."""
 
     retention_days: float | None = Field(None, gt=0)
     """Raw events received more than this many days ago are folded into their user's state (kept in the

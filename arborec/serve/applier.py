@@ -1,0 +1,161 @@
+"""Event application in a process of its own: the serving process answers reads, a forked child stores events."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+from typing import NamedTuple
+
+from arborec.diagnostics import ArborecError, logger
+
+
+class _Event(NamedTuple):
+    """One event as sent to the applier (what `InterestService.apply_events` reads of an event)."""
+
+    user: str
+    item: str
+    timestamp: int
+    event_type: str
+    event_id: str | None
+
+
+class EventApplier:
+    """Stores and applies the service's events in a child process forked from the loaded service.
+
+    Within one process, applying a batch of events (tens of milliseconds of Python, and the garbage-collector
+    passes over what it allocates) holds the interpreter lock that the reads need: during a saturated event
+    stream, p99 of recommendations was ~10x the warm figure (benchmarks/notes/serve_stream_tail.md). Here the
+    child, a copy-on-write fork of the loaded service, stores and applies each batch (`apply_events`) and sends
+    back what changed; this process takes it (`take_changes`): the new records of users it holds, segment moves
+    and item counts. Users it does not hold are rebuilt from the store when asked for, as after an eviction.
+    Events are acknowledged once the child has committed them, as before. Batches go one at a time.
+
+    If the child dies, this process stores and applies events itself from then on (logged), after dropping
+    the users of the batch in flight (rebuilt from the store). Start it before the server's threads (a fork
+    copies only the calling thread); `close` stops it.
+    """
+
+    def __init__(self, service):
+        if service.store.url in ("sqlite://", "sqlite:///:memory:"):
+            raise ArborecError("events can be applied in a process of their own only with a store both processes "
+                               "open (a database file or server), not an in-memory SQLite database")
+        self.service = service
+        context = mp.get_context("fork")
+        self._conn, child = context.Pipe()
+        self._lock = threading.Lock()
+        self.process = context.Process(target=_child, args=(service, child, self._conn), name="arborec-events",
+                                       daemon=True)
+        self.process.start()
+        child.close()
+        self.failed = False
+        self.users_held = self.users_evicted = 0  # in the child's memory, as of its last batch
+
+    def ingest(self, events: list) -> list[str]:
+        """Store and apply ``events`` in the child; take the changes here. Returns the users answered."""
+        sent = [_Event(e.user, e.item, int(e.timestamp), getattr(e.event_type, "value", e.event_type),
+                       getattr(e, "event_id", None)) for e in events]
+        with self._lock:
+            if not self.failed:
+                held = [u for u in dict.fromkeys(e.user for e in sent) if u in self.service._users]
+                try:
+                    answered, changes, commits, (self.users_held, self.users_evicted) = self._ask(
+                        ("ingest", sent, held))
+                except _ChildGone:
+                    for user_id in {e.user for e in sent}:
+                        self.service._users.pop(user_id)
+                else:
+                    for seconds, ok in commits:
+                        if self.service.store.on_commit is not None:
+                            self.service.store.on_commit(seconds, ok)
+                    self.service.take_changes(changes, held_only=True)
+                    return answered
+            answered, changes = self.service.apply_events(events)
+            self.service.take_changes(changes)
+            return answered
+
+    def forget(self, user_id: str, forget_here) -> dict:
+        """Run ``forget_here`` (the store and this process) with no batch in flight, then drop the user from
+        the child's memory (its state and batch-log history)."""
+        with self._lock:
+            out = forget_here()
+            if not self.failed:
+                try:
+                    self._ask(("forget", user_id))
+                except _ChildGone:
+                    pass
+            return out
+
+    def _ask(self, message):
+        try:
+            self._conn.send(message)
+            status, payload = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            self.failed = True
+            logger.error("the event-application process stopped (%s): events are applied in the serving "
+                         "process from now on", exc)
+            raise _ChildGone from exc
+        if status == "error":
+            raise payload
+        return payload
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the child (after the batch in flight)."""
+        with self._lock:
+            if not self.failed:
+                try:
+                    self._conn.send(("stop",))
+                except OSError:
+                    pass
+            self.failed = True
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class _ChildGone(Exception):
+    pass
+
+
+def _child(service, conn, parent_end) -> None:
+    """The child's loop: one message at a time, answered ("ok", payload) or ("error", exception)."""
+    parent_end.close()
+    service.store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    commits: list[tuple[float, bool]] = []
+    service.store.on_commit = lambda seconds, ok: commits.append((seconds, ok))
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # the parent's thread pool does not survive a fork
+    except ImportError:
+        pass
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        try:
+            if message[0] == "ingest":
+                _, events, held = message
+                if any(e.item not in service.catalog.index_of for e in events):
+                    service._restore_items()  # items the parent added since the fork
+                commits.clear()
+                answered, changes = service.apply_events(events)
+                service.take_changes(changes)
+                held = set(held)
+                changes["users"] = {u: (record if u in held else None, *rest)
+                                    for u, (record, *rest) in changes["users"].items()}
+                reply = ("ok", (answered, changes, list(commits), (len(service._users), service._users.evictions)))
+            else:  # forget: the parent has deleted the user from the store
+                _, user_id = message
+                service._users.pop(user_id)
+                service.base_histories.pop(user_id, None)
+                reply = ("ok", None)
+        except Exception as exc:  # noqa: BLE001 - sent back, raised in the parent
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - an exception that does not pickle: its words
+            conn.send(("error", ArborecError(f"{type(exc).__name__} applying events: {reply[1]}")))
