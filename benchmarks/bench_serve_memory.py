@@ -96,13 +96,14 @@ def time_recommendations(http, users: list[str], n: int, rng: random.Random) -> 
     return out
 
 
-def reader(port: int, known: list[str], streamed, stop, results) -> None:
-    """Recommendations of random streamed users, one at a time, every 50 ms, until ``stop``; latencies to ``results``."""
+def reader(port: int, known: list[str], streamed, stop, results, n: int | None = None) -> None:
+    """Recommendations of random streamed users (``known`` ones before any), one at a time, every 50 ms, until
+    ``stop`` (or ``n`` of them); latencies to ``results``."""
     import httpx
 
     local, out = random.Random(1), []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, timeout=60) as http:
-        while not stop.is_set():
+        while not stop.is_set() and (n is None or len(out) < n):
             upto = streamed.value
             pool = known if upto == 0 else [f"m{local.randrange(upto)}"]
             out.extend(time_recommendations(http, pool, 1, local))
@@ -136,8 +137,8 @@ def write_markdown(result: dict, path: Path) -> None:
         lines.append(f"- PSS before the stream: {r['pss_mib']['before_stream']} MiB; maximum during it: "
                      f"**{r['pss_mib']['max']} MiB**")
     lines += [
-        f"- users in memory at the end: {r['users_in_memory_end']:,} (at most the cache size in each process); evicted: "
-        f"{int(r['users_evicted']):,}",
+        f"- users in memory at the end: {r['users_in_memory_end']:,} (at most the cache size in each process); "
+        f"evicted: {int(r['users_evicted']):,}",
         f"- stream: {r['stream_s']} s, {r['events_per_s']} events/s",
         "", "## Recommendation latency (one request at a time, k=10)", "",
         "Client: the reading process's own clock (it shares the 2 cores with the server and the streaming client, "
@@ -145,6 +146,9 @@ def write_markdown(result: dict, path: Path) -> None:
         "| when | n | client p50 ms | client p99 ms | client max ms | server p50 ms | server p99 ms |",
         "|---|---|---|---|---|---|---|",
         row("warm: 50 cached users, before the stream", r["recommend_warm"])]
+    if r.get("recommend_warm_paced"):
+        lines.append(row("warm, paced like the reads during the stream (one every 50 ms, from another process)",
+                         r["recommend_warm_paced"]))
     if r.get("recommend_warm_busy_loops"):
         lines.append(row(f"warm, with {r['busy_loops']} busy loops beside the server (no events)",
                          r["recommend_warm_busy_loops"]))
@@ -157,6 +161,9 @@ def write_markdown(result: dict, path: Path) -> None:
             f"**{r['p99_evicted_over_cached']}x**",
         f"- p99 during the stream / warm p99: client **{r['p99_during_over_warm']}x**"
         + (f", server **{r['server_p99_during_over_warm']}x**" if "server_p99_during_over_warm" in r else "")]
+    if "p99_during_over_warm_paced" in r:
+        lines.append(f"- p99 during the stream / p99 of the warm reads paced alike: "
+                     f"**{r['p99_during_over_warm_paced']}x**")
     if "p99_busy_loops_over_warm" in r:
         lines.append(f"- p99 with {r['busy_loops']} busy loops beside (no events) / warm p99: "
                      f"**{r['p99_busy_loops_over_warm']}x** (what sharing the cores costs a read on this machine)")
@@ -221,6 +228,13 @@ def main() -> int:
             time_recommendations(http, known, 100, rng)  # warm up
             warm = time_recommendations(http, known, args.n_latency, rng)
             rss_start, pss_start = rss_mib(server.pid), pss_mib(server.pid)
+            # the same reads, paced like those during the stream (one every 50 ms, from another process), no stream
+            results = mp.Queue()
+            paced_reader = mp.Process(target=reader, args=(port, known, mp.Value("q", 0), mp.Event(), results,
+                                                           args.n_latency))
+            paced_reader.start()
+            warm_paced = results.get()
+            paced_reader.join()
             loops = busy_loops(args.busy_loops)
             try:  # the machine's own share of the tail: warm reads while both cores are taken, no events
                 time.sleep(0.5)
@@ -233,7 +247,6 @@ def main() -> int:
             # streaming client's own work does not delay it)
             streamed_shared = mp.Value("q", 0)
             reader_stop = mp.Event()
-            results = mp.Queue()
             reading = mp.Process(target=reader, args=(port, known, streamed_shared, reader_stop, results))
             reading.start()
             if args.client_nice:  # after the server and the reader started: only this process is lowered
@@ -281,7 +294,8 @@ def main() -> int:
             "users_in_memory_end": health["n_users_live"],
             "users_evicted": float(next(line.split()[-1] for line in metrics.splitlines()
                                         if line.startswith("arborec_users_evicted "))),
-            "recommend_warm": percentiles(warm), "recommend_during_stream": percentiles(during),
+            "recommend_warm": percentiles(warm), "recommend_warm_paced": percentiles(warm_paced),
+            "recommend_during_stream": percentiles(during),
             "recommend_warm_busy_loops": percentiles(warm_busy) if warm_busy else None, "busy_loops": args.busy_loops,
             "recommend_after_stream_random_users": percentiles(after),
             "recommend_after_stream_cached_users": percentiles(warm_after),
@@ -301,6 +315,8 @@ def main() -> int:
                                                / result["recommend_warm"]["p99_ms"], 2)
         result["server_p99_during_over_warm"] = round(result["recommend_during_stream"]["server_p99_ms"]
                                                       / result["recommend_warm"]["server_p99_ms"], 2)
+        result["p99_during_over_warm_paced"] = round(result["recommend_during_stream"]["p99_ms"]
+                                                     / result["recommend_warm_paced"]["p99_ms"], 2)
         if warm_busy:
             result["p99_busy_loops_over_warm"] = round(result["recommend_warm_busy_loops"]["p99_ms"]
                                                        / result["recommend_warm"]["p99_ms"], 2)

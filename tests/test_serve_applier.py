@@ -37,8 +37,9 @@ def _batches(data, n_batches: int = 4, size: int = 60, seed: int = 0):
     for _ in range(n_batches):
         batch = []
         for _ in range(size):
-            batch.append(EventIn(user=users[rng.integers(len(users))], item=str(data.item_ids[rng.integers(data.n_items)]),
-                                 timestamp=1_700_000_000 + n, event_id=f"ev-{n}"))
+            item = str(data.item_ids[rng.integers(data.n_items)])
+            batch.append(EventIn(user=users[rng.integers(len(users))], item=item, timestamp=1_700_000_000 + n,
+                                 event_id=f"ev-{n}"))
             n += 1
         out.append(batch)
     return out

@@ -278,8 +278,9 @@ class InterestService:
             raise UnknownItemError(f"unknown item id(s): {shown}; add items with POST /items first")
         if self.applier is not None:
             return self.applier.ingest(events)
-        answered, changes = self.apply_events(events)
-        self.take_changes(changes)
+        with self._lock:  # one batch stored and put in memory before the next one reads the users' records
+            answered, changes = self.apply_events(events)
+            self.take_changes(changes)
         return answered
 
     def apply_events(self, events: list) -> tuple[list[str], dict]:
