@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import threading
 from typing import NamedTuple
 
@@ -120,6 +121,7 @@ class _ChildGone(Exception):
 def _child(service, conn, parent_end) -> None:
     """The child's loop: one message at a time, answered ("ok", payload) or ("error", exception)."""
     parent_end.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the serving process; this one ends with its pipe
     service.store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
     commits: list[tuple[float, bool]] = []
     service.store.on_commit = lambda seconds, ok: commits.append((seconds, ok))
