@@ -98,7 +98,18 @@ def test_items_added_after_the_fork_can_be_used_in_events(pair):
 
 
 def test_the_service_goes_on_when_the_child_dies(pair):
+    """Events are applied in the serving process from then on; /health and /metrics say so."""
+    from fastapi.testclient import TestClient
+
+    from arborec.serve import create_app, hash_api_key
+
     plain, split, data = pair
+    key = "applier-test-key-0123456789abcdef0123"
+    client = TestClient(create_app(split, split.settings.model_copy(update={"api_key_hash": hash_api_key(key)})),
+                        headers={"X-API-Key": key})
+    health = client.get("/health").json()
+    assert health["events"] == "event process" and health["status"] == "ok"
+    assert "arborec_event_process_up 1.0" in client.get("/metrics").text
     first, second = _batches(data, n_batches=2)
     for service in (plain, split):
         service.ingest(first)
@@ -106,6 +117,9 @@ def test_the_service_goes_on_when_the_child_dies(pair):
     split.applier.process.join(5)
     assert split.ingest(second) == plain.ingest(second)  # applied here from now on
     assert split.applier.failed
+    health = client.get("/health").json()
+    assert health["events"] == "in-process (event process stopped)" and health["status"] == "degraded"
+    assert "arborec_event_process_up 0.0" in client.get("/metrics").text
     watched = sorted({e.user for e in first + second})[:10]
     assert _answers(split, watched) == _answers(plain, watched)
 

@@ -351,6 +351,9 @@ class _Metrics:
         self.commit_errors = Counter("arborec_store_commit_errors", "store: failed event commits",
                                      registry=self.registry)
         self.forgotten = Counter("arborec_users_forgotten", "users deleted through the API", registry=self.registry)
+        self.event_process = None if service.applier is None else Gauge(
+            "arborec_event_process_up", "1 while events are stored and applied by the event process, 0 once it has "
+            "stopped (events then applied in the serving process)", registry=self.registry)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, cpu seconds, open fds...
         PlatformCollector(registry=self.registry)
 
@@ -363,6 +366,8 @@ class _Metrics:
         self.items.set(self.service.catalog.n_items)
         self.users.set(self.service.n_users_live)
         self.evicted.set(self.service.n_users_evicted)
+        if self.event_process is not None:
+            self.event_process.set(0 if self.service.applier.failed else 1)
 
 
 class _Guard:

@@ -224,3 +224,5 @@ class Health(BaseModel):
     n_users_live: int
     scorer: str
     retrieval: str
+    events: str = Field("in-process", description="where events are stored and applied: 'event process', "
+                        "'in-process', or 'in-process (event process stopped)' (then status is 'degraded')")

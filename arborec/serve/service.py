@@ -714,8 +714,12 @@ class InterestService:
             logger.warning("store ping failed: %s", exc)
             store = "error"
         retrieval = f"faiss-{self.model_index.kind_}" if self.model_index is not None else "dense"
-        return {"status": "ok" if store == "ok" else "degraded", "store": store, "n_items": self.catalog.n_items,
-                "n_users_live": self.n_users_live, "scorer": self.name, "retrieval": retrieval}
+        events, ok = "in-process", store == "ok"
+        if self.applier is not None:
+            events = "in-process (event process stopped)" if self.applier.failed else "event process"
+            ok = ok and not self.applier.failed
+        return {"status": "ok" if ok else "degraded", "store": store, "n_items": self.catalog.n_items,
+                "n_users_live": self.n_users_live, "scorer": self.name, "retrieval": retrieval, "events": events}
 
 
 def _normalised(interests: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarray]]:
