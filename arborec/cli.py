@@ -764,9 +764,14 @@ def cmd_serve(args) -> int:
                            vectors=args.vectors)
     quiet_garbage_collector()
     if settings.events_process and settings.db_url not in ("sqlite://", "sqlite:///:memory:"):
+        import multiprocessing
+
         from arborec.serve.applier import EventApplier
 
-        service.applier = EventApplier(service)  # forked now, before the server's threads
+        if "fork" in multiprocessing.get_all_start_methods():
+            service.applier = EventApplier(service)  # forked now, before the server's threads
+        else:
+            logger.warning("this platform cannot fork: events are stored and applied in the serving process")
     print(f"serving {service.name} on {service.catalog.n_items:,} items at http://{args.host}:{args.port}/ "
           f"(store {settings.db_url.split('://')[0]})", file=sys.stderr, flush=True)
     try:
