@@ -137,14 +137,17 @@ def test_errors_in_the_child_reach_the_caller(pair):
         split.ingest([EventIn(user="u", item="no-such-item", timestamp=1_700_000_000)])
     path = split.store.url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE events RENAME TO events_away")  # the child's next write fails
-    with pytest.raises(Exception, match="events"):
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'events refused'); END")
+    commits = []
+    split.store.on_commit = lambda seconds, ok: commits.append(ok)  # what the app's metrics hook into
+    with pytest.raises(Exception, match="events refused"):  # the child's commit fails
         split.ingest([event])
+    assert commits == [False]  # the child's failed commit, counted here
     with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE events_away RENAME TO events")
+        conn.execute("DROP TRIGGER refuse")
     assert not split.applier.failed
     split.ingest([event])
-    assert len(split.store.user_events(event.user)) == 1
+    assert len(split.store.user_events(event.user)) == 1 and commits == [False, True]
 
 
 def test_an_in_memory_store_is_refused(tmp_path):

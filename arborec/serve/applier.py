@@ -65,9 +65,7 @@ class EventApplier:
                     for user_id in {e.user for e in sent}:
                         self.service._users.pop(user_id)
                 else:
-                    for seconds, ok in commits:
-                        if self.service.store.on_commit is not None:
-                            self.service.store.on_commit(seconds, ok)
+                    self._report(commits)
                     self.service.take_changes(changes, held_only=True)
                     return answered
             answered, changes = self.service.apply_events(events)
@@ -96,8 +94,16 @@ class EventApplier:
                          "process from now on", exc)
             raise _ChildGone from exc
         if status == "error":
-            raise payload
+            exc, commits = payload
+            self._report(commits)
+            raise exc
         return payload
+
+    def _report(self, commits) -> None:
+        """The child's commit timings and failures, to this process's metrics."""
+        if self.service.store.on_commit is not None:
+            for seconds, ok in commits:
+                self.service.store.on_commit(seconds, ok)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the child (after the batch in flight)."""
@@ -132,6 +138,7 @@ def _child(service, conn, parent_end) -> None:
     except ImportError:
         pass
     while True:
+        commits.clear()
         try:
             message = conn.recv()
         except (EOFError, OSError):
@@ -143,7 +150,6 @@ def _child(service, conn, parent_end) -> None:
                 _, events, held = message
                 if any(e.item not in service.catalog.index_of for e in events):
                     service._restore_items()  # items the parent added since the fork
-                commits.clear()
                 answered, changes = service.apply_events(events)
                 service.take_changes(changes)
                 held = set(held)
@@ -156,8 +162,9 @@ def _child(service, conn, parent_end) -> None:
                 service.base_histories.pop(user_id, None)
                 reply = ("ok", None)
         except Exception as exc:  # noqa: BLE001 - sent back, raised in the parent
-            reply = ("error", exc)
+            reply = ("error", (exc, list(commits)))
         try:
             conn.send(reply)
-        except Exception as exc:  # noqa: BLE001 - an exception that does not pickle: its words
-            conn.send(("error", ArborecError(f"{type(exc).__name__} applying events: {reply[1]}")))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle: its words
+            exc = reply[1][0]
+            conn.send(("error", (ArborecError(f"{type(exc).__name__} applying events: {exc}"), list(commits))))
