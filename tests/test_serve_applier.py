@@ -115,7 +115,10 @@ def test_the_service_goes_on_when_the_child_dies(pair):
         service.ingest(first)
     os.kill(split.applier.process.pid, signal.SIGKILL)
     split.applier.process.join(5)
-    assert split.ingest(second) == plain.ingest(second)  # applied here from now on
+    response = client.post("/events", json={"events": [e.model_dump() for e in second]})
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"  # may or may not be stored
+    assert "send it again" in response.json()["detail"]
+    assert split.ingest(second) == plain.ingest(second)  # the retry (event ids: once), applied here from now on
     assert split.applier.failed
     health = client.get("/health").json()
     assert health["events"] == "in-process (event process stopped)" and health["status"] == "degraded"

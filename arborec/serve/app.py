@@ -22,6 +22,7 @@ from starlette.routing import Match
 from arborec import __version__
 from arborec.diagnostics import ArborecError, DuplicateItemError, UnknownItemError, logger
 from arborec.serve import schemas
+from arborec.serve.applier import EventProcessStopped
 from arborec.serve.security import KeyRing, Scope
 from arborec.serve.service import InterestService, ReadsFirst
 from arborec.serve.slates import PolicyRecommendations, add_slate_routes
@@ -35,7 +36,8 @@ UserId = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[A-Za
 def _errors(*codes: int) -> dict:
     what = {401: "no API key", 403: "wrong API key, or a key without the scope", 404: "not found",
             409: "item already present", 413: "request too large", 422: "invalid request (the message says where)",
-            429: "too many requests (Retry-After says when to retry)"}
+            429: "too many requests (Retry-After says when to retry)",
+            503: "the event process stopped with this batch in flight: send it again (Retry-After)"}
     return {code: {"model": schemas.ErrorOut, "description": what[code]} for code in codes}
 
 
@@ -163,6 +165,10 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
     async def _duplicate(request: Request, exc: DuplicateItemError):
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(EventProcessStopped)
+    async def _event_process_stopped(request: Request, exc: EventProcessStopped):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(ArborecError)
     async def _arborec(request: Request, exc: ArborecError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
@@ -173,7 +179,7 @@ def create_app(service: InterestService, settings: ServeSettings | None = None) 
         return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
 
     # -- routes ---------------------------------------------------------------------------------
-    @app.post("/events", response_model=schemas.EventsAccepted, responses=_errors(401, 403, 413, 422, 429),
+    @app.post("/events", response_model=schemas.EventsAccepted, responses=_errors(401, 403, 413, 422, 429, 503),
               summary="ingest one event or a batch; durable and applied when acknowledged (write scope)")
     def post_events(caller: Writer, body: schemas.EventBatch | schemas.EventIn) -> schemas.EventsAccepted:
         received = time.perf_counter()

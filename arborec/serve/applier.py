@@ -31,8 +31,9 @@ class EventApplier:
     and item counts. Users it does not hold are rebuilt from the store when asked for, as after an eviction.
     Events are acknowledged once the child has committed them, as before. Batches go one at a time.
 
-    If the child dies, this process stores and applies events itself from then on (logged), after dropping
-    the users of the batch in flight (rebuilt from the store). Start it before the server's threads (a fork
+    If the child dies, the batch in flight is refused with `EventProcessStopped` (it may or may not have been
+    stored: the client sends it again, exactly once with event ids), its users are dropped here (rebuilt from
+    the store), and this process stores and applies events itself from then on (logged). Start it before the server's threads (a fork
     copies only the calling thread); `close` stops it.
     """
 
@@ -64,6 +65,9 @@ class EventApplier:
                 except _ChildGone:
                     for user_id in {e.user for e in sent}:
                         self.service._users.pop(user_id)
+                    raise EventProcessStopped("the event process stopped while applying this batch, which may or "
+                                              "may not be stored: send it again (events with an event_id land "
+                                              "once); this process applies events from now on") from None
                 else:
                     self._report(commits)
                     self.service.take_changes(changes, held_only=True)
@@ -118,6 +122,10 @@ class EventApplier:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+
+
+class EventProcessStopped(ArborecError):
+    """The event process died with a batch in flight (answered 503: the client sends it again)."""
 
 
 class _ChildGone(Exception):
