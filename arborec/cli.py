@@ -234,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "admin, metrics): give hashes with --api-key-hash (all scopes) or "
                                    "$ARBOREC_API_KEYS (make keys with --make-key); without any, an all-scopes "
                                    "key is written to ./arborec-serve.key (mode 600), never printed.",
-                       epilog=EPILOG_DATA)
+                       epilog=EPILOG_DATA + " Other settings are $ARBOREC_* variables (arborec.serve.ServeSettings, "
+                       "docs/service.md): e.g. ARBOREC_USER_CACHE_SIZE (users held in memory per process), "
+                       "ARBOREC_EVENTS_PROCESS=0 (apply events in the serving process instead of a forked one), "
+                       "ARBOREC_RETENTION_DAYS, ARBOREC_PSEUDONYM_KEY.")
     p.add_argument("--data", metavar="DATA", help="dataset whose catalogue and history are served")
     p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
     p.add_argument("--model", default="ease", help="harness model fitted at start (default: %(default)s; "
