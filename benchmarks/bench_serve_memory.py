@@ -4,9 +4,10 @@ A server (synthetic catalogue, EASE, SQLite store, ``ARBOREC_USER_CACHE_SIZE`` u
 application process too unless ``ARBOREC_EVENTS_PROCESS=0``) receives events of ``--users`` distinct users in
 batches of 1000 (one event per user per batch, every user seen ``--events-per-user`` times) over loopback; the
 memory of the server's processes (VmRSS summed, and PSS, /proc) is sampled all along. Recommendation latency (one
-request at a time) is measured warm (the same few users, all in the cache), warm with ``--busy-loops`` spinning
-processes beside the server (no events: what sharing the cores alone costs), while the stream runs, and after it
-for random streamed users (mostly evicted: rebuilt from the store).
+request at a time) is measured warm (the same few users, all in the cache: back to back, and paced like the reads
+during the stream), warm with ``--busy-loops`` spinning processes beside the server (no events: what sharing the
+cores alone costs), while the stream runs, and after it for random streamed users (mostly evicted: rebuilt from
+the store).
 
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/bench_serve_memory.py --users 1000000 --cache 20000 \
