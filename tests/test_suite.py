@@ -402,3 +402,15 @@ def test_the_no_pointer_ablation_is_read_from_arborecs_own_fit_and_equals_a_refi
     refit = RecordStore(tmp_path / "suite", "synthetic")
     assert "derived_from" not in refit.get("arborec-no-pointer", 1)
     assert np.array_equal(refit.ranks(refit.get("arborec-no-pointer", 1)), derived)
+
+
+def test_a_model_skipped_once_and_run_since_is_no_longer_reported_skipped(tmp_path):
+    store = RecordStore(tmp_path / "suite", "toy")
+    store.skip("sasrec", "tuning sasrec: no trial finished")
+    store.skip("ease", "too many items")
+    ranks = np.array([0, 4, 30, 1])
+    store.add(_record("arborec", 0, ranks, 0.5), ranks)
+    store.add(_record("sasrec", 0, ranks, 0.4), ranks)
+    assert RecordStore(tmp_path / "suite", "toy").skipped == {"ease": "too many items"}  # kept on disk too
+    report = write_report(tmp_path / "suite").read_text()
+    assert "too many items" in report and "no trial finished" not in report

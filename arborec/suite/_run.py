@@ -36,6 +36,7 @@ class RecordStore:
     def skip(self, model: str, reason: str) -> None:
         """Note that ``model`` could not run on this dataset, and why (``<dataset>.skipped.json``; the report says it)."""
         self.skipped[model] = reason
+        self.skipped_path.parent.mkdir(parents=True, exist_ok=True)
         self.skipped_path.write_text(json.dumps(self.skipped, indent=1) + "\n")
 
     def get(self, model: str, seed: int) -> dict | None:
@@ -56,11 +57,13 @@ class RecordStore:
         self.put(record)
 
     def put(self, record: dict) -> None:
-        """Add ``record``, or replace the one of the same (model, seed)."""
+        """Add ``record``, or replace the one of the same (model, seed); a model that runs is no longer skipped."""
         self.reload()
         self.records = [r for r in self.records if (r["model"], r["seed"]) != (record["model"], record["seed"])]
         self.records.append(record)
         self._write()
+        if self.skipped.pop(record["model"], None) is not None:
+            self.skipped_path.write_text(json.dumps(self.skipped, indent=1) + "\n")
 
     def drop(self, model: str) -> None:
         """Forget every run of ``model`` (its chosen setting changed: every seed runs again)."""
