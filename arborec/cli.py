@@ -766,15 +766,10 @@ def cmd_serve(args) -> int:
                            data_dir=args.data_dir, bundle=args.bundle, seed=args.seed,
                            vectors=args.vectors)
     quiet_garbage_collector()
-    if settings.events_process and settings.db_url not in ("sqlite://", "sqlite:///:memory:"):
-        import multiprocessing
+    if settings.events_process:
+        from arborec.serve.applier import start_event_process
 
-        from arborec.serve.applier import EventApplier
-
-        if "fork" in multiprocessing.get_all_start_methods():
-            service.applier = EventApplier(service)  # forked now, before the server's threads
-        else:
-            logger.warning("this platform cannot fork: events are stored and applied in the serving process")
+        start_event_process(service)  # forked now, before the server's threads
     print(f"serving {service.name} on {service.catalog.n_items:,} items at http://{args.host}:{args.port}/ "
           f"(store {settings.db_url.split('://')[0]})", file=sys.stderr, flush=True)
     try:

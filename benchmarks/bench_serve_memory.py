@@ -58,15 +58,12 @@ def _proc_kib(path: str, field: str) -> int:
     return 0
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of the server's processes together (VmRSS summed: pages the child shares with its
-    parent, copy-on-write, are counted twice, so this is an upper bound)."""
-    return sum(_proc_kib(f"/proc/{p}/status", "VmRSS:") for p in server_pids(pid)) / 1024
-
-
-def pss_mib(pid: int) -> float:
-    """Proportional set size of the server's processes together (shared pages split between them)."""
-    return sum(_proc_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in server_pids(pid)) / 1024
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of the server's processes together, MiB. RSS is summed (pages the child shares with its
+    parent, copy-on-write, are counted twice: an upper bound); PSS splits shared pages between them."""
+    pids = server_pids(pid)
+    return (sum(_proc_kib(f"/proc/{p}/status", "VmRSS:") for p in pids) / 1024,
+            sum(_proc_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids) / 1024)
 
 
 def busy_loops(n: int) -> list[subprocess.Popen]:
@@ -216,8 +213,8 @@ def main() -> int:
 
     def sample():
         while not stop.is_set():
-            samples.append((round(time.perf_counter() - t_start, 2), streamed[0], round(rss_mib(server.pid), 1),
-                            round(pss_mib(server.pid), 1)))
+            rss, pss = memory_mib(server.pid)
+            samples.append((round(time.perf_counter() - t_start, 2), streamed[0], round(rss, 1), round(pss, 1)))
             stop.wait(0.5)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -228,7 +225,7 @@ def main() -> int:
             known = [str(u) for u in data.user_ids[:50]]
             time_recommendations(http, known, 100, rng)  # warm up
             warm = time_recommendations(http, known, args.n_latency, rng)
-            rss_start, pss_start = rss_mib(server.pid), pss_mib(server.pid)
+            rss_start, pss_start = memory_mib(server.pid)
             # the same reads, paced like those during the stream (one every 50 ms, from another process), no stream
             results = mp.Queue()
             paced_reader = mp.Process(target=reader, args=(port, known, mp.Value("q", 0), mp.Event(), results,
@@ -236,14 +233,16 @@ def main() -> int:
             paced_reader.start()
             warm_paced = results.get()
             paced_reader.join()
-            loops = busy_loops(args.busy_loops)
-            try:  # the machine's own share of the tail: warm reads while both cores are taken, no events
-                time.sleep(0.5)
-                warm_busy = time_recommendations(http, known, args.n_latency if args.busy_loops else 0, rng)
-            finally:
-                for loop in loops:
-                    loop.kill()
-                    loop.wait()
+            warm_busy = []  # the machine's own share of the tail: warm reads while the cores are taken, no events
+            if args.busy_loops:
+                loops = busy_loops(args.busy_loops)
+                try:
+                    time.sleep(0.5)
+                    warm_busy = time_recommendations(http, known, args.n_latency, rng)
+                finally:
+                    for loop in loops:
+                        loop.kill()
+                        loop.wait()
             # one recommendation request at a time while the stream runs, from another process (so the
             # streaming client's own work does not delay it)
             streamed_shared = mp.Value("q", 0)

@@ -189,7 +189,6 @@ def test_intra_list_diversity_and_baselines():
         RandomTopNPolicy(k=3, n=2).fit(tree)
 
 
-
 def test_head_slots_go_to_the_best_items_and_the_rest_to_other_interests():
     tree = small_tree(per_kid=10)  # 60 items, 3 level-1 nodes of 20
     long, short = dists(tree, [0.6, 0.3, 0.1])

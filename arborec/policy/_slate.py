@@ -342,10 +342,9 @@ def _slates(theta: np.ndarray, lists: list[np.ndarray], k: int, spread: float, s
     draw) and k shared slots, node j's counted from ``taken[j]``."""
     caps = np.array([len(x) for x in lists], dtype=np.int64)
     picked = _allocate(theta, caps, k, spread, taken)  # (M, n) node per taken slot
-    fixed = np.broadcast_to(np.zeros(0, np.int64) if head is None else np.asarray(head, np.int64),
-                            (len(theta), 0 if head is None else len(head)))
+    fixed = np.tile(np.asarray([] if head is None else head, dtype=np.int64), (len(theta), 1))  # (M, len(head))
     if picked.shape[1] == 0:
-        return np.array(fixed, dtype=np.int64)
+        return fixed
     # the r-th slot of node j takes lists[j][r]: r = how many earlier slots of the draw went to j
     rank = np.zeros_like(picked)
     for j in np.unique(picked):

@@ -20,6 +20,21 @@ class _Event(NamedTuple):
     event_id: str | None
 
 
+IN_MEMORY_URLS = ("sqlite://", "sqlite:///:memory:")  # stores a forked process cannot share
+
+
+def start_event_process(service) -> EventApplier | None:
+    """Attach an `EventApplier` to ``service`` (what ``arborec serve`` does with ``events_process`` on), or say
+    why not and return None: an in-memory store, or a platform that cannot fork."""
+    if service.store.url in IN_MEMORY_URLS:
+        logger.info("in-memory store: events are stored and applied in the serving process")
+    elif "fork" not in mp.get_all_start_methods():
+        logger.warning("this platform cannot fork: events are stored and applied in the serving process")
+    else:
+        service.applier = EventApplier(service)
+    return service.applier
+
+
 class EventApplier:
     """Stores and applies the service's events in a child process forked from the loaded service.
 
@@ -33,12 +48,13 @@ class EventApplier:
 
     If the child dies, the batch in flight is refused with `EventProcessStopped` (it may or may not have been
     stored: the client sends it again, exactly once with event ids), its users are dropped here (rebuilt from
-    the store), and this process stores and applies events itself from then on (logged). Start it before the server's threads (a fork
-    copies only the calling thread); `close` stops it.
+    the store), and ``failed`` is set: the service then stores and applies events itself (logged). Start it
+    with `start_event_process`, before the server's threads (a fork copies only the calling thread); `close`
+    stops it.
     """
 
     def __init__(self, service):
-        if service.store.url in ("sqlite://", "sqlite:///:memory:"):
+        if service.store.url in IN_MEMORY_URLS:
             raise ArborecError("events can be applied in a process of their own only with a store both processes "
                                "open (a database file or server), not an in-memory SQLite database")
         self.service = service
@@ -57,23 +73,19 @@ class EventApplier:
         sent = [_Event(e.user, e.item, int(e.timestamp), getattr(e.event_type, "value", e.event_type),
                        getattr(e, "event_id", None)) for e in events]
         with self._lock:
-            if not self.failed:
-                held = [u for u in dict.fromkeys(e.user for e in sent) if u in self.service._users]
-                try:
-                    answered, changes, commits, (self.users_held, self.users_evicted) = self._ask(
-                        ("ingest", sent, held))
-                except _ChildGone:
-                    for user_id in {e.user for e in sent}:
-                        self.service._users.pop(user_id)
-                    raise EventProcessStopped("the event process stopped while applying this batch, which may or "
-                                              "may not be stored: send it again (events with an event_id land "
-                                              "once); this process applies events from now on") from None
-                else:
-                    self._report(commits)
-                    self.service.take_changes(changes, held_only=True)
-                    return answered
-            answered, changes = self.service.apply_events(events)
-            self.service.take_changes(changes)
+            held = [u for u in dict.fromkeys(e.user for e in sent) if u in self.service._users]
+            try:
+                if self.failed:  # stopped while this batch waited for the one before
+                    raise _ChildGone
+                answered, changes, commits, (self.users_held, self.users_evicted) = self._ask(("ingest", sent, held))
+            except _ChildGone:
+                for user_id in {e.user for e in sent}:
+                    self.service._users.pop(user_id)
+                raise EventProcessStopped("the event process stopped while applying this batch, which may or may "
+                                          "not be stored: send it again (events with an event_id land once); this "
+                                          "process applies events from now on") from None
+            self._report(commits)
+            self.service.take_changes(changes, held_only=True)
             return answered
 
     def forget(self, user_id: str, forget_here) -> dict:

@@ -258,9 +258,8 @@ class InterestService:
             if segments:  # the segment known for the user (as at start, or stored with their last events) is
                 # the prediction for this very state: predicted again only when neither is known (~3 ms)
                 known = self.segmentation.segment_of(self.store.key(user_id))
-                segment = known if known is not None else counted
-                if segment is None:
-                    segment = self.segmentation.predict(interests, user_id)
+                segment = (known if known is not None else counted if counted is not None
+                           else self.segmentation.predict(interests, user_id))
             out[user_id] = (UserRecord(state, int(n_events), int(last), segment, interests), counted)
         return out
 
@@ -276,12 +275,16 @@ class InterestService:
         if unknown:
             shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
             raise UnknownItemError(f"unknown item id(s): {shown}; add items with POST /items first")
-        if self.applier is not None:
+        if self._events_apart():
             return self.applier.ingest(events)
         with self._lock:  # one batch stored and put in memory before the next one reads the users' records
             answered, changes = self.apply_events(events)
             self.take_changes(changes)
         return answered
+
+    def _events_apart(self) -> bool:
+        """Whether events go to the event process (there is one, and it has not stopped)."""
+        return self.applier is not None and not self.applier.failed
 
     def apply_events(self, events: list) -> tuple[list[str], dict]:
         """Store (committed) and apply known-item ``events``: (the users answered, the changes), the changes
@@ -366,7 +369,7 @@ class InterestService:
         """Delete everything held about the user: stored events and row, in-memory state, batch-log history,
         segment membership and their share of the item and segment counts; a tombstone (a keyed hash of the
         id and the time) keeps a restart, and `arborec fit --forget-store`, from bringing them back."""
-        if self.applier is not None:  # no event of theirs applied meanwhile; the applier's copy dropped after
+        if self._events_apart():  # no event of theirs applied meanwhile; the applier's copy dropped after
             return self.applier.forget(user_id, lambda: self._forget_here(user_id))
         return self._forget_here(user_id)
 

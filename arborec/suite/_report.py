@@ -114,8 +114,6 @@ def dataset_section(store: RecordStore) -> list[str]:
     for a in (spec.anchors if spec else ()):
         lines.append(f"| *published: {a.label}* | | {a.ndcg10:.4f} | {a.recall10:.4f} | | | | | {a.source} |")
     for model, reason in store.skipped.items():
-        if model in summary["models"]:  # skipped once, run since
-            continue
         lines.append(f"| {model} | – | not applicable | | | | | | {reason[:120]} |")
     missing = [m for m in MODELS if m not in summary["models"] and m not in store.skipped]
     cold_users = next(iter(summary["models"].values()))["cold_users"]

@@ -36,8 +36,7 @@ class RecordStore:
     def skip(self, model: str, reason: str) -> None:
         """Note that ``model`` could not run on this dataset, and why (``<dataset>.skipped.json``; the report says it)."""
         self.skipped[model] = reason
-        self.skipped_path.parent.mkdir(parents=True, exist_ok=True)
-        self.skipped_path.write_text(json.dumps(self.skipped, indent=1) + "\n")
+        self._write_skipped()
 
     def get(self, model: str, seed: int) -> dict | None:
         return next((r for r in self.records if r["model"] == model and r["seed"] == seed), None)
@@ -63,7 +62,11 @@ class RecordStore:
         self.records.append(record)
         self._write()
         if self.skipped.pop(record["model"], None) is not None:
-            self.skipped_path.write_text(json.dumps(self.skipped, indent=1) + "\n")
+            self._write_skipped()
+
+    def _write_skipped(self) -> None:
+        self.skipped_path.parent.mkdir(parents=True, exist_ok=True)
+        self.skipped_path.write_text(json.dumps(self.skipped, indent=1) + "\n")
 
     def drop(self, model: str) -> None:
         """Forget every run of ``model`` (its chosen setting changed: every seed runs again)."""
