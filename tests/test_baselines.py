@@ -93,8 +93,8 @@ def test_cli_reports_unknown_dataset(capsys):
 
 
 def test_cli_params_apply_per_model():
-    from arborec.cli import _parse_params
+    from arborec.cli._common import parse_params
 
     pairs = ["seed=3", "sasrec.dropout=0.2", "ease.l2=50", "sasrec.device=cpu"]
-    assert _parse_params(pairs, "sasrec") == {"seed": 3, "dropout": 0.2, "device": "cpu"}
-    assert _parse_params(pairs, "ease") == {"seed": 3, "l2": 50}
+    assert parse_params(pairs, "sasrec") == {"seed": 3, "dropout": 0.2, "device": "cpu"}
+    assert parse_params(pairs, "ease") == {"seed": 3, "l2": 50}

@@ -1,0 +1,184 @@
+"""Commands that measure models: evaluate, benchmark, suite."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from arborec.cli._common import EPILOG_DATA, add_data_args, add_model_args, parse_params, prepared, split_list
+from arborec.diagnostics import ArborecError, logger
+
+
+def add_commands(sub) -> None:
+    """Add this module's commands to the `arborec` sub-parsers ``sub``."""
+    p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
+                       description="Fit a model on the leave-one-out training split, select parameters on "
+                                   "validation NDCG@10 (with --tune), evaluate once on test with full "
+                                   "ranking, print the metric table and write a JSON result.",
+                       epilog=EPILOG_DATA)
+    add_data_args(p)
+    add_model_args(p, multiple=False)
+    p.add_argument("--bundle", help="evaluate this saved arborec bundle (from `arborec fit`) instead of fitting")
+    p.add_argument("--output", help="JSON result file (default: runs/<data>-<model>.json)")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("benchmark", help="evaluate several models on one or more datasets; print one table",
+                       description="Run every listed model through the common protocol on every dataset, "
+                                   "write one JSON per run and a Markdown table.",
+                       epilog=EPILOG_DATA)
+    add_data_args(p, multiple=True)
+    add_model_args(p, multiple=True)
+    p.add_argument("--output-dir", default="runs", help="where JSON results and table.md go (default: runs)")
+    p.set_defaults(run=cmd_benchmark)
+
+    p = sub.add_parser("suite", help="the benchmark suite: datasets x models x seeds, tuned alike, resumable",
+                       description="Tune every model on one seed with the same validation-only budget (Optuna, "
+                                   "pruning on the validation figure), test the chosen setting once per seed "
+                                   "(arborec and the two strongest other models get every seed), and write "
+                                   "OUT/<dataset>.json records plus OUT/../suite.md with 95-percent intervals and "
+                                   "paired per-user comparisons. Rerunning the same command continues where it "
+                                   "stopped: finished runs and trials are kept.",
+                       epilog="Datasets: ml-100k, amazon-beauty, amazon-toys, amazon-sports, ml-1m. Models and "
+                              "their search spaces: arborec/suite/_config.py. Example: arborec suite --data-dir "
+                              "../shared/data --datasets ml-100k --stop-after 120")
+    p.add_argument("--datasets", default="ml-100k,amazon-beauty,amazon-toys,amazon-sports,ml-1m",
+                   help="comma-separated suite datasets, run in this order (default: %(default)s)")
+    p.add_argument("--models", default=None, help="comma-separated suite models (default: all of them)")
+    p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
+    p.add_argument("--out", default="benchmarks/results/suite",
+                   help="folder of the records, tuning journals and per-user ranks (default: %(default)s)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the first one tunes (default: %(default)s)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="distinct settings tried per model and dataset (default: the dataset's own: 8 on ml-100k, "
+                        "4 on the larger ones; the same for every model)")
+    p.add_argument("--seeded-others", type=int, default=2, metavar="N",
+                   help="besides arborec, the N other models with the best tuning-seed validation NDCG@10 run on "
+                        "every seed (default: %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help="torch device of the trainable models: cpu, cuda, or auto (cuda when torch sees one; default)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                   help="stop cleanly between runs after this many minutes (rerun to continue)")
+    p.add_argument("--ablations", default=None, metavar="NAMES",
+                   help="comma-separated arborec ablations to run on every seed with arborec's chosen setting, "
+                        "after arborec: arborec-no-tree (no tree: no path nodes in the item table, no level heads), "
+                        "arborec-no-text (no language-model vectors), arborec-no-long (no GRU stream), "
+                        "arborec-no-short (no attention stream), arborec-static-text (item vectors from the fast "
+                        "static encoder), arborec-no-pointer (no text pointer; read from arborec's own fit of each "
+                        "seed when arborec runs in the same command, as training does not read it); the report "
+                        "pairs each with the whole model (default: none)")
+    p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
+    p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
+                   "of this README (its results section)")
+    p.set_defaults(run=cmd_suite)
+
+
+def cmd_evaluate(args) -> int:
+    from arborec.data import leave_one_out
+    from arborec.evaluate import metric_table, write_json
+
+    data = prepared(args, args.data)
+    split = leave_one_out(data)
+    if args.bundle:
+        record = _evaluate_bundle(args, data, split)
+    else:
+        record = _run_one(args, data, split, args.model, parse_params(args.param, args.model), args.tune)
+    out = Path(args.output or f"runs/{Path(args.data).name}-{args.model}.json")
+    write_json(record, out)
+    print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
+    print(metric_table([record]))
+    print(f"result written to {out}")
+    return 0
+
+
+def _evaluate_bundle(args, data, split) -> dict:
+    import time
+
+    from arborec.evaluate import evaluate
+    from arborec.evaluate._report import result_record
+    from arborec.model import load_bundle
+
+    if args.model != "arborec":
+        raise ArborecError(f"--bundle holds an arborec model; got --model {args.model}")
+    model = load_bundle(args.bundle)
+    if model.n_items_ != split.n_items:
+        raise ArborecError(f"the bundle has {model.n_items_} items, {data.name} has {split.n_items}: "
+                           "evaluate it on the data it was fitted on")
+    t0 = time.perf_counter()
+    valid = evaluate(model, split, "valid", progress=not args.quiet)
+    test = evaluate(model, split, "test", progress=not args.quiet)
+    return result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(), model="arborec",
+                         params=model.get_params(), seed=model.seed, valid=valid.to_dict(), test=test.to_dict(),
+                         fit_seconds=0.0, eval_seconds=time.perf_counter() - t0,
+                         command="arborec " + " ".join(sys.argv[1:]), extra={"bundle": str(args.bundle)})
+
+
+def _run_one(args, data, split, model_name: str, params: dict, tune: bool) -> dict:
+    from arborec.recommenders import MODELS, make_model
+    from arborec.evaluate import run_model
+
+    if model_name not in MODELS:
+        raise ArborecError(f"unknown model {model_name!r}; known: {', '.join(sorted(MODELS))}")
+    space = {k: v for k, v in MODELS[model_name].search_space.items() if k not in params} if tune else {}
+    if "seed" in MODELS[model_name]().get_params():
+        params = {"seed": args.seed, **params}
+    logger.info("%s on %s: fitting%s", model_name, data.name, " (tuning on validation)" if space else "")
+    return run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
+                     seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]))
+
+
+def cmd_benchmark(args) -> int:
+    from arborec.data import leave_one_out
+    from arborec.evaluate import metric_table, write_json
+
+    out_dir = Path(args.output_dir)
+    no_tune = set(filter(None, args.no_tune.split(",")))
+    records = []
+    for name in args.data:
+        data = prepared(args, name)
+        split = leave_one_out(data)
+        print(f"data: {data.name} ({data.source}): {data.n_users:,} users, {data.n_items:,} items, "
+              f"{data.stats['n_interactions']:,} events; split {split.fingerprint()}", flush=True)
+        for model_name in [m.strip() for m in args.models.split(",") if m.strip()]:
+            record = _run_one(args, data, split, model_name, parse_params(args.param, model_name),
+                              args.tune and model_name not in no_tune)
+            write_json(record, out_dir / f"{Path(name).name}-{model_name}.json")
+            records.append(record)
+            print(metric_table([record]).splitlines()[-1], flush=True)
+    table = metric_table(records)
+    (out_dir / "table.md").write_text(metric_table(records, markdown=True) + "\n")
+    print("\n" + table)
+    print(f"\nresults in {out_dir}/ (one JSON per run, table.md)")
+    return 0
+
+
+def cmd_suite(args) -> int:
+    import shlex
+
+    from arborec.suite import MODELS, StopRequested, SuitePlan, run_suite, update_readme, write_report
+
+    if args.report_only:
+        print(f"report: {write_report(args.out)}")
+        if args.readme:
+            update_readme(args.readme, args.out)
+            print(f"results section of {args.readme} rewritten from it")
+        return 0
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    plan = SuitePlan(datasets=split_list(args.datasets), models=split_list(args.models) or list(MODELS),
+                     out_dir=Path(args.out), data_dir=args.data_dir,
+                     seeds=tuple(int(s) for s in split_list(args.seeds)), budget=args.budget,
+                     device=args.device, stop_after=None if args.stop_after is None else 60 * args.stop_after,
+                     n_seeded_others=args.seeded_others, ablations=split_list(args.ablations))
+    try:
+        run_suite(plan, command="arborec " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    except StopRequested as exc:
+        print(f"stopped: {exc}")
+    if args.readme:
+        update_readme(args.readme, args.out)
+    print(f"records in {args.out}/, report {Path(args.out).parent / 'suite.md'}")
+    return 0
