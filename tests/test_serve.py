@@ -532,7 +532,7 @@ def test_serving_keeps_full_garbage_collections_out_of_requests():
 
 def test_event_application_gives_way_to_reads_in_flight():
     """An ingest's pause waits while a read is in flight (until it ends, at most max_wait), not otherwise."""
-    from arborec.serve.service import ReadsFirst
+    from arborec.serve.reads_first import ReadsFirst
 
     reads = ReadsFirst(max_wait=5.0, budget=5.0)
     t0 = time.perf_counter()

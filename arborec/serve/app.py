@@ -24,7 +24,8 @@ from arborec.diagnostics import ArborecError, DuplicateItemError, UnknownItemErr
 from arborec.serve import schemas
 from arborec.serve.applier import EventProcessStopped
 from arborec.serve.security import KeyRing, Scope
-from arborec.serve.service import InterestService, ReadsFirst
+from arborec.serve.reads_first import ReadsFirst
+from arborec.serve.service import InterestService
 from arborec.serve.slates import PolicyRecommendations, add_slate_routes
 from arborec.serve.settings import ServeSettings
 

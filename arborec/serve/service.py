@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,139 +12,17 @@ from arborec.data import Histories
 from arborec.diagnostics import ConfigError, DuplicateItemError, UnknownItemError, logger
 from arborec.profiles import UserProfile, reason_text
 from arborec.serve.catalog import ServedCatalog
+from arborec.serve.reads_first import ReadsFirst
 from arborec.serve.retrieval import ItemIndex, top_k_dense
 from arborec.serve.scorers import OnlineScorer
 from arborec.serve.segments import ServedSegments, user_profile
 from arborec.serve.settings import ServeSettings
 from arborec.serve.store import Store, StoredItem
+from arborec.serve.users import UserRecord, UserCache, pack_state, unpack_state
 
 N_NEIGHBOURS = 10  # text neighbours a new item borrows its score from
 NEIGHBOUR_TEMPERATURE = 0.05  # softmax temperature over their cosine similarities
 PREDICT_CHUNK = 100  # users whose segment an ingest predicts at once (about 4 ms, measured; then it may pause)
-
-
-@dataclass(frozen=True)
-class UserRecord:
-    """What the service holds in memory for one user (replaced, never mutated, on each update)."""
-
-    state: dict
-    n_events: int
-    last_timestamp: int
-    segment: int | None  # the user's segment (Segmenter.predict on this profile), None without events or segments
-    interests: dict | None = None  # scorer.interests(state), computed once per update
-
-
-class _LRU:
-    """The users held in memory: a dict bounded to ``size`` entries, least recently used evicted first."""
-
-    def __init__(self, size: int):
-        self.size = int(size)
-        self._data: OrderedDict[str, UserRecord] = OrderedDict()
-        self._lock = threading.Lock()
-        self.evictions = 0
-
-    def get(self, key: str) -> UserRecord | None:
-        with self._lock:
-            record = self._data.get(key)
-            if record is not None:
-                self._data.move_to_end(key)
-            return record
-
-    def put(self, key: str, record: UserRecord) -> None:
-        with self._lock:
-            self._data[key] = record
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-                self.evictions += 1
-
-    def pop(self, key: str) -> None:
-        with self._lock:
-            self._data.pop(key, None)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-class ReadsFirst:
-    """Reads before event application: an ingest pauses between users while a read is in flight.
-
-    A service applying a batch of events is busy Python for tens of milliseconds; the threads answering
-    recommendations share one interpreter lock with it and used to queue behind it (p99 during a saturated
-    event stream ~10x the warm figure, benchmarks/results/serve_memory_1000000.md). Here each read announces
-    itself (``with reads.reading():``, taken as the request arrives) and the ingest calls :meth:`pause` between
-    users: while reads are in flight it waits, for at most ``max_wait`` seconds per pause and ``budget``
-    seconds per batch (:meth:`applying`), so that many reads, or a slow client, slow ingestion but never stop
-    it. Events are still acknowledged only once stored and applied; what waits is the acknowledgement.
-    """
-
-    def __init__(self, max_wait: float = 0.02, budget: float = 0.1):
-        self.max_wait, self.budget = float(max_wait), float(budget)
-        self._readers = 0
-        self._idle = threading.Condition()
-        self._left = self.budget  # of the batch being applied (one at a time: the service's lock)
-        self.pauses = 0  # pauses that waited (a measure of how much ingestion gave way)
-
-    @contextmanager
-    def applying(self):
-        """One batch's application: its pauses together wait at most ``budget`` seconds."""
-        self._left = self.budget
-        yield
-
-    @contextmanager
-    def reading(self):
-        with self._idle:
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._idle:
-                self._readers -= 1
-                if not self._readers:
-                    self._idle.notify_all()
-
-    @property
-    def readers(self) -> int:
-        """Reads in flight now."""
-        return self._readers
-
-    def pause(self) -> None:
-        """Wait while reads are in flight (at most ``max_wait`` seconds); return at once when there are none."""
-        if not self._readers or self._left <= 0:  # unlocked read: a read starting now waits for the next pause
-            return
-        with self._idle:
-            if self._readers:
-                self.pauses += 1
-                start = time.perf_counter()
-                self._idle.wait_for(lambda: not self._readers, timeout=min(self.max_wait, self._left))
-                self._left -= time.perf_counter() - start
-
-
-def pack_state(state: dict) -> dict:
-    """A scorer state as JSON-able values (numpy arrays as dtype, shape and values; no pickle)."""
-    def pack(value):
-        if isinstance(value, np.ndarray):
-            return {"__array__": str(value.dtype), "shape": list(value.shape), "values": value.ravel().tolist()}
-        if isinstance(value, (list, tuple)):
-            return [pack(v) for v in value]
-        if isinstance(value, np.generic):
-            return value.item()
-        return value
-    return {name: pack(value) for name, value in state.items()}
-
-
-def unpack_state(packed: dict) -> dict:
-    """The state :func:`pack_state` packed."""
-    def unpack(value):
-        if isinstance(value, dict) and "__array__" in value:
-            return np.asarray(value["values"], dtype=value["__array__"]).reshape(value["shape"])
-        if isinstance(value, list):
-            return [unpack(v) for v in value]
-        return value
-    return {name: unpack(value) for name, value in packed.items()}
 
 
 class InterestService:
@@ -183,7 +58,7 @@ class InterestService:
                 del self.base_histories[user]
         self.encoder = encoder
         self.name = name
-        self._users = _LRU(settings.user_cache_size)
+        self._users = UserCache(settings.user_cache_size)
         self._base_of_key: dict[str, str] | None = None  # stored key -> batch-log id (pseudonyms only)
         self._lock = threading.RLock()
         self.reads = ReadsFirst()  # reads announce themselves; ingest gives way between users
