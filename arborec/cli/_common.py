@@ -85,3 +85,13 @@ def parse_params(pairs: list[str], model: str) -> dict:
 
 def split_list(text: str | None) -> list[str]:
     return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+def model_params(name: str, pairs: list[str], seed: int) -> dict:
+    """The parameters of registered model ``name``: its --param values, and --seed when the model takes one."""
+    from arborec.recommenders import MODELS
+
+    if name not in MODELS:
+        raise ArborecError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    params = parse_params(pairs, name)
+    return {"seed": seed, **params} if "seed" in MODELS[name]().get_params() else params

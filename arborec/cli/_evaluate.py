@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from arborec.cli._common import EPILOG_DATA, add_data_args, add_model_args, parse_params, prepared, split_list
+from arborec.cli._common import EPILOG_DATA, add_data_args, add_model_args, model_params, prepared, split_list
 from arborec.diagnostics import ArborecError, logger
 
 
@@ -82,7 +82,7 @@ def cmd_evaluate(args) -> int:
     if args.bundle:
         record = _evaluate_bundle(args, data, split)
     else:
-        record = _run_one(args, data, split, args.model, parse_params(args.param, args.model), args.tune)
+        record = _run_one(args, data, split, args.model, args.tune)
     out = Path(args.output or f"runs/{Path(args.data).name}-{args.model}.json")
     write_json(record, out)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
@@ -113,15 +113,12 @@ def _evaluate_bundle(args, data, split) -> dict:
                          command="arborec " + " ".join(sys.argv[1:]), extra={"bundle": str(args.bundle)})
 
 
-def _run_one(args, data, split, model_name: str, params: dict, tune: bool) -> dict:
+def _run_one(args, data, split, model_name: str, tune: bool) -> dict:
     from arborec.recommenders import MODELS, make_model
     from arborec.evaluate import run_model
 
-    if model_name not in MODELS:
-        raise ArborecError(f"unknown model {model_name!r}; known: {', '.join(sorted(MODELS))}")
+    params = model_params(model_name, args.param, args.seed)
     space = {k: v for k, v in MODELS[model_name].search_space.items() if k not in params} if tune else {}
-    if "seed" in MODELS[model_name]().get_params():
-        params = {"seed": args.seed, **params}
     logger.info("%s on %s: fitting%s", model_name, data.name, " (tuning on validation)" if space else "")
     return run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
                      seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]))
@@ -139,9 +136,8 @@ def cmd_benchmark(args) -> int:
         split = leave_one_out(data)
         print(f"data: {data.name} ({data.source}): {data.n_users:,} users, {data.n_items:,} items, "
               f"{data.stats['n_interactions']:,} events; split {split.fingerprint()}", flush=True)
-        for model_name in [m.strip() for m in args.models.split(",") if m.strip()]:
-            record = _run_one(args, data, split, model_name, parse_params(args.param, model_name),
-                              args.tune and model_name not in no_tune)
+        for model_name in split_list(args.models):
+            record = _run_one(args, data, split, model_name, args.tune and model_name not in no_tune)
             write_json(record, out_dir / f"{Path(name).name}-{model_name}.json")
             records.append(record)
             print(metric_table([record]).splitlines()[-1], flush=True)

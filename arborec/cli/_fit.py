@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arborec.cli._common import EPILOG_DATA, add_data_args, add_engine_args, add_model_args, parse_params, prepared
+from arborec.cli._common import (EPILOG_DATA, add_data_args, add_engine_args, add_model_args, model_params,
+                                 parse_params, prepared)
 from arborec.diagnostics import ArborecError
 
 
@@ -153,17 +154,13 @@ def cmd_batch_recommend(args) -> int:
     import numpy as np
 
     from arborec.data import leave_one_out
-    from arborec.recommenders import MODELS, make_model
+    from arborec.recommenders import make_model
     from arborec.scale import batch_recommend, batch_recommend_ray, check_engine, ray_session
 
     check_engine(args.engine)
-    if args.model not in MODELS:
-        raise ArborecError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS))}")
+    params = model_params(args.model, args.param, args.seed)
     data = prepared(args, args.data)
     split = leave_one_out(data)
-    params = parse_params(args.param, args.model)
-    if "seed" in MODELS[args.model]().get_params():
-        params = {"seed": args.seed, **params}
     model = make_model(args.model, **params).fit(split, data)
     builder = None
     if args.profiles:

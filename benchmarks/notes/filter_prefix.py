@@ -70,7 +70,14 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     ds, seed, mix, c = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-    extra = {k: json.loads(v) if v[0] in "0123456789.-tf[" else v for k, v in (kv.split("=", 1) for kv in sys.argv[5:])}
+
+    def value(text):  # JSON, else the bare string (regime=prefix), as in training_regime.py
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    extra = {k: value(v) for k, v in (kv.split("=", 1) for kv in sys.argv[5:])}
     if mix > 0:
         patch(mix, c)
     data = load_prepared(ds)
