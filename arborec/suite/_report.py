@@ -52,7 +52,8 @@ def summarize(store: RecordStore) -> dict:
         for label, names in targets.items():
             if names:
                 cmp = paired_comparison(ours, per_user[names[0]])
-                out["comparisons"][label] = {"model": names[0], **cmp.to_dict(), "verdict": cmp.verdict}
+                out["comparisons"][label] = {"model": names[0], **cmp.to_dict(), "verdict": cmp.verdict,
+                                             "seeds": min(len(models[OURS]["seeds"]), len(others[names[0]]["seeds"]))}
         out["against_each"] = {}  # every other model too, so no single choice of rival decides the verdict
         for name in by_valid:
             cmp = paired_comparison(ours, per_user[name])
@@ -125,7 +126,9 @@ def dataset_section(store: RecordStore) -> list[str]:
         lines.append(f"- arborec vs the {label}, **{c['model']}**, paired over {c['n_users']} test users "
                      f"(per-user NDCG@10, each model's seed mean): difference {c['diff']:+.4f} "
                      f"({c['relative']:+.1%}), 95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], "
-                     f"p = {c['p_value']:.3g}: **{c['verdict']}**.")
+                     f"p = {c['p_value']:.3g}: **{c['verdict']}**"
+                     + (f" (on {c['seeds']} seed{'s' if c['seeds'] > 1 else ''} each so far: a direction, not yet the "
+                        "3-seed verdict)." if c["seeds"] < 3 else "."))
     if "cold_ratio" in summary:
         c = summary["cold_ratio"]
         lines.append(f"- Cold-item Recall@10, arborec / {c['rival']}: **{c['ratio']:.2f}x**, 95% CI "
