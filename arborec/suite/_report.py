@@ -123,12 +123,12 @@ def dataset_section(store: RecordStore) -> list[str]:
     if missing:
         lines.append(f"Not run yet on this dataset: {', '.join(missing)}.")
     for label, c in summary["comparisons"].items():
+        hedge = ("" if c["seeds"] >= 3 else f" (on {c['seeds']} seed{'s' if c['seeds'] > 1 else ''} each so far: "
+                 "a direction, not yet the 3-seed verdict)")
         lines.append(f"- arborec vs the {label}, **{c['model']}**, paired over {c['n_users']} test users "
                      f"(per-user NDCG@10, each model's seed mean): difference {c['diff']:+.4f} "
                      f"({c['relative']:+.1%}), 95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], "
-                     f"p = {c['p_value']:.3g}: **{c['verdict']}**"
-                     + (f" (on {c['seeds']} seed{'s' if c['seeds'] > 1 else ''} each so far: a direction, not yet the "
-                        "3-seed verdict)." if c["seeds"] < 3 else "."))
+                     f"p = {c['p_value']:.3g}: **{c['verdict']}**{hedge}.")
     if "cold_ratio" in summary:
         c = summary["cold_ratio"]
         lines.append(f"- Cold-item Recall@10, arborec / {c['rival']}: **{c['ratio']:.2f}x**, 95% CI "

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from arborec.baselines.bsarec import low_pass_matrix
+from arborec.cli._common import parse_params
 from arborec.data import leave_one_out, load_prepared
 from arborec.evaluate import evaluate
 from arborec.model import ArboRec
@@ -71,13 +72,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     ds, seed, mix, c = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 
-    def value(text):  # JSON, else the bare string (regime=prefix), as in training_regime.py
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
-
-    extra = {k: value(v) for k, v in (kv.split("=", 1) for kv in sys.argv[5:])}
+    extra = parse_params(sys.argv[5:], "arborec")  # NAME=VALUE, VALUE as JSON when it can be
     if mix > 0:
         patch(mix, c)
     data = load_prepared(ds)

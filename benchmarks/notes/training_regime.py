@@ -21,6 +21,7 @@ from torch import nn
 from arborec.model import ArboRec
 from arborec.baselines import BSARec, SASRec, SASRecPrefix
 from arborec.baselines.sasrec import SASRecConfig, SASRecModule
+from arborec.cli._common import parse_params
 from arborec.data import leave_one_out, load_prepared
 from arborec.evaluate import evaluate
 from arborec.sequential import causal_mask
@@ -56,13 +57,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     variant, ds = sys.argv[1], sys.argv[2]
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-    def value(text):  # JSON, else the bare string (regime=prefix)
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
-
-    extra = {k: value(v) for k, v in (kv.split("=", 1) for kv in sys.argv[4:])}
+    extra = parse_params(sys.argv[4:], variant)  # NAME=VALUE, VALUE as JSON when it can be
     cls = {"sasrec": SASRec, "sasrec-prefix": SASRecPrefix, "sasrec-rel": SASRecRel, "bsarec": BSARec, "arborec": ArboRec}[variant]
     data = load_prepared(ds)
     split = leave_one_out(data)
