@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -266,6 +267,14 @@ def test_the_readme_results_section_is_the_report(tmp_path):
     text = readme.read_text()
     assert "STALE" not in text and "### toy" in text and "| **arborec** 0.3.0 | 1 (one seed) |" in text  # its release
     assert text.index("intro") < text.index("### toy") < text.index("## Next")
+    link = re.search(r"!\[toy[^]]*\]\(([^)]+)\)", text).group(1)  # the dataset's figure, relative to the README
+    assert (readme.parent / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    nested = tmp_path / "docs" / "README.md"  # a README elsewhere links the same file
+    nested.parent.mkdir()
+    nested.write_text(readme.read_text())
+    update_readme(nested, tmp_path / "suite")
+    assert (nested.parent / re.search(r"!\[toy[^]]*\]\(([^)]+)\)", nested.read_text()).group(1)).resolve() == \
+        (readme.parent / link).resolve()
     update_readme(readme, tmp_path / "suite")  # rewriting is stable
     assert readme.read_text() == text
     readme.write_text("no markers")

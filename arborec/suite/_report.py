@@ -3,12 +3,14 @@ anchors, and arborec against the best other model, paired per user."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from arborec.evaluate._stats import paired_comparison, paired_ratio, per_user_ndcg, seed_interval
 from arborec.suite._config import ABLATIONS, DATASETS, ID_ONLY, MODELS, OURS
+from arborec.suite._plot import plot_dataset
 from arborec.suite._run import RecordStore, distinct_settings
 
 COLD = "cold_items"
@@ -88,10 +90,13 @@ def _ci(stat: tuple[float, float]) -> str:
     return f"{mean:.4f}" if np.isnan(half) else f"{mean:.4f} ± {half:.4f}"
 
 
-def dataset_section(store: RecordStore) -> list[str]:
+def dataset_section(store: RecordStore, figure: Path | None = None, link: str = "") -> list[str]:
+    """The report's section of one dataset; with ``figure``, also its plot written there and linked as ``link``."""
     name = store.records[0]["dataset"]
     spec = DATASETS.get(name)
     summary = summarize(store)
+    if figure is not None:
+        plot_dataset(summary, figure, f"{name}: test NDCG@10", anchors=spec.anchors if spec else (), ours=OURS)
     first = store.records[0]
     stats = first.get("dataset_stats", {})
     lines = [f"## {name}", "",
@@ -154,6 +159,8 @@ def dataset_section(store: RecordStore) -> list[str]:
                          f" | {c['seeds']} | {_ci(s['ndcg@10'])} | {_ci(s['cold_recall@10'])} | {c['diff']:+.4f} "
                          f"({c['relative']:+.1%}) | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | "
                          f"{c['verdict']} |")
+    if figure is not None:
+        lines += ["", f"![{store.records[0]['dataset']}: every model's test NDCG@10 and arborec's paired differences]({link})"]
     own = [r for r in store.of(OURS) if "chosen_in_fit" in r]
     if own:
         lines += ["", "What arborec chose by itself on validation (its `auto` settings), per seed: "
@@ -214,7 +221,7 @@ def write_report(out_dir: str | Path) -> Path:
     for name in names:
         store = RecordStore(out_dir, name)
         if store.records:
-            lines += dataset_section(store)
+            lines += dataset_section(store, out_dir / "plots" / f"{name}.png", f"{out_dir.name}/plots/{name}.png")
     path = out_dir.parent / "suite.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -232,6 +239,10 @@ def update_readme(readme: str | Path, out_dir: str | Path) -> None:
     report = (Path(out_dir).parent / "suite.md").read_text()
     sections = report[report.index("\n## "):].strip() if "\n## " in report else "(no dataset has run yet)"
     sections = sections.replace("\n## ", "\n### ").removeprefix("## ")
+    # the figures' links are relative to the report; make them relative to the README
+    base = Path(os.path.relpath(Path(out_dir).parent, readme.parent)).as_posix()
+    if base != ".":
+        sections = sections.replace(f"]({Path(out_dir).name}/plots/", f"]({base}/{Path(out_dir).name}/plots/")
     head, rest = text.split(README_START, 1)
     tail = rest.split(README_END, 1)[1]
     readme.write_text(f"{head}{README_START}\n\n### {sections}\n\n{README_END}{tail}")
