@@ -104,7 +104,8 @@ def dataset_section(store: RecordStore, figure: Path | None = None, link: str = 
              f"(validation every {first['suite']['eval_every']} epochs); tuning budget "
              f"{spec.budget if spec else first['suite']['budget']} "
              f"trials per model on seed {first['tuning']['seed']}, validation NDCG@10 only. "
-             f"{_counts(stats)} Machines: {_machines(store.records)}.", "",
+             f"{_counts(stats)} Machines: {_machines(store.records)}; machine time of every run and tuning trial "
+             f"here: {_machine_hours(summary)}.", "",
              "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | settings tried "
              "| machine min | chosen setting |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -194,6 +195,10 @@ def _machines(records: list[dict]) -> str:
     return "; ".join(f"{name}: {n} run{'s' if n > 1 else ''}" for name, n in seen.items())
 
 
+def _machine_hours(summary: dict) -> str:
+    return f"{sum(s['machine_seconds'] for s in summary['models'].values()) / 3600:.1f} h"
+
+
 def _counts(stats: dict) -> str:
     after = stats.get("after", stats)
     keys = [k for k in ("n_users", "n_items", "n_interactions") if k in after]
@@ -218,10 +223,14 @@ def write_report(out_dir: str | Path) -> Path:
              "and date: `benchmarks/results/suite/<dataset>.json`. arborec's figures before 0.2, when the interest "
              "tree was in its ranking path, and the ablation that took it out: "
              "`benchmarks/results/tree_in_ranking.md`.", ""]
+    sections, hours = [], 0.0
     for name in names:
         store = RecordStore(out_dir, name)
         if store.records:
-            lines += dataset_section(store, out_dir / "plots" / f"{name}.png", f"{out_dir.name}/plots/{name}.png")
+            sections += dataset_section(store, out_dir / "plots" / f"{name}.png", f"{out_dir.name}/plots/{name}.png")
+            hours += sum(r.get("machine_seconds", r["fit_seconds"]) for r in store.records) / 3600
+    lines += [f"Machine time of the whole suite so far (every run and tuning trial, all datasets): {hours:.1f} h.",
+              ""] + sections
     path = out_dir.parent / "suite.md"
     path.write_text("\n".join(lines) + "\n")
     return path
