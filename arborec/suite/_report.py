@@ -38,7 +38,7 @@ def summarize(store: RecordStore) -> dict:
             # the figure every model was tuned to, on the same (tuning) seed: what "the best other model" reads
             "tuned_valid_ndcg@10": float(next((r for r in runs if r["seed"] == r["tuning"]["seed"]), runs[0])
                                          ["valid"]["metrics"]["ndcg@10"]),
-            "machine_seconds": float(sum(r.get("machine_seconds", r["fit_seconds"]) for r in runs)),
+            "machine_seconds": _machine_hours(runs) * 3600,
             "chosen": runs[0]["tuning"]["chosen"] if "tuning" in runs[0] else {},
             # distinct settings its tuning tried (finished or pruned; the tuning seed's record holds them)
             "trials": max((distinct_settings(r) for r in runs if "tuning" in r), default=0),
@@ -105,7 +105,7 @@ def dataset_section(store: RecordStore, figure: Path | None = None, link: str = 
              f"{spec.budget if spec else first['suite']['budget']} "
              f"trials per model on seed {first['tuning']['seed']}, validation NDCG@10 only. "
              f"{_counts(stats)} Machines: {_machines(store.records)}; machine time of every run and tuning trial "
-             f"here: {_machine_hours(summary)}.", "",
+             f"here: {_machine_hours(store.records):.1f} h.", "",
              "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | settings tried "
              "| machine min | chosen setting |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -144,8 +144,8 @@ def dataset_section(store: RecordStore, figure: Path | None = None, link: str = 
         lines += ["", "arborec against every other model, paired per user (seed means; rivals in order of "
                   "validation NDCG@10 on the tuning seed):", "",
                   "| rival | rival's seeds | difference in NDCG@10 | 95% CI | p | verdict |", "|---|---|---|---|---|---|"]
-        for name, c in summary["against_each"].items():
-            lines.append(f"| {name} | {c['seeds']} | {c['diff']:+.4f} ({c['relative']:+.1%}) | "
+        for rival, c in summary["against_each"].items():
+            lines.append(f"| {rival} | {c['seeds']} | {c['diff']:+.4f} ({c['relative']:+.1%}) | "
                          f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | {c['verdict']} |")
     if summary.get("ablations"):
         lines += ["", "What each part of arborec is worth: arborec's chosen setting with the part switched off (or, "
@@ -154,14 +154,15 @@ def dataset_section(store: RecordStore, figure: Path | None = None, link: str = 
                   "reverse):", "",
                   "| without (or variant) | seeds | NDCG@10 | cold Recall@10 | whole model minus it | 95% CI | p | verdict |",
                   "|---|---|---|---|---|---|---|---|"]
-        for name, c in summary["ablations"].items():
-            s = summary["models"][name]
-            lines.append(f"| {name.removeprefix(OURS + '-no-')} ({', '.join(f'{k}={v}' for k, v in ABLATIONS[name].items())})"
+        for ablation, c in summary["ablations"].items():
+            s = summary["models"][ablation]
+            lines.append(f"| {ablation.removeprefix(OURS + '-no-')} "
+                         f"({', '.join(f'{k}={v}' for k, v in ABLATIONS[ablation].items())})"
                          f" | {c['seeds']} | {_ci(s['ndcg@10'])} | {_ci(s['cold_recall@10'])} | {c['diff']:+.4f} "
                          f"({c['relative']:+.1%}) | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | "
                          f"{c['verdict']} |")
     if figure is not None:
-        lines += ["", f"![{store.records[0]['dataset']}: every model's test NDCG@10 and arborec's paired differences]({link})"]
+        lines += ["", f"![{name}: every model's test NDCG@10 and arborec's paired differences]({link})"]
     own = [r for r in store.of(OURS) if "chosen_in_fit" in r]
     if own:
         lines += ["", "What arborec chose by itself on validation (its `auto` settings), per seed: "
@@ -195,8 +196,9 @@ def _machines(records: list[dict]) -> str:
     return "; ".join(f"{name}: {n} run{'s' if n > 1 else ''}" for name, n in seen.items())
 
 
-def _machine_hours(summary: dict) -> str:
-    return f"{sum(s['machine_seconds'] for s in summary['models'].values()) / 3600:.1f} h"
+def _machine_hours(records: list[dict]) -> float:
+    """Machine time of ``records``: each run's, with its tuning trials."""
+    return sum(r.get("machine_seconds", r["fit_seconds"]) for r in records) / 3600
 
 
 def _counts(stats: dict) -> str:
@@ -228,7 +230,7 @@ def write_report(out_dir: str | Path) -> Path:
         store = RecordStore(out_dir, name)
         if store.records:
             sections += dataset_section(store, out_dir / "plots" / f"{name}.png", f"{out_dir.name}/plots/{name}.png")
-            hours += sum(r.get("machine_seconds", r["fit_seconds"]) for r in store.records) / 3600
+            hours += _machine_hours(store.records)
     lines += [f"Machine time of the whole suite so far (every run and tuning trial, all datasets): {hours:.1f} h.",
               ""] + sections
     path = out_dir.parent / "suite.md"
