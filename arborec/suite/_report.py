@@ -38,7 +38,7 @@ def summarize(store: RecordStore) -> dict:
             # the figure every model was tuned to, on the same (tuning) seed: what "the best other model" reads
             "tuned_valid_ndcg@10": float(next((r for r in runs if r["seed"] == r["tuning"]["seed"]), runs[0])
                                          ["valid"]["metrics"]["ndcg@10"]),
-            "machine_seconds": _machine_hours(runs) * 3600,
+            "machine_seconds": _machine_seconds(runs),
             "chosen": runs[0]["tuning"]["chosen"] if "tuning" in runs[0] else {},
             # distinct settings its tuning tried (finished or pruned; the tuning seed's record holds them)
             "trials": max((distinct_settings(r) for r in runs if "tuning" in r), default=0),
@@ -90,13 +90,12 @@ def _ci(stat: tuple[float, float]) -> str:
     return f"{mean:.4f}" if np.isnan(half) else f"{mean:.4f} ± {half:.4f}"
 
 
-def dataset_section(store: RecordStore, figure: Path | None = None, link: str = "") -> list[str]:
-    """The report's section of one dataset; with ``figure``, also its plot written there and linked as ``link``."""
+def dataset_section(store: RecordStore, summary: dict | None = None, figure_link: str = "") -> list[str]:
+    """The report's section of one dataset (``summary``: ``summarize(store)``, computed when not given); with
+    ``figure_link``, a link to the dataset's figure."""
     name = store.records[0]["dataset"]
     spec = DATASETS.get(name)
-    summary = summarize(store)
-    if figure is not None:
-        plot_dataset(summary, figure, f"{name}: test NDCG@10", anchors=spec.anchors if spec else (), ours=OURS)
+    summary = summarize(store) if summary is None else summary
     first = store.records[0]
     stats = first.get("dataset_stats", {})
     lines = [f"## {name}", "",
@@ -105,7 +104,7 @@ def dataset_section(store: RecordStore, figure: Path | None = None, link: str = 
              f"{spec.budget if spec else first['suite']['budget']} "
              f"trials per model on seed {first['tuning']['seed']}, validation NDCG@10 only. "
              f"{_counts(stats)} Machines: {_machines(store.records)}; machine time of every run and tuning trial "
-             f"here: {_machine_hours(store.records):.1f} h.", "",
+             f"here: {_machine_seconds(store.records) / 3600:.1f} h.", "",
              "| model | seeds | NDCG@10 | Recall@10 | cold Recall@10 | valid NDCG@10 (tuning seed) | settings tried "
              "| machine min | chosen setting |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -161,8 +160,8 @@ def dataset_section(store: RecordStore, figure: Path | None = None, link: str = 
                          f" | {c['seeds']} | {_ci(s['ndcg@10'])} | {_ci(s['cold_recall@10'])} | {c['diff']:+.4f} "
                          f"({c['relative']:+.1%}) | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.3g} | "
                          f"{c['verdict']} |")
-    if figure is not None:
-        lines += ["", f"![{name}: every model's test NDCG@10 and arborec's paired differences]({link})"]
+    if figure_link:
+        lines += ["", f"![{name}: every model's test NDCG@10 and arborec's paired differences]({figure_link})"]
     own = [r for r in store.of(OURS) if "chosen_in_fit" in r]
     if own:
         lines += ["", "What arborec chose by itself on validation (its `auto` settings), per seed: "
@@ -196,9 +195,9 @@ def _machines(records: list[dict]) -> str:
     return "; ".join(f"{name}: {n} run{'s' if n > 1 else ''}" for name, n in seen.items())
 
 
-def _machine_hours(records: list[dict]) -> float:
+def _machine_seconds(records: list[dict]) -> float:
     """Machine time of ``records``: each run's, with its tuning trials."""
-    return sum(r.get("machine_seconds", r["fit_seconds"]) for r in records) / 3600
+    return float(sum(r.get("machine_seconds", r["fit_seconds"]) for r in records))
 
 
 def _counts(stats: dict) -> str:
@@ -225,14 +224,18 @@ def write_report(out_dir: str | Path) -> Path:
              "and date: `benchmarks/results/suite/<dataset>.json`. arborec's figures before 0.2, when the interest "
              "tree was in its ranking path, and the ablation that took it out: "
              "`benchmarks/results/tree_in_ranking.md`.", ""]
-    sections, hours = [], 0.0
+    sections, seconds = [], 0.0
     for name in names:
         store = RecordStore(out_dir, name)
         if store.records:
-            sections += dataset_section(store, out_dir / "plots" / f"{name}.png", f"{out_dir.name}/plots/{name}.png")
-            hours += _machine_hours(store.records)
-    lines += [f"Machine time of the whole suite so far (every run and tuning trial, all datasets): {hours:.1f} h.",
-              ""] + sections
+            summary = summarize(store)  # once: the section and the figure both read it
+            spec = DATASETS.get(name)
+            plot_dataset(summary, out_dir / "plots" / f"{name}.png", f"{name}: test NDCG@10",
+                         anchors=spec.anchors if spec else (), ours=OURS)
+            sections += dataset_section(store, summary, f"{out_dir.name}/plots/{name}.png")
+            seconds += _machine_seconds(store.records)
+    lines += [f"Machine time of the whole suite so far (every run and tuning trial, all datasets): "
+              f"{seconds / 3600:.1f} h.", ""] + sections
     path = out_dir.parent / "suite.md"
     path.write_text("\n".join(lines) + "\n")
     return path
