@@ -14,6 +14,8 @@ from arborec.data import Histories, leave_one_out, make_synthetic, prepare
 from arborec.diagnostics import ConfigError, NotFittedError
 from arborec.evaluate import evaluate
 from arborec.recommenders import MODELS
+from arborec.suite import tune_model
+from arborec.text.recommender import FineTunedText, TextOnly
 from arborec.sequential import prefix_windows
 
 N_ITEMS, D, TEXT_DIM = 30, 16, 12
@@ -262,10 +264,23 @@ def test_without_item_text_the_text_models_fall_back_to_ids(name, no_text, monke
     assert scores.shape == (10, split.n_items) and np.isfinite(scores).all()
 
 
-def test_text_only_unisrec_refuses_a_catalogue_without_text(no_text):
+@pytest.mark.parametrize("make", [lambda: UniSRecText(**SMALL, max_epochs=1), FineTunedText, TextOnly],
+                         ids=["unisrec-t", "text-ft", "text"])
+def test_text_only_models_refuse_a_catalogue_without_text(make, no_text, monkeypatch):
+    import arborec.text.recommender
     data, split = no_text
-    with pytest.raises(ConfigError, match="no item text"):
-        UniSRecText(**SMALL, max_epochs=1).fit(split, data)
+    for module in (arborec.text, arborec.text.recommender):
+        monkeypatch.setattr(module, "encode_items", lambda *a, **k: pytest.fail("no text: nothing to encode"))
+    model = make()
+    with pytest.raises(ConfigError, match=f"{model.name} reads items only through their text.*no item text"):
+        model.fit(split, data)
+
+
+def test_tuning_a_model_that_refuses_the_data_says_why_every_trial_failed(no_text, tmp_path):
+    data, split = no_text
+    with pytest.raises(RuntimeError, match=r"tuning text-ft: no trial finished \(3 failed or pruned\): "
+                                           r"ConfigError: text-ft reads items only through their text"):
+        tune_model("text-ft", {"decay": [0.5, 0.7, 0.9]}, {}, split, data, tmp_path / "studies.log", budget=3)
 
 
 # -- the contract ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arborec.data import Split, has_item_text
+from arborec.data import Split, has_item_text, require_item_text
 from arborec.diagnostics import ConfigError, logger
 from arborec.sequential import SequentialRecommender
 
@@ -169,9 +169,7 @@ class TextSequentialRecommender(SequentialRecommender):
                 raise ConfigError(f"{type(self).__name__}.fit needs item vectors: pass vectors=... or the prepared data")
             if not has_item_text(data.catalog):
                 if self.needs_text:
-                    raise ConfigError(f"{self.name} reads items only through their text, and the catalogue of "
-                                      f"{getattr(data, 'name', 'this dataset')!r} has no item text (all of title, "
-                                      "brand, description, genres, tags, year are empty); use a model with item IDs")
+                    require_item_text(data, self.name)
                 logger.warning("%s: the catalogue has no item text; training on item IDs only", self.name)
                 return None
             from arborec.text import TextEncoder, encode_items

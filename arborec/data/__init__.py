@@ -6,7 +6,7 @@ from arborec.data._prepare import PrepareConfig, PreparedData, prepare
 from arborec.data._registry import (REGISTRY, DatasetSpec, cache_dir, describe_datasets, load_dataset, read_folder,
                                     register, search_folders)
 from arborec.data._split import Histories, Split, leave_one_out
-from arborec.data._tables import TEXT_FIELDS, Dataset, has_item_text
+from arborec.data._tables import TEXT_FIELDS, Dataset, has_item_text, require_item_text
 from arborec.data.amazon import read_amazon_meta, read_amazon_reviews, read_p5_sequences
 from arborec.data.mind import read_mind
 from arborec.data.movielens import (read_ml1m, read_ml100k, read_movielens, read_movielens_csv, read_movielens_dat,
@@ -23,6 +23,6 @@ __all__ = [
     "read_folder", "describe_datasets", "DatasetSpec", "register", "RemoteFile", "fetch",
     "read_ml100k", "read_movielens", "read_movielens_dat", "read_movielens_csv",
     "read_amazon_reviews", "read_amazon_meta", "read_p5_sequences", "read_mind", "read_recbole", "read_table",
-    "make_scale", "ScaleConfig", "has_item_text", "TEXT_FIELDS", "read_ml1m", "read_movielens_sequences",
+    "make_scale", "ScaleConfig", "has_item_text", "require_item_text", "TEXT_FIELDS", "read_ml1m", "read_movielens_sequences",
     "read_user_sequences", "read_item_meta_jsonl", "read_item_attributes",
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from arborec.diagnostics import DataFormatError, logger
+from arborec.diagnostics import ConfigError, DataFormatError, logger
 
 #: Text columns a catalog may carry besides ``title`` (rendered into item text by ``arborec.text``).
 TEXT_FIELDS = ("title", "brand", "description", "genres", "tags", "year")
@@ -75,6 +75,15 @@ def has_item_text(catalog: pd.DataFrame | None) -> bool:
             elif values.notna().any():  # numbers (a year column read as integers)
                 return True
     return False
+
+
+def require_item_text(data, model: str) -> None:
+    """Raise :class:`ConfigError` when ``data``'s catalogue has no item text: for the models that read items
+    only through their text (``text``, ``text-ft``, ``unisrec-t``), which have nothing to learn from there."""
+    if not has_item_text(getattr(data, "catalog", None)):
+        raise ConfigError(f"{model} reads items only through their text, and the catalogue of "
+                          f"{getattr(data, 'name', 'this dataset')!r} has no item text (all of "
+                          f"{', '.join(TEXT_FIELDS)} are empty); use a model with item IDs")
 
 
 def _non_empty(value) -> bool:

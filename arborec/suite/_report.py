@@ -4,6 +4,7 @@ anchors, and arborec against the best other model, paired per user."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,7 @@ def dataset_section(store: RecordStore, summary: dict | None = None, figure_link
     for a in (spec.anchors if spec else ()):
         lines.append(f"| *published: {a.label}* | | {a.ndcg10:.4f} | {a.recall10:.4f} | | | | | {a.source} |")
     for model, reason in store.skipped.items():
-        lines.append(f"| {model} | – | not applicable | | | | | | {reason[:120]} |")
+        lines.append(f"| {model} | – | not applicable | | | | | | {_why(reason)} |")
     missing = [m for m in MODELS if m not in summary["models"] and m not in store.skipped]
     cold_users = next(iter(summary["models"].values()))["cold_users"]
     lines += ["", f"Cold = test targets with <= 5 training events ({cold_users} users). "
@@ -260,3 +261,11 @@ def update_readme(readme: str | Path, out_dir: str | Path) -> None:
     head, rest = text.split(README_START, 1)
     tail = rest.split(README_END, 1)[1]
     readme.write_text(f"{head}{README_START}\n\n### {sections}\n\n{README_END}{tail}")
+
+
+def _why(reason: str, width: int = 200) -> str:
+    """A skip reason as the report prints it: the trials' own error, without the tuning preamble and the
+    exception's class ("tuning m: no trial finished (4 failed or pruned): ConfigError: m reads..." -> "m reads...")."""
+    why = re.sub(r"^\w+Error: ", "", reason.split("): ", 1)[-1])
+    return why if len(why) <= width else why[:width - 3] + "..."
+

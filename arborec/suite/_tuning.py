@@ -23,6 +23,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 #: trials that ended this way count against the budget (an interrupted RUNNING trial does not)
 SPENT = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+#: what a trial may fail with and the tuning go on (a diverged model, a model that refuses the data, out of memory)
+FAILURES = (FloatingPointError, RuntimeError, ValueError, MemoryError)
 
 
 @dataclass
@@ -86,6 +88,9 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
         try:
             model.fit(split, data)
             value = evaluate(model, split, "valid").metrics[SELECT_ON]
+        except FAILURES as exc:  # kept with the trial: the skip reason when every trial fails
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
         if not np.isfinite(value):
@@ -103,12 +108,12 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
         if remaining <= 0:
             break
         study.optimize(objective, n_trials=remaining, callbacks=[callback],
-                       catch=(FloatingPointError, RuntimeError, ValueError, MemoryError))
+                       catch=FAILURES)
     trials = [_trial_dict(t) for t in _spent(study)]
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
-        errors = {t.get("error") for t in trials}
-        raise RuntimeError(f"tuning {name}: no trial finished ({len(trials)} failed or pruned): {errors}")
+        errors = sorted({t["error"] for t in trials if t.get("error")}) or ["none recorded"]
+        raise RuntimeError(f"tuning {name}: no trial finished ({len(trials)} failed or pruned): {'; '.join(errors)}")
     top = max(complete, key=lambda t: t.value)
     # the best trial's model, when this process trained it (else the caller fits that setting again)
     model = best["model"] if best["model"] is not None and best.get("params") == top.params else None
@@ -152,6 +157,6 @@ def _trial_dict(t: optuna.trial.FrozenTrial) -> dict:
         step = max(t.intermediate_values)
         out["pruned_at_epoch"], out[f"last_valid_{SELECT_ON}"] = step, t.intermediate_values[step]
     if t.state == TrialState.FAIL:
-        out["error"] = t.system_attrs.get("fail_reason", "")
+        out["error"] = t.user_attrs.get("error") or ("interrupted" if t.user_attrs.get("interrupted") else "")
     return out
 

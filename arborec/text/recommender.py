@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from arborec.base import Recommender
+from arborec.data import require_item_text
 from arborec.diagnostics import ConfigError, check_param
 from arborec.text._encoder import DEFAULT_MODEL, TextEncoder
 from arborec.text._finetune import AdapterConfig, apply_adapter, fit_adapter
@@ -57,6 +58,7 @@ class TextOnly(Recommender):
         check_param("decay", self.decay, 0 < self.decay <= 1, "a number in (0, 1]")
         if data is None:
             raise ConfigError(f"{type(self).__name__}.fit needs the prepared data (its catalog has the item text)")
+        require_item_text(data, self.name)
         if self.blend is not None:
             check_param("blend", self.blend, 0 <= self.blend <= 1, "a number in [0, 1], or None (chosen on validation)")
         vectors = encode_items(data.catalog, TextEncoder(self.model, backend=self.backend))
