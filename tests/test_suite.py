@@ -253,6 +253,23 @@ def test_report_compares_arborec_with_the_best_other_model_per_user(tmp_path):
     assert "on 2 seeds each so far: a direction, not yet the 3-seed verdict" in text  # 2 seeds: no verdict yet
 
 
+def test_the_report_checks_each_published_figure_against_the_models_that_implement_it(tmp_path, monkeypatch):
+    store = RecordStore(tmp_path / "suite", "toy")
+    ranks = {"sasrec": np.array([0, 20, 20, 20]), "sasrec-prefix": np.array([0, 0, 20, 20]),
+             "arborec": np.array([0, 0, 0, 20])}  # per-user NDCG@10 means 0.25, 0.5, 0.75
+    for model, r in ranks.items():
+        for seed in ((0, 1) if model != "sasrec-prefix" else (0,)):
+            store.add(_record(model, seed, r, 0.5), r)
+    spec = _config.SuiteDataset("toy", 4, (_config.Anchor("SASRec", 0.9, 0.5, "a paper", ("sasrec", "sasrec-prefix")),
+                                           _config.Anchor("LRURec", 0.9, 0.8, "a paper")))  # none of ours: no check
+    monkeypatch.setitem(_config.DATASETS, "toy", spec)
+    text = write_report(tmp_path / "suite").read_text()
+    floor = 0.95 * 0.5
+    assert (f"- Anchor check, published SASRec NDCG@10 0.5000 (reproduced at >= {floor:.4f}, within 5%): "
+            "sasrec 0.2500 ± 0.0000 (below), sasrec-prefix 0.5000 (reproduced, one seed so far).") in text
+    assert "published LRURec NDCG@10" not in text and text.count("Anchor check") == 1
+
+
 def test_the_readme_results_section_is_the_report(tmp_path):
     from arborec.suite import update_readme
 

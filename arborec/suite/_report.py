@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from arborec.evaluate._stats import paired_comparison, paired_ratio, per_user_ndcg, seed_interval
-from arborec.suite._config import ABLATIONS, DATASETS, ID_ONLY, MODELS, OURS
+from arborec.suite._config import ABLATIONS, ANCHOR_TOLERANCE, DATASETS, ID_ONLY, MODELS, OURS
 from arborec.suite._plot import plot_dataset
 from arborec.suite._run import RecordStore, distinct_settings
 
@@ -86,6 +86,23 @@ def _seed_mean_ndcg(store: RecordStore, model: str) -> np.ndarray:
     return np.mean([per_user_ndcg(store.ranks(r)) for r in store.of(model)], axis=0)
 
 
+def _anchor_checks(anchors, models: dict) -> list[str]:
+    """One line per published figure that one of our models implements: does its seed mean come within
+    :data:`ANCHOR_TOLERANCE` of it (issue 14's rule: our baselines reproduce the published figures)?"""
+    lines = []
+    for a in anchors:
+        ran = [m for m in a.ours if m in models]
+        if not ran:
+            continue
+        floor = (1 - ANCHOR_TOLERANCE) * a.ndcg10
+        verdicts = ", ".join(f"{m} {_ci(models[m]['ndcg@10'])} "
+                             f"({'reproduced' if models[m]['ndcg@10'][0] >= floor else 'below'}"
+                             f"{'' if len(models[m]['seeds']) > 1 else ', one seed so far'})" for m in ran)
+        lines.append(f"- Anchor check, published {a.label} NDCG@10 {a.ndcg10:.4f} (reproduced at >= {floor:.4f}, "
+                     f"within {ANCHOR_TOLERANCE:.0%}): {verdicts}.")
+    return lines
+
+
 def _ci(stat: tuple[float, float]) -> str:
     mean, half = stat
     return f"{mean:.4f}" if np.isnan(half) else f"{mean:.4f} ± {half:.4f}"
@@ -128,6 +145,7 @@ def dataset_section(store: RecordStore, summary: dict | None = None, figure_link
               "± is the half-width of a 95% Student-t interval over seeds."]
     if missing:
         lines.append(f"Not run yet on this dataset: {', '.join(missing)}.")
+    lines += _anchor_checks(spec.anchors if spec else (), summary["models"])
     for label, c in summary["comparisons"].items():
         hedge = ("" if c["seeds"] >= 3 else f" (on {c['seeds']} seed{'s' if c['seeds'] > 1 else ''} each so far: "
                  "a direction, not yet the 3-seed verdict)")
