@@ -14,9 +14,9 @@ from arborec.data import Histories, leave_one_out, make_synthetic, prepare
 from arborec.diagnostics import ConfigError, NotFittedError
 from arborec.evaluate import evaluate
 from arborec.recommenders import MODELS
+from arborec.sequential import prefix_windows
 from arborec.suite import tune_model
 from arborec.text.recommender import FineTunedText, TextOnly
-from arborec.sequential import prefix_windows
 
 N_ITEMS, D, TEXT_DIM = 30, 16, 12
 PEERS = {"bsarec": BSARec, "sasrec-text": SASRecText, "unisrec": UniSRec, "unisrec-t": UniSRecText}

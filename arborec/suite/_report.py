@@ -103,6 +103,13 @@ def _anchor_checks(anchors, models: dict) -> list[str]:
     return lines
 
 
+def _why(reason: str, width: int = 200) -> str:
+    """A skip reason as the report prints it: the trials' own error, without the tuning preamble and the
+    exception's class ("tuning m: no trial finished (4 failed or pruned): ConfigError: m reads..." -> "m reads...")."""
+    why = re.sub(r"^\w+Error: ", "", reason.split("): ", 1)[-1])
+    return why if len(why) <= width else why[:width - 3] + "..."
+
+
 def _ci(stat: tuple[float, float]) -> str:
     mean, half = stat
     return f"{mean:.4f}" if np.isnan(half) else f"{mean:.4f} ± {half:.4f}"
@@ -279,11 +286,3 @@ def update_readme(readme: str | Path, out_dir: str | Path) -> None:
     head, rest = text.split(README_START, 1)
     tail = rest.split(README_END, 1)[1]
     readme.write_text(f"{head}{README_START}\n\n### {sections}\n\n{README_END}{tail}")
-
-
-def _why(reason: str, width: int = 200) -> str:
-    """A skip reason as the report prints it: the trials' own error, without the tuning preamble and the
-    exception's class ("tuning m: no trial finished (4 failed or pruned): ConfigError: m reads..." -> "m reads...")."""
-    why = re.sub(r"^\w+Error: ", "", reason.split("): ", 1)[-1])
-    return why if len(why) <= width else why[:width - 3] + "..."
-
