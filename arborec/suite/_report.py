@@ -4,7 +4,6 @@ anchors, and arborec against the best other model, paired per user."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -86,28 +85,33 @@ def _seed_mean_ndcg(store: RecordStore, model: str) -> np.ndarray:
     return np.mean([per_user_ndcg(store.ranks(r)) for r in store.of(model)], axis=0)
 
 
+def _anchors(dataset: str) -> tuple:
+    """The published figures the suite sets beside ``dataset``'s table (none for a dataset outside the suite)."""
+    spec = DATASETS.get(dataset)
+    return spec.anchors if spec else ()
+
+
 def _anchor_checks(anchors, models: dict) -> list[str]:
     """One line per published figure that one of our models implements: does its seed mean come within
     :data:`ANCHOR_TOLERANCE` of it (issue 14's rule: our baselines reproduce the published figures)?"""
     lines = []
     for a in anchors:
-        ran = [m for m in a.ours if m in models]
-        if not ran:
-            continue
         floor = (1 - ANCHOR_TOLERANCE) * a.ndcg10
-        verdicts = ", ".join(f"{m} {_ci(models[m]['ndcg@10'])} "
-                             f"({'reproduced' if models[m]['ndcg@10'][0] >= floor else 'below'}"
-                             f"{'' if len(models[m]['seeds']) > 1 else ', one seed so far'})" for m in ran)
-        lines.append(f"- Anchor check, published {a.label} NDCG@10 {a.ndcg10:.4f} (reproduced at >= {floor:.4f}, "
-                     f"within {ANCHOR_TOLERANCE:.0%}): {verdicts}.")
+
+        def verdict(m: str) -> str:
+            s = models[m]
+            word = "reproduced" if s["ndcg@10"][0] >= floor else "below"
+            return f"{m} {_ci(s['ndcg@10'])} ({word}{'' if len(s['seeds']) > 1 else ', one seed so far'})"
+
+        ran = [m for m in a.ours if m in models]
+        if ran:
+            lines.append(f"- Anchor check, published {a.label} NDCG@10 {a.ndcg10:.4f} (reproduced at >= "
+                         f"{floor:.4f}, within {ANCHOR_TOLERANCE:.0%}): {', '.join(map(verdict, ran))}.")
     return lines
 
 
-def _why(reason: str, width: int = 200) -> str:
-    """A skip reason as the report prints it: the trials' own error, without the tuning preamble and the
-    exception's class ("tuning m: no trial finished (4 failed or pruned): ConfigError: m reads..." -> "m reads...")."""
-    why = re.sub(r"^\w+Error: ", "", reason.split("): ", 1)[-1])
-    return why if len(why) <= width else why[:width - 3] + "..."
+def _cut(text: str, width: int = 240) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _ci(stat: tuple[float, float]) -> str:
@@ -142,17 +146,17 @@ def dataset_section(store: RecordStore, summary: dict | None = None, figure_link
                      f"{_ci(s['cold_recall@10'])} | {s['tuned_valid_ndcg@10']:.4f} | {s['trials']} | "
                      f"{s['machine_seconds'] / 60:.1f} | "
                      f"{_setting(s['chosen'])} |")
-    for a in (spec.anchors if spec else ()):
+    for a in _anchors(name):
         lines.append(f"| *published: {a.label}* | | {a.ndcg10:.4f} | {a.recall10:.4f} | | | | | {a.source} |")
     for model, reason in store.skipped.items():
-        lines.append(f"| {model} | – | not applicable | | | | | | {_why(reason)} |")
+        lines.append(f"| {model} | – | not applicable | | | | | | {_cut(reason)} |")
     missing = [m for m in MODELS if m not in summary["models"] and m not in store.skipped]
     cold_users = next(iter(summary["models"].values()))["cold_users"]
     lines += ["", f"Cold = test targets with <= 5 training events ({cold_users} users). "
               "± is the half-width of a 95% Student-t interval over seeds."]
     if missing:
         lines.append(f"Not run yet on this dataset: {', '.join(missing)}.")
-    lines += _anchor_checks(spec.anchors if spec else (), summary["models"])
+    lines += _anchor_checks(_anchors(name), summary["models"])
     for label, c in summary["comparisons"].items():
         hedge = ("" if c["seeds"] >= 3 else f" (on {c['seeds']} seed{'s' if c['seeds'] > 1 else ''} each so far: "
                  "a direction, not yet the 3-seed verdict)")
@@ -255,9 +259,8 @@ def write_report(out_dir: str | Path) -> Path:
         store = RecordStore(out_dir, name)
         if store.records:
             summary = summarize(store)  # once: the section and the figure both read it
-            spec = DATASETS.get(name)
             plot_dataset(summary, out_dir / "plots" / f"{name}.png", f"{name}: test NDCG@10",
-                         anchors=spec.anchors if spec else (), ours=OURS)
+                         anchors=_anchors(name), ours=OURS)
             sections += dataset_section(store, summary, f"{out_dir.name}/plots/{name}.png")
             seconds += _machine_seconds(store.records)
     lines += [f"Machine time of the whole suite so far (every run and tuning trial, all datasets): "

@@ -15,7 +15,7 @@ from arborec.diagnostics import ConfigError, logger
 from arborec.evaluate import COLD_SLICE, evaluate, result_record, slice_masks
 from arborec.recommenders import make_model
 from arborec.suite._config import ABLATIONS, AFTER_TRAINING, DATASETS, EVAL_EVERY, OURS, SPACES
-from arborec.suite._tuning import TuningResult, grid_size, tune_model
+from arborec.suite._tuning import TuningFailed, TuningResult, grid_size, tune_model
 
 
 class RecordStore:
@@ -227,9 +227,9 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
                                 plan.out_dir / "studies" / f"{data.name}.log", budget=plan.budget_of(name),
                                 seed=tune_seed,
                                 on_trial=on_trial)
-        except RuntimeError as exc:  # every trial failed (e.g. a text model on a catalogue without text)
+        except TuningFailed as exc:  # every trial failed (e.g. a text model on a catalogue without text)
             logger.warning("suite %s: %s is left out: %s", name, model, exc)
-            store.skip(model, str(exc))
+            store.skip(model, "; ".join(exc.errors) or str(exc))
             progress.skip(n_trials + 1)
             continue
         chosen[model] = result.params

@@ -27,6 +27,15 @@ SPENT = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 FAILURES = (FloatingPointError, RuntimeError, ValueError, MemoryError)
 
 
+class TuningFailed(RuntimeError):
+    """No trial of a tuning finished; ``errors`` holds what the failed trials raised (the suite's skip reason)."""
+
+    def __init__(self, name: str, n_trials: int, errors: list[str]):
+        self.errors = errors
+        super().__init__(f"tuning {name}: no trial finished ({n_trials} failed or pruned): "
+                         f"{'; '.join(errors) or 'no error recorded'}")
+
+
 @dataclass
 class TuningResult:
     """What a study found: the best parameters, and the fitted best model when this process trained it."""
@@ -112,8 +121,7 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     trials = [_trial_dict(t) for t in _spent(study)]
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
-        errors = sorted({t["error"] for t in trials if t.get("error")}) or ["none recorded"]
-        raise RuntimeError(f"tuning {name}: no trial finished ({len(trials)} failed or pruned): {'; '.join(errors)}")
+        raise TuningFailed(name, len(trials), sorted({t["error"] for t in trials if t.get("error")}))
     top = max(complete, key=lambda t: t.value)
     # the best trial's model, when this process trained it (else the caller fits that setting again)
     model = best["model"] if best["model"] is not None and best.get("params") == top.params else None
