@@ -1,5 +1,5 @@
 """arborec: hierarchical, language-model-grounded user-interest representations for recommendation."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["__version__"]

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
+import arborec.sequential._recommender
 from arborec.data import Dataset, leave_one_out, make_synthetic, prepare
 from arborec.diagnostics import ConfigError
 from arborec.model import ArboRec, load_bundle, save_bundle
-from arborec.model._defaults import BEHAVIOUR_TREE_MIN_ITEMS, PREFIX_MAX_COST, auto_window, prefix_cost, resolve_defaults, vectors_have_spread
+from arborec.model._defaults import BATCH, BEHAVIOUR_TREE_MIN_ITEMS, LR_BATCH, PREFIX_MAX_COST, auto_window, prefix_cost, resolve_defaults, vectors_have_spread
 from arborec.sequential import prefix_windows, training_windows
 
 TINY = dict(hidden_size=16, n_layers=1, batch_size=64, eval_every=1, patience=1, max_epochs=2, seed=0)
@@ -200,6 +201,38 @@ def test_prefix_training_reads_one_target_per_example(synthetic, monkeypatch):
     lengths = np.diff(split.train_indptr)
     per_epoch = np.minimum(lengths[lengths >= 2] - 1, model.max_len_).sum()  # every target once
     assert sum(len(t) for t in targets) == len(model.history_) * per_epoch
+
+
+@pytest.mark.parametrize("regime", ["prefix", "every"])
+def test_the_batch_follows_the_regime_and_the_loop_trains_with_it(synthetic, monkeypatch, regime):
+    torch.set_num_threads(1)
+    data, split = synthetic
+    chosen = resolve_defaults(split, data, _vectors(split.n_items), regime=regime)
+    assert chosen.batch_size == BATCH[regime] and f"{BATCH[regime]} {'prefixes' if regime == 'prefix' else 'windows'} per step" in chosen.describe()
+    assert chosen.lr_scale == pytest.approx(np.sqrt(BATCH[regime] / LR_BATCH))
+    assert ("x the lr" in chosen.describe()) == (chosen.lr_scale != 1)
+    given = resolve_defaults(split, data, _vectors(split.n_items), regime=regime, batch_size=32)
+    assert (given.batch_size, given.lr_scale) == (32, 1.0)  # a given batch trains at the lr given
+    assert BATCH["prefix"] > BATCH["every"] == LR_BATCH  # a prefix holds one target, a window many
+    rates = []
+    real_adam = arborec.sequential._recommender.adam
+    monkeypatch.setattr(arborec.sequential._recommender, "adam", lambda params, lr, *a: rates.append(lr) or real_adam(params, lr, *a))
+    sizes = []
+    real_loss = ArboRec._loss
+
+    def spy(self, seq, tgt):
+        sizes.append(len(seq))
+        return real_loss(self, seq, tgt)
+
+    monkeypatch.setattr(ArboRec, "_loss", spy)
+    params = {k: v for k, v in TINY.items() if k != "batch_size"} | dict(max_epochs=1)
+    model = ArboRec(**params, regime=regime).fit(split, data, vectors=_vectors(split.n_items))
+    n_examples = len(model._training_pairs(split)[0])
+    assert model.batch_size_ == BATCH[regime] and max(sizes) == min(BATCH[regime], n_examples)
+    assert rates == [pytest.approx(model.lr * chosen.lr_scale)] and model.lr_ == rates[0]
+    assert sum(sizes) == n_examples and len(sizes) == -(-n_examples // BATCH[regime])
+    with pytest.raises(ConfigError, match="batch_size"):
+        ArboRec(batch_size="big").fit(split, data, vectors=_vectors(split.n_items))
 
 
 def test_incremental_state_equals_the_full_sequence_with_the_auto_window(mixed, monkeypatch, tmp_path):

@@ -1,8 +1,9 @@
-"""The data-dependent settings `ArboRec.fit` resolves: the window, the training regime, text on or off, which tree."""
+"""The data-dependent settings `ArboRec.fit` resolves: the window, the training regime and its batch, text on or off, which tree."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,12 @@ WINDOW_COVERAGE = 0.9
 # regime="auto": one prefix per target when that costs at most this many times the attention positions of
 # training every position of a window at once (the Amazon 5-core sets: 6-9x; MovieLens: 100-180x)
 PREFIX_MAX_COST = 20.0
+# batch_size="auto": training examples per step in each regime. A prefix is one target, a window up to max_len
+# targets; a step's fixed cost (the whole catalogue's item table and softmax) is then shared by more targets.
+# lr is stated for LR_BATCH examples per step; an auto batch B trains at lr * sqrt(B / LR_BATCH) (the square-root
+# rule for Adam). benchmarks/notes/batch_size.md: what this buys and costs on Beauty.
+BATCH = {"prefix": 512, "every": 128}
+LR_BATCH = 128
 # no text and no category paths: a tree is learned from co-occurrence when the catalogue has at least this many
 # items (the learned tree's 8 x 4 x 4 = 128 leaves then hold two items each on average)
 BEHAVIOUR_TREE_MIN_ITEMS = 256
@@ -101,6 +108,8 @@ class DataDefaults:
     window_reason: str
     regime: str  # "prefix" (one training example per target) or "every" (every position of a window)
     regime_reason: str
+    batch_size: int  # training examples per step
+    lr_scale: float  # the learning rate's factor for that batch (1 unless the batch was chosen here)
     has_text: bool  # the item table's text part, the text term and the text pointer may be used
     text_reason: str
     tree: InterestTree  # a single node when the tree is skipped
@@ -116,13 +125,16 @@ class DataDefaults:
             tree += ", its path nodes in the item table (no text to describe the items)"
         if not self.heads:
             tree += "; but use_heads=False: the model holds no tree (no level heads, no path nodes in the item table)"
+        prefix = self.regime == "prefix"
+        lr = f" at {self.lr_scale:g}x the lr" if self.lr_scale != 1 else ""
         return (f"arborec defaults: max_len={self.max_len} ({self.window_reason}); "
-                f"training on {'one prefix per target' if self.regime == 'prefix' else 'every position'} "
-                f"({self.regime_reason}); text {'on' if self.has_text else 'off'} ({self.text_reason}); {tree}")
+                f"training on {'one prefix per target' if prefix else 'every position'} ({self.regime_reason}), "
+                f"{self.batch_size} {'prefixes' if prefix else 'windows'} per step{lr}; "
+                f"text {'on' if self.has_text else 'off'} ({self.text_reason}); {tree}")
 
 
 def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime: str = "auto",
-                     tree: InterestTree | None = None, tree_source: str = "auto", seed: int = 0,
+                     batch_size="auto", tree: InterestTree | None = None, tree_source: str = "auto", seed: int = 0,
                      heads: bool = True) -> DataDefaults:
     """The window, the training regime, the text switch and the tree for training on ``split``
     (``data``: the prepared data or None; ``vectors``: the item vectors; ``tree``: a given tree, used as is).
@@ -131,6 +143,8 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
     - ``regime="auto"``: one prefix per target (each target its own example, as BSARec trains) when
       :func:`prefix_cost` is at most ``PREFIX_MAX_COST`` (short histories), else every position of a
       window at once (long histories, where prefixes would multiply the cost a hundredfold).
+    - ``batch_size="auto"``: ``BATCH[regime]`` examples per step, the learning rate scaled by
+      sqrt(batch / ``LR_BATCH``); an int is kept, with the learning rate as given.
     - Text is off when the catalogue has no item text (:func:`arborec.data.has_item_text`) or the
       vectors are all alike: the vectors then say nothing about the items.
     - Without text, the tree comes from the catalogue's category/attribute paths when some items
@@ -160,8 +174,12 @@ def resolve_defaults(split, data, vectors: np.ndarray, *, max_len="auto", regime
     has_text = catalog_text and spread
     text = ("item text" if has_text else "the catalogue has no item text" if not catalog_text
             else "the item vectors are all alike")
+    if batch_size == "auto":
+        batch_size, lr_scale = BATCH[regime], math.sqrt(BATCH[regime] / LR_BATCH)
+    else:
+        batch_size, lr_scale = int(batch_size), 1.0
     chosen = dict(max_len=int(max_len), window_reason=window, regime=regime, regime_reason=regime_why,
-                  has_text=has_text, text_reason=text, heads=heads)
+                  batch_size=batch_size, lr_scale=lr_scale, has_text=has_text, text_reason=text, heads=heads)
     in_items = not has_text and heads
     if tree is not None:
         return DataDefaults(**chosen, tree=tree, has_tree=True, tree_reason="tree given", tree_in_items=in_items)

@@ -49,7 +49,8 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
     at INFO and kept in ``defaults_``): with ``max_len="auto"`` the window is the smallest of 50, 100
     and 200 that holds 90% of the training histories whole; with ``regime="auto"`` short histories
     train on one prefix per target and long ones on every position of a window at once (the cost rule
-    of :func:`arborec.model._defaults.prefix_cost`); a catalogue without item text (or with item vectors
+    of :func:`arborec.model._defaults.prefix_cost`), 512 prefixes or 128 windows per step with
+    ``batch_size="auto"``; a catalogue without item text (or with item vectors
     that are all alike) trains without the text part of the item table, the text term and the text
     pointer, and its tree comes from the catalogue's category/attribute paths (its path nodes then enter
     the item table), or is skipped (no level heads) when there are none.
@@ -62,7 +63,9 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         items before it; the loss reads its last position) or "every" (every position of a user's window
         is a target at once: cheaper on long histories)
     id_dropout : share of items whose ID embedding is hidden at each training step (learn to do without it)
-    dropout, lr, weight_decay, batch_size, max_epochs, patience, eval_every, earlier_windows :
+    batch_size : int, or "auto" (default): training examples per step, 512 prefixes or 128 windows by regime,
+        with ``lr`` (stated for 128 examples) scaled by sqrt(batch / 128): 2x for 512 prefixes
+    dropout, lr, weight_decay, max_epochs, patience, eval_every, earlier_windows :
         as in :class:`arborec.baselines.SASRec`
     text_weight : float, or "auto" to pick it after training among ``TEXT_WEIGHTS`` on validation
     pointer_weight : float in [0, 1), or "auto" to pick it among ``POINTER_WEIGHTS`` on validation
@@ -87,7 +90,8 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
     Attributes after ``fit``
     ------------------------
     module_, n_items_, history_, epoch_seconds_, best_epoch_, best_valid_ndcg_ (see the base class)
-    max_len_ : int, the window used; regime_ : str, the training regime used; has_text_ : bool, whether
+    max_len_ : int, the window used; regime_ : str, the training regime used; batch_size_ : int, examples per
+    training step; lr_ : float, the learning rate used; has_text_ : bool, whether
     text is used (item table, text term, pointer); has_tree_ : bool, whether the tree is built (level heads,
     profiles); tree_in_items_ : bool, whether its path nodes are in the item table; defaults_ : str,
     the log line saying what was chosen and why
@@ -103,7 +107,7 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
     def __init__(self, hidden_size: int = 64, n_layers: int = 2, n_heads: int = 1, gru_layers: int = 1,
                  max_len: int | str = "auto", regime: str = "auto", dropout: float = 0.4, id_dropout: float = 0.0,
                  lr: float = 1e-3, weight_decay: float = 0.0,
-                 batch_size: int = 128, max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
+                 batch_size: int | str = "auto", max_epochs: int = 200, patience: int = 3, eval_every: int = 2,
                  earlier_windows: bool = False, text_weight="auto",
                  pointer_weight="auto", cold_tiebreak: bool = True,
                  use_text: bool = True, use_long: bool = True, use_short: bool = True,
@@ -149,8 +153,16 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
         check_param("max_len", m, m == "auto" or (isinstance(m, (int, np.integer)) and m >= 1),
                     '"auto" or an integer >= 1')
 
+    def _check_batch_size(self) -> None:
+        b = self.batch_size
+        check_param("batch_size", b, b == "auto" or (isinstance(b, (int, np.integer)) and b >= 1),
+                    '"auto" or an integer >= 1')
+
     def _window_length(self) -> int:
         return self.max_len_
+
+    def _step_setting(self) -> tuple[int, float]:
+        return self.batch_size_, self.lr_
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -189,9 +201,11 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
             raise ConfigError(f"vectors has {len(vectors)} rows, expected one per item ({split.n_items})")
         if tree is not None and tree.n_items != split.n_items:
             raise ConfigError(f"tree covers {tree.n_items} items, expected {split.n_items}")
-        chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, regime=self.regime, tree=tree,
-                                  tree_source=self.tree_source, seed=self.seed, heads=self.use_heads)
-        self.max_len_, self.regime_ = chosen.max_len, chosen.regime
+        chosen = resolve_defaults(split, data, vectors, max_len=self.max_len, regime=self.regime,
+                                  batch_size=self.batch_size, tree=tree, tree_source=self.tree_source, seed=self.seed,
+                                  heads=self.use_heads)
+        self.max_len_, self.regime_, self.batch_size_ = chosen.max_len, chosen.regime, chosen.batch_size
+        self.lr_ = self.lr * chosen.lr_scale
         self.has_text_, self.has_tree_, self.tree_in_items_ = chosen.has_text, chosen.has_tree, chosen.tree_in_items
         self.defaults_ = chosen.describe()
         logger.info(self.defaults_)

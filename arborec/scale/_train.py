@@ -55,14 +55,15 @@ def _train_loop(config: dict) -> None:
     ddp = ray.train.torch.prepare_model(model._build_module(config["n_items"]))
     device = ray.train.torch.get_device()
     model.module_ = _DDPView(ddp)
-    opt = adam(ddp.parameters(), model.lr, model.weight_decay, torch.device(device))
+    batch_size, lr = model._step_setting()
+    opt = adam(ddp.parameters(), lr, model.weight_decay, torch.device(device))
     rng = np.random.default_rng(config["seed"])  # the same batch order on every rank
     history, best_state, best_ndcg, bad = [], None, -np.inf, 0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         ddp.train()
         total, n_pos = 0.0, 0
-        for batch in batch_order(lengths, model.batch_size, rng):  # the local engine's batches, in its order
+        for batch in batch_order(lengths, batch_size, rng):  # the local engine's batches, in its order
             idx = batch[rank::world] if len(batch) >= world else batch  # this rank's share of the batch
             width = int(lengths[idx].max())  # trim the all-padding columns on the left
             loss, n = model._loss(inputs[idx, -width:].to(device), targets[idx, -width:].to(device))

@@ -49,7 +49,7 @@ class SequentialRecommender(Recommender):
 
     def _check_params(self) -> None:
         self._check_max_len()
-        check_param("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
+        self._check_batch_size()
         check_param("max_epochs", self.max_epochs, self.max_epochs >= 1, "an integer >= 1")
         check_param("eval_every", self.eval_every, self.eval_every >= 1, "an integer >= 1")
         check_param("patience", self.patience, self.patience >= 1, "an integer >= 1")
@@ -61,10 +61,18 @@ class SequentialRecommender(Recommender):
     def _check_max_len(self) -> None:
         check_param("max_len", self.max_len, self.max_len >= 1, "an integer >= 1")
 
+    def _check_batch_size(self) -> None:
+        check_param("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
+
     def _window_length(self) -> int:
         """The training and scoring window: ``max_len`` here; a model that resolves it from the data
         (ArboRec's ``max_len="auto"``) returns its learned value."""
         return self.max_len
+
+    def _step_setting(self) -> tuple[int, float]:
+        """(training examples per step, learning rate): ``batch_size`` and ``lr`` here; ArboRec's
+        ``batch_size="auto"`` returns what it resolved from the data."""
+        return self.batch_size, self.lr
 
     def fit(self, split: Split, data=None) -> "SequentialRecommender":
         from arborec.evaluate import evaluate  # evaluate imports the data stage only; keep it lazy
@@ -85,7 +93,8 @@ class SequentialRecommender(Recommender):
             self.n_items_ = split.n_items
             self._prepare_sampling(split)
             self.module_ = self._build_module(split.n_items).to(device)
-            opt = adam(self.module_.parameters(), self.lr, self.weight_decay, device)
+            batch_size, lr = self._step_setting()
+            opt = adam(self.module_.parameters(), lr, self.weight_decay, device)
 
             self.history_, best_state, bad = [], None, 0
             self.best_epoch_, self.best_valid_ndcg_ = 0, -np.inf
@@ -95,7 +104,7 @@ class SequentialRecommender(Recommender):
                 t0 = time.perf_counter()
                 self.module_.train()
                 total, n_pos = 0.0, 0
-                batches = batch_order(lengths, self.batch_size, rng)
+                batches = batch_order(lengths, batch_size, rng)
                 bar = tqdm(batches, desc=f"{self.name} epoch {epoch}", disable=not self.verbose, leave=False)
                 for idx in bar:
                     width = int(lengths[idx].max())  # trim the all-padding columns on the left
