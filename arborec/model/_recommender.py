@@ -149,14 +149,10 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
 
     # -- fitting -----------------------------------------------------------------------------
     def _check_max_len(self) -> None:
-        m = self.max_len
-        check_param("max_len", m, m == "auto" or (isinstance(m, (int, np.integer)) and m >= 1),
-                    '"auto" or an integer >= 1')
+        _check_auto_or_count("max_len", self.max_len)
 
     def _check_batch_size(self) -> None:
-        b = self.batch_size
-        check_param("batch_size", b, b == "auto" or (isinstance(b, (int, np.integer)) and b >= 1),
-                    '"auto" or an integer >= 1')
+        _check_auto_or_count("batch_size", self.batch_size)
 
     def _window_length(self) -> int:
         return self.max_len_
@@ -384,6 +380,12 @@ class ArboRec(TextScoring, EventState, SequentialRecommender):
                 "pointer_temperature_": self.pointer_temperature_, "n_items": self.n_items_,
                 "max_len_": self.max_len_, "regime_": self.regime_, "has_text_": self.has_text_, "has_tree_": self.has_tree_,
                 "defaults_": self.defaults_}
+
+
+def _check_auto_or_count(name: str, value) -> None:
+    """A size that ``fit`` resolves from the data ("auto") or is given as an integer >= 1."""
+    check_param(name, value, value == "auto" or (isinstance(value, (int, np.integer)) and value >= 1),
+                '"auto" or an integer >= 1')
 
 
 def _module_from(cfg: ArboRecConfig, vectors: np.ndarray, tree: InterestTree, seen: np.ndarray) -> ArboRecModule:

@@ -13,25 +13,14 @@ import time
 import numpy as np
 import torch
 
-from arborec.data import leave_one_out, load_prepared
-from arborec.model import ArboRec
+from _prefix_model import untrained_arborec
 from arborec.sequential import adam, batch_order
 
-torch.set_num_threads(1)
 dataset = sys.argv[1]
 sizes = [int(b) for b in sys.argv[2:]] or [128, 256, 512, 1024]
-data = load_prepared(dataset)
-split = leave_one_out(data)
-model = ArboRec(max_len=50, dropout=0.4, lr=1e-3, seed=0)
-model._setup_fit(split, data)
-model.n_items_ = split.n_items
-model.module_ = model._build_module(split.n_items)
-model.module_.train()
+model, x, y, lengths = untrained_arborec(dataset)
 opt = adam(model.module_.parameters(), 1e-3, 0.0, torch.device("cpu"))
-inputs, targets = model._training_pairs(split)
-lengths = (inputs > 0).sum(1)
 order = np.concatenate(batch_order(lengths, 128, np.random.default_rng(0)))[:10_240]  # one epoch's examples
-x, y = torch.from_numpy(inputs), torch.from_numpy(targets)
 
 
 def train_on(batch: int) -> float:
@@ -52,8 +41,8 @@ for rep in range(5):
     for b in sizes[rep % len(sizes):] + sizes[:rep % len(sizes)]:
         times[b].append(train_on(b))
 base = np.median(times[sizes[0]])
-print(f"{dataset}: {len(inputs):,} prefixes per epoch, {split.n_items:,} items")
+print(f"{dataset}: {len(x):,} prefixes per epoch, {model.n_items_:,} items")
 for b in sizes:
     t = np.median(times[b])
-    print(f"batch {b:5d}: {t:6.1f} s per 10,240 prefixes (median of 5; {len(inputs) / 10_240 * t:6.0f} s per epoch), "
+    print(f"batch {b:5d}: {t:6.1f} s per 10,240 prefixes (median of 5; {len(x) / 10_240 * t:6.0f} s per epoch), "
           f"{base / t:.2f}x the speed of batch {sizes[0]}")

@@ -11,24 +11,14 @@ import time
 import numpy as np
 import torch
 
-from arborec.data import leave_one_out, load_prepared
-from arborec.model import ArboRec
+from _prefix_model import untrained_arborec
 from arborec.sequential import batch_order
 
-torch.set_num_threads(1)
 dataset = sys.argv[1]
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-data = load_prepared(dataset)
-split = leave_one_out(data)
-model = ArboRec(max_len=50, dropout=0.4, lr=1e-3, seed=0, batch_size=batch)
-model._setup_fit(split, data)
-model.n_items_ = split.n_items
-module = model.module_ = model._build_module(split.n_items)
-module.train()
-inputs, targets = model._training_pairs(split)
-lengths = (inputs > 0).sum(1)
+model, x, y, lengths = untrained_arborec(dataset, batch_size=batch)
+module = model.module_
 batches = batch_order(lengths, batch, np.random.default_rng(0))[:60]
-x, y = torch.from_numpy(inputs), torch.from_numpy(targets)
 
 
 def median_ms(part) -> float:
