@@ -99,6 +99,42 @@ def test_cache_is_incremental(tmp_path):
     np.testing.assert_array_equal(vectors[:8], first)
 
 
+def test_cache_keeps_every_vector_when_processes_add_at_once(tmp_path, monkeypatch):
+    """Two writers that counted the same shards (two suite runs encoding one catalogue) each keep their own."""
+    import threading
+
+    from arborec.text._cache import VectorCache, text_key
+
+    both_written = threading.Barrier(2, timeout=30)
+    savez = np.savez
+
+    def savez_then_wait(*args, **kwargs):  # both have counted the shards and written before either renames
+        savez(*args, **kwargs)
+        both_written.wait()
+
+    monkeypatch.setattr(np, "savez", savez_then_wait)
+    caches, errors = [VectorCache(tmp_path), VectorCache(tmp_path)], []
+
+    def add(w):
+        try:
+            caches[w].add([text_key(f"writer {w} text {i}") for i in range(5)], np.full((5, 3), w, dtype=np.float32))
+        except Exception as e:  # noqa: BLE001 - asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    monkeypatch.undo()
+    merged = VectorCache(tmp_path)
+    assert len(merged) == 10
+    found, vectors = merged.lookup([text_key("writer 0 text 4"), text_key("writer 1 text 4")])
+    assert found.all() and vectors[:, 0].tolist() == [0, 1]
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
 def test_chunked_encoding_into_a_memory_mapped_file(tmp_path):
     """``out=``: chunk by chunk into a .npy, returned memory-mapped; the same vectors as in memory."""
     catalog = pd.DataFrame({"item": [f"i{i}" for i in range(7)], "title": [f"Product number {i % 5}" for i in range(7)],

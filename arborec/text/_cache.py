@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
+
+
+def private_tmp(path: Path) -> Path:
+    """A hidden sibling of ``path`` that no other process or call will pick: write there, then ``os.replace``."""
+    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
 
 
 def text_key(text: str) -> bytes:
@@ -63,9 +70,11 @@ class VectorCache:
         key_arr = np.array([np.frombuffer(keys[i], dtype=np.uint8) for i in new])
         vec_arr = np.ascontiguousarray(vectors[new], dtype=np.float32)
         n = len(list(self.folder.glob("shard-*.npz")))
-        tmp = self.folder / f".tmp-{n:06d}.npz"
+        # the count orders shards; the random part keeps two processes adding at once from sharing a name
+        shard = self.folder / f"shard-{n:06d}-{uuid.uuid4().hex[:8]}.npz"
+        tmp = private_tmp(shard)
         np.savez(tmp, keys=key_arr, vectors=vec_arr)
-        tmp.rename(self.folder / f"shard-{n:06d}.npz")
+        os.replace(tmp, shard)
         s = len(self._shards)
         self._shards.append(vec_arr)
         self._keys.update({keys[i]: (s, r) for r, i in enumerate(new)})

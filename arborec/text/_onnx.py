@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from arborec.diagnostics import logger
+from arborec.text._cache import private_tmp
 
 
 def export_onnx(sentence_transformer, path: Path) -> Path:
@@ -41,7 +43,7 @@ def export_onnx(sentence_transformer, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tokens = sentence_transformer.tokenizer(["an example", "a longer example sentence"], padding=True,
                                             return_tensors="pt")
-    tmp = path.with_suffix(".tmp.onnx")
+    tmp = private_tmp(path)  # two processes may export at once: each writes its own file, the last replace wins
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about branches that are constant for this model
@@ -53,7 +55,7 @@ def export_onnx(sentence_transformer, path: Path) -> Path:
     finally:
         if previous is not None and hasattr(transformer, "set_attn_implementation"):
             transformer.set_attn_implementation(previous)
-    tmp.rename(path)
+    os.replace(tmp, path)
     logger.info("exported ONNX encoder to %s", path)
     return path
 
@@ -73,7 +75,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
     graph = onnx.load(str(fp32_path), load_external_data=False).graph
     keep_fp32 = [n.name for n in graph.node
                  if n.op_type == "MatMul" and "/output/dense" in n.name and "attention" not in n.name]
-    tmp = int8_path.with_suffix(".tmp.onnx")
+    tmp = private_tmp(int8_path)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs every tensor (and advice) on the root logger
@@ -82,7 +84,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
                          op_types_to_quantize=["MatMul"], nodes_to_exclude=keep_fp32)
     finally:
         root.setLevel(level)
-    tmp.rename(int8_path)
+    os.replace(tmp, int8_path)
     return int8_path
 
 
