@@ -282,6 +282,32 @@ def test_the_level_heads_training_loss_reads_sibling_groups_and_equals_the_full_
         torch.testing.assert_close(a, b)
 
 
+def test_a_stopped_fit_resumes_to_the_same_model(synthetic, tmp_path):
+    """ArboRec's fit around the shared loop (defaults, tree, text weight and pointer after it) resumes exactly."""
+    data, split = synthetic
+    params = dict(TINY, max_epochs=4, eval_every=2, patience=5, sampled_above=10, n_negatives=32)
+    whole = ArboRec(**params).fit(split, data, vectors=_vectors(split))
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(epoch, ndcg):
+        if epoch == 4:
+            raise Stop
+    stopped = ArboRec(**params)
+    stopped.resume_path, stopped.on_validation = tmp_path / "state.pt", stop_at_4
+    with pytest.raises(Stop):
+        stopped.fit(split, data, vectors=_vectors(split))
+    resumed = ArboRec(**params)
+    resumed.resume_path = tmp_path / "state.pt"
+    resumed.fit(split, data, vectors=_vectors(split))
+    assert resumed.resumed_epochs_ == 2
+    users = split.eval_users("test")[:50]
+    np.testing.assert_array_equal(resumed.score(users, split.histories("test", users)),
+                                  whole.score(users, split.histories("test", users)))
+    assert (resumed.text_weight_, resumed.pointer_weight_) == (whole.text_weight_, whole.pointer_weight_)
+
+
 def test_fits_on_memory_mapped_vectors_without_copying_them(synthetic, tmp_path):
     """Vectors from ``encode_items(out=...)`` (a read-only memory map) train the same model, shared, not copied."""
     data, split = synthetic

@@ -166,6 +166,53 @@ def test_early_stopping_restores_the_best_weights(synthetic, monkeypatch):
     assert not torch.equal(model.module_.item_emb.weight, snapshots[3]["item_emb.weight"])
 
 
+class _Stop(Exception):
+    """Stands for a kill between two validations."""
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_stopped_fit_resumes_and_ends_where_an_unstopped_one_does(name, synthetic, tmp_path, caplog):
+    _, split = synthetic
+    params = dict(**SMALL, max_epochs=6, eval_every=2, patience=10, seed=1)
+    whole = MODELS[name](**params).fit(split)
+
+    stopped = MODELS[name](**params)
+    stopped.resume_path = tmp_path / "state.pt"
+
+    def stop_at_4(epoch, ndcg):
+        if epoch == 4:
+            raise _Stop  # after epoch 4's validation, before its state is saved: epochs 3-4 are lost
+    stopped.on_validation = stop_at_4
+    with pytest.raises(_Stop):
+        stopped.fit(split)
+
+    resumed, seen = MODELS[name](**params), []
+    resumed.resume_path = tmp_path / "state.pt"
+    resumed.on_validation = lambda epoch, ndcg: seen.append(epoch)
+    resumed.fit(split)
+    assert resumed.resumed_epochs_ == 2 and resumed.resumed_seconds_ > 0
+    assert seen == [2, 4, 6]  # the saved validation reported again, then the new ones
+    assert [r["valid_ndcg@10"] for r in resumed.history_] == [r["valid_ndcg@10"] for r in whole.history_]
+    assert [r["loss"] for r in resumed.history_] == [r["loss"] for r in whole.history_]
+    for key, value in whole.module_.state_dict().items():
+        torch.testing.assert_close(resumed.module_.state_dict()[key], value, rtol=0, atol=0)
+
+    # a finished fit's state: a fit of the same run reads it back and trains nothing
+    again = MODELS[name](**params)
+    again.resume_path = tmp_path / "state.pt"
+    again.fit(split)
+    assert again.resumed_epochs_ == 6 and again.best_epoch_ == whole.best_epoch_
+    torch.testing.assert_close(again.module_.item_emb.weight, whole.module_.item_emb.weight, rtol=0, atol=0)
+
+    # another run's state is not resumed (and says so)
+    other = MODELS[name](**{**params, "lr": 1e-3})
+    other.resume_path = tmp_path / "state.pt"
+    with caplog.at_level("WARNING", logger="arborec"):
+        other.fit(split)
+    assert other.resumed_epochs_ == 0 and len(other.history_) == 6
+    assert "belongs to another run" in caplog.text
+
+
 def test_eval_every_and_last_epoch(synthetic, monkeypatch):
     _, split = synthetic
     model = GRU4Rec(**SMALL, max_epochs=5, eval_every=2, patience=10).fit(split)

@@ -168,6 +168,48 @@ def test_an_interrupted_trial_is_redone_not_counted(tiny_suite, tmp_path, synthe
     assert result.model is not None and result.valid_ndcg == max(t["valid_ndcg@10"] for t in result.trials)
 
 
+def test_a_trial_stopped_mid_fit_continues_from_its_state_and_only_the_best_state_is_kept(tiny_suite, tmp_path,
+                                                                                          synthetic, caplog):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from arborec.baselines import SASRec
+    from arborec.suite._tuning import state_path
+
+    data, split = synthetic
+    journal, states = tmp_path / "studies.log", tmp_path / "states"
+    space = {"dropout": [0.2, 0.3, 0.5], "n_layers": [1, 2]}  # TPE: a fresh draw would likely be another setting
+    fixed = {"max_epochs": 4, "eval_every": 1, "seed": 0, "hidden_size": 16, "max_len": 20}
+    study = optuna.create_study(study_name="sasrec", storage=JournalStorage(JournalFileBackend(str(journal))),
+                                direction="maximize")
+    trial = study.ask()  # a trial the process was stopped in, after its first validation
+    params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
+    stopped = SASRec(**fixed, **params)
+    stopped.resume_path = state_path(states, "sasrec", params, 0)
+
+    def stop(epoch, ndcg):
+        if epoch == 2:
+            raise KeyboardInterrupt
+    stopped.on_validation = stop
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit(split, data)
+
+    with caplog.at_level("INFO", logger="arborec"):
+        result = tune_model("sasrec", space, fixed, split, data, journal, budget=2, states=states)
+    assert result.trials[0]["params"] == params and result.trials[0]["state"] == "COMPLETE"
+    assert "resumed from" in caplog.text and "after epoch 1" in caplog.text
+    best = max(result.trials, key=lambda t: t["valid_ndcg@10"])
+    assert list(states.iterdir()) == [state_path(states, "sasrec", best["params"], 0)]  # the others' removed
+    refit = SASRec(**fixed, **best["params"])  # the final run of the chosen setting reads it: nothing to train
+    refit.resume_path = state_path(states, "sasrec", best["params"], 0)
+    refit.fit(split, data)
+    assert refit.resumed_epochs_ == len(refit.history_) == len(result.model.history_)
+    torch_equal = [np.array_equal(a.numpy(), b.numpy()) for a, b in
+                   zip(refit.module_.state_dict().values(), result.model.module_.state_dict().values())]
+    assert all(torch_equal)
+
+
 def test_a_resumed_study_draws_new_settings_and_a_repeated_setting_is_not_counted(tiny_suite, tmp_path, synthetic,
                                                                                    monkeypatch):
     import optuna

@@ -1,7 +1,7 @@
 """Stage `data`: load public and custom datasets into canonical tables, prepare them, split them."""
 
 from arborec.data._cache import load_prepared
-from arborec.data._download import RemoteFile, fetch
+from arborec.data._download import RemoteFile, fetch, private_tmp
 from arborec.data._prepare import PrepareConfig, PreparedData, prepare
 from arborec.data._registry import (REGISTRY, DatasetSpec, cache_dir, describe_datasets, load_dataset, read_folder,
                                     register, search_folders)
@@ -20,7 +20,7 @@ from arborec.data.tabular import read_table
 __all__ = [
     "Dataset", "PrepareConfig", "PreparedData", "prepare", "Split", "Histories", "leave_one_out",
     "load_dataset", "load_prepared", "make_synthetic", "REGISTRY", "cache_dir", "search_folders",
-    "read_folder", "describe_datasets", "DatasetSpec", "register", "RemoteFile", "fetch",
+    "read_folder", "describe_datasets", "DatasetSpec", "register", "RemoteFile", "fetch", "private_tmp",
     "read_ml100k", "read_movielens", "read_movielens_dat", "read_movielens_csv",
     "read_amazon_reviews", "read_amazon_meta", "read_p5_sequences", "read_mind", "read_recbole", "read_table",
     "make_scale", "ScaleConfig", "has_item_text", "require_item_text", "TEXT_FIELDS", "read_ml1m", "read_movielens_sequences",

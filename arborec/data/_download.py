@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,13 @@ _GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 _AMAZON_2014 = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
 _MIND = "https://mind201910small.blob.core.windows.net/release/"
 _MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
+
+
+def private_tmp(path: str | Path) -> Path:
+    """A hidden sibling of ``path`` that no other process or call picks: write there, then ``os.replace`` it onto
+    ``path`` (a stop mid-write leaves the old file; two processes writing at once never share a half-written one)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
 
 
 def cache_dir() -> Path:
@@ -150,7 +158,7 @@ def _load_manifest() -> dict:
 def _save_manifest(manifest: dict) -> None:
     path = manifest_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
+    tmp = private_tmp(path)
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from arborec.data import Histories, Split
 from arborec.diagnostics import check_param, logger
 from arborec.progress import EpochProgress
 from arborec.sequential._losses import full_softmax_cross_entropy
+from arborec.sequential._resume import load_state, run_key, save_state
 from arborec.sequential._windows import batch_order, pad_left, prefix_windows, training_windows
 
 
@@ -42,7 +45,15 @@ class SequentialRecommender(Recommender):
     epoch_seconds_ : float, median training seconds per epoch
     best_epoch_ : int, the epoch whose weights were kept (1-based)
     best_valid_ndcg_ : float
+    resumed_epochs_ : int, the epochs read back from ``resume_path`` instead of trained (0: none)
+    resumed_seconds_ : float, the training and validation seconds those epochs took when they ran
     """
+
+    #: when set, ``fit`` saves its whole state there after every validation (weights, optimiser, best weights,
+    #: history, random generators) and, when the file holds the state of the same model, parameters and split,
+    #: continues from it: a stopped fit loses at most ``eval_every`` epochs, and ends with the weights an unstopped
+    #: one would have. Not a parameter (set it on the instance; the benchmark suite does). The local loop only.
+    resume_path: ClassVar[str | Path | None] = None
 
     def _build_module(self, n_items: int) -> nn.Module:
         raise NotImplementedError
@@ -98,8 +109,10 @@ class SequentialRecommender(Recommender):
 
             self.history_, best_state, bad = [], None, 0
             self.best_epoch_, self.best_valid_ndcg_ = 0, -np.inf
+            key = run_key(self, split) if self.resume_path else ""
+            first, best_state, bad = self._resume(load_state(self.resume_path, key), opt, rng)
             progress = EpochProgress(self.name, self.max_epochs, self.patience, self.eval_every, echo=self.verbose)
-            for epoch in range(1, self.max_epochs + 1):
+            for epoch in range(first, self.max_epochs + 1):
                 # -- 3. train one epoch ------------------------------------------------------
                 t0 = time.perf_counter()
                 self.module_.train()
@@ -139,6 +152,8 @@ class SequentialRecommender(Recommender):
                 self._on_validated(record, improved)
                 if self.on_validation is not None:
                     self.on_validation(epoch, ndcg)
+                if self.resume_path:
+                    save_state(self.resume_path, key, self._training_state(opt, rng, best_state, bad))
                 if bad >= self.patience:
                     break
 
@@ -150,6 +165,41 @@ class SequentialRecommender(Recommender):
         logger.info("%s: best valid ndcg@10 %.4f at epoch %d of %d, %.2fs/epoch", self.name,
                     self.best_valid_ndcg_, self.best_epoch_, len(self.history_), self.epoch_seconds_)
         return self
+
+    def _training_state(self, opt, rng: np.random.Generator, best_state: dict | None, bad: int) -> dict:
+        """All that the loop's next epoch depends on (the best weights only when they are not the current ones)."""
+        latest = self.best_epoch_ == len(self.history_)
+        return {"module": self.module_.state_dict(), "optimizer": opt.state_dict(),
+                "best_state": None if latest else best_state, "bad": bad, "history": self.history_,
+                "best_epoch": self.best_epoch_, "best_valid_ndcg": self.best_valid_ndcg_,
+                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+    def _resume(self, state: dict | None, opt, rng: np.random.Generator) -> tuple[int, dict | None, int]:
+        """Put the loop back where ``state`` left it; returns (first epoch to train, best weights, validations
+        without improvement). The validations already made are reported to ``on_validation`` again."""
+        self.resumed_epochs_, self.resumed_seconds_ = 0, 0.0
+        if state is None:
+            return 1, None, 0
+        self.module_.load_state_dict(state["module"])
+        opt.load_state_dict(state["optimizer"])
+        self.history_ = list(state["history"])
+        self.best_epoch_, self.best_valid_ndcg_ = state["best_epoch"], state["best_valid_ndcg"]
+        best_state = state["best_state"] if state["best_state"] is not None else copy.deepcopy(state["module"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.resumed_epochs_ = len(self.history_)
+        self.resumed_seconds_ = float(sum(r["seconds"] + r["eval_seconds"] for r in self.history_))
+        logger.info("%s: resumed from %s after epoch %d (best valid ndcg@10 %.4f at epoch %d)", self.name,
+                    self.resume_path, self.resumed_epochs_, self.best_valid_ndcg_, self.best_epoch_)
+        if self.on_validation is not None:
+            for r in self.history_:
+                if r["valid_ndcg@10"] is not None:
+                    self.on_validation(r["epoch"], r["valid_ndcg@10"])
+        done = state["bad"] >= self.patience or self.resumed_epochs_ >= self.max_epochs
+        return (self.max_epochs + 1 if done else self.resumed_epochs_ + 1), best_state, state["bad"]
 
     def _training_regime(self) -> str:
         """"every" (every position of a user's window is a target at once) or "prefix" (one example per

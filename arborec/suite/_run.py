@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from arborec.data import leave_one_out, load_prepared
+from arborec.data import leave_one_out, load_prepared, private_tmp
 from arborec.diagnostics import ConfigError, logger
 from arborec.evaluate import COLD_SLICE, evaluate, result_record, slice_masks
 from arborec.recommenders import make_model
 from arborec.suite._config import ABLATIONS, AFTER_TRAINING, DATASETS, EVAL_EVERY, OURS, SPACES
-from arborec.suite._tuning import TuningFailed, TuningResult, grid_size, tune_model
+from arborec.sequential import SequentialRecommender
+from arborec.suite._tuning import TuningFailed, TuningResult, grid_size, state_path, tune_model
 
 
 class RecordStore:
@@ -77,7 +78,7 @@ class RecordStore:
         self._write()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".json.tmp")
+        tmp = private_tmp(self.path)  # another process may write the same file (other models, side by side)
         tmp.write_text(json.dumps(self.records, indent=1, default=_jsonable) + "\n")
         os.replace(tmp, self.path)
 
@@ -225,8 +226,7 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
         try:
             result = tune_model(model, SPACES[model], fixed, split, data,
                                 plan.out_dir / "studies" / f"{data.name}.log", budget=plan.budget_of(name),
-                                seed=tune_seed,
-                                on_trial=on_trial)
+                                seed=tune_seed, on_trial=on_trial, states=_states(ctx))
         except TuningFailed as exc:  # every trial failed (e.g. a text model on a catalogue without text)
             logger.warning("suite %s: %s is left out: %s", name, model, exc)
             store.skip(model, "; ".join(exc.errors) or str(exc))
@@ -281,6 +281,11 @@ def _run_dataset(name: str, plan: SuitePlan, progress: Progress, command: str, t
         logger.warning("suite %s: ablations need arborec's tuned record first (run --models arborec)", name)
 
 
+def _states(ctx: _Context) -> Path:
+    """The folder of the dataset's unfinished fits' training states (a stopped fit continues from its state)."""
+    return ctx.plan.out_dir / "states" / ctx.data.name
+
+
 def distinct_settings(record: dict) -> int:
     """How many distinct settings the record's tuning tried (a repeated setting counts once)."""
     return len({json.dumps(t["params"], sort_keys=True) for t in record["tuning"].get("trials", [])})
@@ -304,13 +309,21 @@ def _final_run(ctx: _Context, model: str, params: dict, seed: int, tuning: Tunin
     For arborec, also the ablations of ``plan`` that change only its after-training choices, from this fit."""
     t0 = time.perf_counter()
     fitted = tuning.model if tuning is not None else None
+    state = state_path(_states(ctx), model, params, seed)
     if fitted is None:  # a later seed, or a tuning that finished in an earlier process: fit the setting again
-        fitted = make_model(OURS if model in ABLATIONS else model,
-                            **_fixed(model, ctx.spec.max_epochs, seed, ctx.plan.device), **params).fit(ctx.split, ctx.data)
-        fit_s = time.perf_counter() - t0
+        fitted = make_model(OURS if model in ABLATIONS else model, **_fixed(model, ctx.spec.max_epochs, seed, ctx.plan.device),
+                            **params)
+        if isinstance(fitted, SequentialRecommender):  # continues a stopped fit (or reads a finished trial's)
+            fitted.resume_path = state
+        fitted.fit(ctx.split, ctx.data)
+        earlier = getattr(fitted, "resumed_seconds_", 0.0)  # the epochs read back from a stopped (or finished) fit
+        fit_s = time.perf_counter() - t0 + earlier
+        if tuning is None:  # a later seed's earlier epochs are this record's machine time (a tuning counts its trials')
+            t0 -= earlier
     else:  # the tuning trial's own fit (its seconds include one validation pass)
         fit_s = max(t["seconds"] or 0.0 for t in tuning.trials if t["params"] == params and t["state"] == "COMPLETE")
     _store_run(ctx, model, fitted, params, seed, tuning, fit_s, t0)
+    state.unlink(missing_ok=True)
     if model != OURS:
         return
     for ablation in (a for a in ctx.plan.ablations if a in AFTER_TRAINING):

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from arborec.evaluate import evaluate
 from arborec.evaluate._tuning import SELECT_ON
 from arborec.recommenders import make_model
+from arborec.sequential import SequentialRecommender
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -51,16 +52,27 @@ def grid_size(space: dict[str, list]) -> int:
     return math.prod(len(v) for v in space.values())
 
 
+def state_path(folder: Path | None, name: str, params: dict, seed: int) -> Path | None:
+    """Where the fit of ``name`` with ``params`` and ``seed`` keeps its training state (None: no ``folder``)."""
+    if folder is None:
+        return None
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return Path(folder) / f"{name}-seed{seed}-{digest}.pt"
+
+
 def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, journal: Path, *,
-               budget: int, seed: int = 0, on_trial=None) -> TuningResult:
+               budget: int, seed: int = 0, on_trial=None, states: Path | None = None) -> TuningResult:
     """Search ``space`` for model ``name`` on validation NDCG@10 with at most ``budget`` trials.
 
     Spaces no larger than the budget are searched exhaustively (grid); larger ones with TPE (seeded).
     Epoch-trained models report their validation NDCG@10 at every validation and a median pruner
     stops trials that trail the earlier ones. The study lives in ``journal`` (one study per model);
     rerunning continues where it stopped: finished trials are kept, interrupted ones are marked failed
-    and not counted (so two processes must not tune the same model at once). ``on_trial(trial_dict)`` is
-    called after every trial (progress). The test split is never read here.
+    and not counted (so two processes must not tune the same model at once). With a ``states`` folder, each
+    trial's fit keeps its training state there (see ``SequentialRecommender.resume_path``): an interrupted
+    trial that left one is run again first, from where it stopped; the best finished trial's state is kept
+    (the final run of that setting reads it instead of training again), the others' are removed.
+    ``on_trial(trial_dict)`` is called after every trial (progress). The test split is never read here.
     """
     journal.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(journal)))
@@ -71,9 +83,15 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
     # a resumed study draws on from where it stopped, not the first draws again: its seed moves on with its trials
     study.sampler = (optuna.samplers.GridSampler(space, seed=seed) if grid_size(space) <= budget
                      else optuna.samplers.TPESampler(seed=seed + len(study.trials), n_startup_trials=min(4, n)))
+    run_seed = fixed.get("seed", seed)
+    waiting = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)  # a stop mid-trial: redo it
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        path = state_path(states, name, t.params, run_seed)
+        if path is not None and path.exists() and set(t.params) == set(space) and t.params not in waiting:
+            study.enqueue_trial(t.params)  # the same setting next, continued from its saved state
+            waiting.append(t.params)
     best: dict = {"value": -np.inf, "model": None}
 
     def objective(trial: optuna.Trial) -> float:
@@ -86,6 +104,8 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
                 raise optuna.TrialPruned(f"repeats trial {earlier.number}")
             return earlier.value
         model = make_model(name, **fixed, **params)
+        if isinstance(model, SequentialRecommender):
+            model.resume_path = state_path(states, name, params, run_seed)
 
         def report(epoch: int, ndcg: float) -> None:
             trial.report(ndcg, epoch)
@@ -100,8 +120,8 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
         except FAILURES as exc:  # kept with the trial: the skip reason when every trial fails
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
-        finally:
-            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        finally:  # a resumed fit's seconds include those of the epochs it read back
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0 + getattr(model, "resumed_seconds_", 0.0), 2))
         if not np.isfinite(value):
             raise FloatingPointError(f"{name} {params}: validation NDCG@10 is {value}")
         if value > best["value"]:
@@ -109,6 +129,7 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
         return value
 
     def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        _tidy_states(study, states, name, run_seed)
         if on_trial is not None and "repeat_of" not in frozen.user_attrs:
             on_trial(_trial_dict(frozen))
 
@@ -144,6 +165,20 @@ def study_name(name: str, space: dict[str, list], storage) -> str:
         return name
     fingerprint = hashlib.sha1(json.dumps(space, sort_keys=True).encode()).hexdigest()[:8]
     return f"{name}@{fingerprint}"
+
+
+def _tidy_states(study: optuna.Study, states: Path | None, name: str, seed: int) -> None:
+    """Remove the training states no later run reads: keep the best finished trial's and those of trials to come."""
+    if states is None or not Path(states).exists():
+        return
+    keep = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete:
+        keep.append(max(complete, key=lambda t: t.value).params)
+    kept = {state_path(states, name, p, seed) for p in keep}
+    for path in Path(states).glob(f"{name}-seed{seed}-*.pt"):
+        if path not in kept:
+            path.unlink(missing_ok=True)
 
 
 def _spent(study: optuna.Study) -> list:

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def private_tmp(path: Path) -> Path:
-    """A hidden sibling of ``path`` that no other process or call will pick: write there, then ``os.replace``."""
-    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+from arborec.data import private_tmp
 
 
 def text_key(text: str) -> bytes:

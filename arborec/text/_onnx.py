@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from arborec.diagnostics import logger
-from arborec.text._cache import private_tmp
+from arborec.data import private_tmp
 
 
 def export_onnx(sentence_transformer, path: Path) -> Path:
