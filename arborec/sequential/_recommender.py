@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -170,8 +171,9 @@ class SequentialRecommender(Recommender):
         """All that the loop's next epoch depends on (the best weights only when they are not the current ones)."""
         latest = self.best_epoch_ == len(self.history_)
         return {"module": self.module_.state_dict(), "optimizer": opt.state_dict(),
-                "best_state": None if latest else best_state, "bad": bad, "history": self.history_,
-                "best_epoch": self.best_epoch_, "best_valid_ndcg": self.best_valid_ndcg_,
+                "best_state": None if latest else best_state, "bad": bad,
+                "history": json.loads(json.dumps(self.history_, default=float)),  # plain floats (numpy's are not)
+                "best_epoch": self.best_epoch_, "best_valid_ndcg": float(self.best_valid_ndcg_),
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 

@@ -25,7 +25,8 @@ def run_key(model, split) -> str:
 
 
 def save_state(path: str | Path, key: str, state: dict) -> None:
-    """Write ``state`` (tensors, numbers, lists, dicts) to ``path`` atomically: a stop mid-write keeps the previous one."""
+    """Write ``state`` (tensors and plain Python values in lists and dicts) to ``path`` atomically: a stop mid-write
+    keeps the previous one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = private_tmp(path)
@@ -39,7 +40,7 @@ def load_state(path: str | Path | None, key: str) -> dict | None:
     if path is None or not Path(path).exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values: no pickled code
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: start over, say why
         logger.warning("training state %s could not be read (%s): training starts from the beginning", path, exc)
         return None
