@@ -341,6 +341,28 @@ def test_bundle_round_trip(fitted, tmp_path, monkeypatch):
                                model.score(users, split.histories("test", users)), rtol=1e-5, atol=1e-5)
 
 
+def test_cli_fit_continues_a_stopped_fit_and_leaves_no_state_behind(tmp_path, capsys, monkeypatch):
+    from arborec.cli import main
+
+    bundle = tmp_path / "bundle"
+    args = ["-q", "fit", "--data", "synthetic", "--no-cache", "--output", str(bundle),
+            *[f"--param={k}={v}" for k, v in {**TINY, "max_epochs": 3}.items()]]
+
+    def stop(epoch, ndcg):
+        if epoch == 2:
+            raise KeyboardInterrupt  # a stop after epoch 2's validation: its state (epoch 1's) is on disk
+    monkeypatch.setattr(ArboRec, "on_validation", staticmethod(stop))
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    assert (bundle / "training-state.pt").exists() and not (bundle / "config.json").exists()
+    monkeypatch.undo()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "continued a stopped fit after its epoch 1" in out and "bundle written" in out
+    assert " of 3, " in out  # "best epoch b of 3": epoch 1 read back, epochs 2 and 3 trained
+    assert not (bundle / "training-state.pt").exists() and load_bundle(bundle).n_items_ > 0
+
+
 def test_cli_fit_evaluate_recommend(tmp_path, capsys):
     from arborec.cli import main
 

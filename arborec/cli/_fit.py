@@ -20,7 +20,10 @@ def add_commands(sub) -> None:
                                    "training split, with early stopping on validation NDCG@10, and save a bundle "
                                    "folder: model.safetensors (weights), config.json, items.json (external item "
                                    "ids), tree.npz (interest tree), vectors.npy (item text vectors); the users' "
-                                   "known histories only with --keep-histories (for `arborec recommend`).",
+                                   "known histories only with --keep-histories (for `arborec recommend`). A stopped "
+                                   "fit continues: until the bundle is written, the training state is kept in the "
+                                   "bundle folder (training-state.pt) after every validation, and the same command "
+                                   "again resumes from it (other parameters or data start over).",
                        epilog=EPILOG_DATA)
     add_data_args(p)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -100,6 +103,7 @@ def cmd_fit(args) -> int:
         model = ArboRec(**params)
     except TypeError as exc:
         raise ArborecError(f"--param: {exc}") from None
+    output = Path(args.output or f"runs/{Path(args.data).name}-arborec")
     t0 = time.perf_counter()
     if args.engine == "ray":  # Ray Train, DDP over --actors workers; early stopping on rank 0's validation
         from arborec.scale import fit_ray, ray_session
@@ -107,12 +111,15 @@ def cmd_fit(args) -> int:
         with ray_session(args.address):
             fit_ray(model, split, data, workers=args.actors)
     else:
+        model.resume_path = output / "training-state.pt"  # a stopped fit continues from its last validation
         model.fit(split, data)
     fit_s = time.perf_counter() - t0
     valid = evaluate(model, split, "valid").metrics
-    out = save_fitted(model, data, args.output or f"runs/{Path(args.data).name}-arborec",
-                      keep_histories=args.keep_histories)
+    out = save_fitted(model, data, output, keep_histories=args.keep_histories)
+    (output / "training-state.pt").unlink(missing_ok=True)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
+    if getattr(model, "resumed_epochs_", 0):
+        print(f"continued a stopped fit after its epoch {model.resumed_epochs_}")
     print(f"fitted in {fit_s:.1f} s: best epoch {model.best_epoch_} of {len(model.history_)}, "
           f"{model.epoch_seconds_:.1f} s/epoch; text weight {model.text_weight_}, "
           f"text pointer {model.pointer_weight_} (temperature {model.pointer_temperature_})")
