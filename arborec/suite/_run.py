@@ -15,8 +15,7 @@ from arborec.diagnostics import ConfigError, logger
 from arborec.evaluate import COLD_SLICE, evaluate, result_record, slice_masks
 from arborec.recommenders import make_model
 from arborec.suite._config import ABLATIONS, AFTER_TRAINING, DATASETS, EVAL_EVERY, OURS, SPACES
-from arborec.sequential import SequentialRecommender
-from arborec.suite._tuning import TuningFailed, TuningResult, grid_size, state_path, tune_model
+from arborec.suite._tuning import TuningFailed, TuningResult, grid_size, resuming, state_path, tune_model
 
 
 class RecordStore:
@@ -313,9 +312,7 @@ def _final_run(ctx: _Context, model: str, params: dict, seed: int, tuning: Tunin
     if fitted is None:  # a later seed, or a tuning that finished in an earlier process: fit the setting again
         fitted = make_model(OURS if model in ABLATIONS else model, **_fixed(model, ctx.spec.max_epochs, seed, ctx.plan.device),
                             **params)
-        if isinstance(fitted, SequentialRecommender):  # continues a stopped fit (or reads a finished trial's)
-            fitted.resume_path = state
-        fitted.fit(ctx.split, ctx.data)
+        resuming(fitted, state).fit(ctx.split, ctx.data)  # continues a stopped fit (or reads a finished trial's)
         earlier = getattr(fitted, "resumed_seconds_", 0.0)  # the epochs read back from a stopped (or finished) fit
         fit_s = time.perf_counter() - t0 + earlier
         if tuning is None:  # a later seed's earlier epochs are this record's machine time (a tuning counts its trials')

@@ -60,6 +60,13 @@ def state_path(folder: Path | None, name: str, params: dict, seed: int) -> Path 
     return Path(folder) / f"{name}-seed{seed}-{digest}.pt"
 
 
+def resuming(model, path: Path | None):
+    """``model``, set to keep its training state at ``path`` and continue from it (epoch-trained models only)."""
+    if path is not None and isinstance(model, SequentialRecommender):
+        model.resume_path = path
+    return model
+
+
 def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, journal: Path, *,
                budget: int, seed: int = 0, on_trial=None, states: Path | None = None) -> TuningResult:
     """Search ``space`` for model ``name`` on validation NDCG@10 with at most ``budget`` trials.
@@ -103,9 +110,7 @@ def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, jour
             if earlier.state != TrialState.COMPLETE:
                 raise optuna.TrialPruned(f"repeats trial {earlier.number}")
             return earlier.value
-        model = make_model(name, **fixed, **params)
-        if isinstance(model, SequentialRecommender):
-            model.resume_path = state_path(states, name, params, run_seed)
+        model = resuming(make_model(name, **fixed, **params), state_path(states, name, params, run_seed))
 
         def report(epoch: int, ndcg: float) -> None:
             trial.report(ndcg, epoch)
