@@ -41,6 +41,10 @@ class EpochProgress:
         self._seconds: list[float] = []
         self._last_line = -float("inf")
 
+    def resume(self, best: float, best_epoch: int, bad: int) -> None:
+        """Continue from a stopped loop's best validation figure, its epoch and the validations since it."""
+        self.best, self.best_epoch, self.bad = best, best_epoch, bad
+
     def epoch_end(self, epoch: int, loss: float | None, seconds: float, valid: float | None = None) -> str | None:
         """Record epoch ``epoch`` (1-based; ``seconds``: its training and validation time); log and return its line."""
         self._seconds.append(seconds)

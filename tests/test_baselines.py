@@ -98,3 +98,32 @@ def test_cli_params_apply_per_model():
     pairs = ["seed=3", "sasrec.dropout=0.2", "ease.l2=50", "sasrec.device=cpu"]
     assert parse_params(pairs, "sasrec") == {"seed": 3, "dropout": 0.2, "device": "cpu"}
     assert parse_params(pairs, "ease") == {"seed": 3, "l2": 50}
+
+
+def test_cli_evaluate_continues_a_stopped_fit_to_the_same_record(tmp_path, monkeypatch):
+    from arborec.baselines import SASRec
+    from arborec.cli import main
+
+    def run(out):
+        return main(["-q", "evaluate", "--data", "synthetic", "--no-cache", "--model", "sasrec", "--output", str(out),
+                     "--param=max_epochs=6", "--param=hidden_size=16", "--param=patience=5"])
+
+    assert run(tmp_path / "whole.json") == 0
+    whole = json.loads((tmp_path / "whole.json").read_text())
+
+    def stop(epoch, ndcg):
+        if epoch == 4:
+            raise KeyboardInterrupt  # a stop after epoch 4's validation: the state on disk is epoch 2's
+    out = tmp_path / "r.json"
+    monkeypatch.setattr(SASRec, "on_validation", staticmethod(stop))
+    with pytest.raises(KeyboardInterrupt):
+        run(out)
+    state = tmp_path / "r.json.training-state.pt"
+    assert state.exists() and not out.exists()
+    monkeypatch.undo()
+    assert run(out) == 0
+    record = json.loads(out.read_text())
+    assert record["resumed_after_epoch"] == 2 and not state.exists()
+    assert record["valid"]["metrics"] == whole["valid"]["metrics"]
+    assert record["test"]["metrics"] == whole["test"]["metrics"]
+    assert "resumed_after_epoch" not in whole

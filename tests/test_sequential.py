@@ -189,8 +189,11 @@ def test_a_stopped_fit_resumes_and_ends_where_an_unstopped_one_does(name, synthe
     resumed, seen = MODELS[name](**params), []
     resumed.resume_path = tmp_path / "state.pt"
     resumed.on_validation = lambda epoch, ndcg: seen.append(epoch)
-    resumed.fit(split)
+    with caplog.at_level("INFO", logger="arborec"):
+        resumed.fit(split)
     assert resumed.resumed_epochs_ == 2 and resumed.resumed_seconds_ > 0
+    epoch_3 = next(r.getMessage() for r in caplog.records if f"{name} epoch 3/6" in r.getMessage())
+    assert f"best {whole.history_[1]['valid_ndcg@10']:.4f} @2" in epoch_3  # the progress line goes on from the state
     assert seen == [2, 4, 6]  # the saved validation reported again, then the new ones
     assert [r["valid_ndcg@10"] for r in resumed.history_] == [r["valid_ndcg@10"] for r in whole.history_]
     assert [r["loss"] for r in resumed.history_] == [r["loss"] for r in whole.history_]

@@ -14,7 +14,10 @@ def add_commands(sub) -> None:
     p = sub.add_parser("evaluate", help="fit one model and evaluate it with the common protocol",
                        description="Fit a model on the leave-one-out training split, select parameters on "
                                    "validation NDCG@10 (with --tune), evaluate once on test with full "
-                                   "ranking, print the metric table and write a JSON result.",
+                                   "ranking, print the metric table and write a JSON result. Without --tune, "
+                                   "an epoch-trained model keeps its training state beside the result "
+                                   "(OUTPUT.training-state.pt) after every validation until the result is "
+                                   "written: the same command run again after a stop continues the fit.",
                        epilog=EPILOG_DATA)
     add_data_args(p)
     add_model_args(p, multiple=False)
@@ -79,12 +82,13 @@ def cmd_evaluate(args) -> int:
 
     data = prepared(args, args.data)
     split = leave_one_out(data)
+    out = Path(args.output or f"runs/{Path(args.data).name}-{args.model}.json")
     if args.bundle:
         record = _evaluate_bundle(args, data, split)
     else:
-        record = _run_one(args, data, split, args.model, args.tune)
-    out = Path(args.output or f"runs/{Path(args.data).name}-{args.model}.json")
+        record = _run_one(args, data, split, args.model, args.tune, out)
     write_json(record, out)
+    _state_of(out).unlink(missing_ok=True)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(metric_table([record]))
     print(f"result written to {out}")
@@ -113,15 +117,24 @@ def _evaluate_bundle(args, data, split) -> dict:
                          command="arborec " + " ".join(sys.argv[1:]), extra={"bundle": str(args.bundle)})
 
 
-def _run_one(args, data, split, model_name: str, tune: bool) -> dict:
+def _state_of(out: Path) -> Path:
+    """Where the fit whose record goes to ``out`` keeps its training state until the record is written."""
+    return out.with_name(out.name + ".training-state.pt")
+
+
+def _run_one(args, data, split, model_name: str, tune: bool, out: Path) -> dict:
     from arborec.recommenders import MODELS, make_model
     from arborec.evaluate import run_model
 
     params = model_params(model_name, args.param, args.seed)
     space = {k: v for k, v in MODELS[model_name].search_space.items() if k not in params} if tune else {}
     logger.info("%s on %s: fitting%s", model_name, data.name, " (tuning on validation)" if space else "")
-    return run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
-                     seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]))
+    record = run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
+                       seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]),
+                       resume=_state_of(out))
+    if record.get("resumed_after_epoch"):
+        logger.info("%s: continued a stopped fit after its epoch %d", model_name, record["resumed_after_epoch"])
+    return record
 
 
 def cmd_benchmark(args) -> int:
@@ -137,8 +150,10 @@ def cmd_benchmark(args) -> int:
         print(f"data: {data.name} ({data.source}): {data.n_users:,} users, {data.n_items:,} items, "
               f"{data.stats['n_interactions']:,} events; split {split.fingerprint()}", flush=True)
         for model_name in split_list(args.models):
-            record = _run_one(args, data, split, model_name, args.tune and model_name not in no_tune)
-            write_json(record, out_dir / f"{Path(name).name}-{model_name}.json")
+            out = out_dir / f"{Path(name).name}-{model_name}.json"
+            record = _run_one(args, data, split, model_name, args.tune and model_name not in no_tune, out)
+            write_json(record, out)
+            _state_of(out).unlink(missing_ok=True)
             records.append(record)
             print(metric_table([record]).splitlines()[-1], flush=True)
     table = metric_table(records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -60,17 +61,25 @@ def tune(make_model: Callable[..., object], space: dict[str, list], split, data=
 
 def run_model(make_model: Callable[..., object], split, data, *, space: dict[str, list] | None = None,
               params: dict | None = None, seed: int = 0, progress: bool = False, command: str | None = None,
-              with_test: bool = True) -> dict:
+              with_test: bool = True, resume: str | Path | None = None) -> dict:
     """Fit (tuning over ``space`` when given) and evaluate a model; return its result record.
 
     ``make_model(**params)`` builds the model. Validation picks the parameters; the test stage
     is evaluated once, for the chosen model only, and not at all with ``with_test=False`` (ablations and
-    explorations: the record's ``test`` is then None).
+    explorations: the record's ``test`` is then None). With ``resume`` and no ``space``, an epoch-trained
+    model keeps its training state in that file after every validation and continues from it when it is there
+    (a stopped run goes on where it was; see ``SequentialRecommender.resume_path``; the caller removes the file
+    once the record is saved); the record's fit seconds include those of the epochs read back.
     """
+    from arborec.sequential import resuming
+
     space = {k: list(v) for k, v in (space or {}).items()}
     fixed = dict(params or {})
+    state = None if space else resume
     t0 = time.perf_counter()
-    model, chosen, valid, fit_s, trials = tune(lambda **p: make_model(**fixed, **p), space, split, data, progress)
+    model, chosen, valid, fit_s, trials = tune(lambda **p: resuming(make_model(**fixed, **p), state), space, split,
+                                               data, progress)
+    fit_s += getattr(model, "resumed_seconds_", 0.0)
     total_fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     test = evaluate(model, split, "test", progress=progress).to_dict() if with_test else None
@@ -80,6 +89,8 @@ def run_model(make_model: Callable[..., object], split, data, *, space: dict[str
                         "total_seconds": round(total_fit_s, 3)}} if space else {}
     if hasattr(model, "epoch_seconds_"):
         extra["epoch_seconds"] = model.epoch_seconds_
+    if getattr(model, "resumed_epochs_", 0):
+        extra["resumed_after_epoch"] = model.resumed_epochs_
     return result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(),
                          model=getattr(model, "name", type(model).__name__), params=all_params, seed=seed,
                          valid=valid.to_dict(), test=test, fit_seconds=fit_s,

@@ -20,14 +20,15 @@ e.g. built from text vectors) and ``_last_hidden`` (the state that scores the ne
 
 Modules: ``_attention`` (the causal attention mask), ``_windows`` (histories -> left-padded training windows, batches), ``_losses`` (the fused
 full-softmax cross-entropy), ``_recommender`` (:class:`SequentialRecommender`: the loop, the sampled
-softmax, scoring).
+softmax, scoring), ``_resume`` (a loop's whole state in one file: a stopped fit continues; :func:`resuming`).
 """
 
 from arborec.sequential._attention import causal_mask
 from arborec.sequential._init import init_weights
 from arborec.sequential._losses import full_softmax_cross_entropy
 from arborec.sequential._recommender import SequentialRecommender, adam
+from arborec.sequential._resume import resuming
 from arborec.sequential._windows import batch_order, pad_left, prefix_windows, training_windows
 
 __all__ = ["SequentialRecommender", "adam", "causal_mask", "init_weights", "batch_order", "full_softmax_cross_entropy", "pad_left", "prefix_windows",
-           "training_windows"]
+           "resuming", "training_windows"]

@@ -113,6 +113,8 @@ class SequentialRecommender(Recommender):
             key = run_key(self, split) if self.resume_path else ""
             first, best_state, bad = self._resume(load_state(self.resume_path, key), opt, rng)
             progress = EpochProgress(self.name, self.max_epochs, self.patience, self.eval_every, echo=self.verbose)
+            if self.resumed_epochs_:
+                progress.resume(self.best_valid_ndcg_, self.best_epoch_, bad)
             for epoch in range(first, self.max_epochs + 1):
                 # -- 3. train one epoch ------------------------------------------------------
                 t0 = time.perf_counter()

@@ -49,3 +49,13 @@ def load_state(path: str | Path | None, key: str) -> dict | None:
                        "from the beginning", path)
         return None
     return state
+
+
+def resuming(model, path: str | Path | None):
+    """``model``, set to keep its training state at ``path`` and continue from it (epoch-trained models only: others
+    are returned as they are)."""
+    from arborec.sequential._recommender import SequentialRecommender
+
+    if path is not None and isinstance(model, SequentialRecommender):
+        model.resume_path = path
+    return model

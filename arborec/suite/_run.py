@@ -14,8 +14,9 @@ from arborec.data import leave_one_out, load_prepared, private_tmp
 from arborec.diagnostics import ConfigError, logger
 from arborec.evaluate import COLD_SLICE, evaluate, result_record, slice_masks
 from arborec.recommenders import make_model
+from arborec.sequential import resuming
 from arborec.suite._config import ABLATIONS, AFTER_TRAINING, DATASETS, EVAL_EVERY, OURS, SPACES
-from arborec.suite._tuning import TuningFailed, TuningResult, grid_size, resuming, state_path, tune_model
+from arborec.suite._tuning import TuningFailed, TuningResult, grid_size, state_path, tune_model
 
 
 class RecordStore:

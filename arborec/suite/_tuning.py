@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from arborec.evaluate import evaluate
 from arborec.evaluate._tuning import SELECT_ON
 from arborec.recommenders import make_model
-from arborec.sequential import SequentialRecommender
+from arborec.sequential import resuming
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -58,13 +58,6 @@ def state_path(folder: Path | None, name: str, params: dict, seed: int) -> Path 
         return None
     digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return Path(folder) / f"{name}-seed{seed}-{digest}.pt"
-
-
-def resuming(model, path: Path | None):
-    """``model``, set to keep its training state at ``path`` and continue from it (epoch-trained models only)."""
-    if path is not None and isinstance(model, SequentialRecommender):
-        model.resume_path = path
-    return model
 
 
 def tune_model(name: str, space: dict[str, list], fixed: dict, split, data, journal: Path, *,
