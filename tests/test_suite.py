@@ -483,3 +483,15 @@ def test_a_model_skipped_once_and_run_since_is_no_longer_reported_skipped(tmp_pa
     assert RecordStore(tmp_path / "suite", "toy").skipped == {"ease": "too many items"}  # kept on disk too
     report = write_report(tmp_path / "suite").read_text()
     assert "too many items" in report and "no trial finished" not in report
+
+
+def test_a_store_of_its_own_writes_its_own_report_and_leaves_the_live_one(tmp_path):
+    ranks = np.array([0, 3, 20, 1])
+    for folder, ndcg in (("suite", 0.5), ("suite-0.4-staging", 0.25)):
+        RecordStore(tmp_path / folder, "toy").add(_record("arborec", 0, ranks, ndcg), ranks)
+    live = write_report(tmp_path / "suite")
+    assert live == tmp_path / "suite.md"
+    before = live.read_text()
+    staged = write_report(tmp_path / "suite-0.4-staging")
+    assert staged == tmp_path / "suite-0.4-staging.md" and live.read_text() == before
+    assert "suite-0.4-staging/plots/toy.png" in staged.read_text() and "suite/plots/toy.png" in before

@@ -38,7 +38,8 @@ def add_commands(sub) -> None:
                        description="Tune every model on one seed with the same validation-only budget (Optuna, "
                                    "pruning on the validation figure), test the chosen setting once per seed "
                                    "(arborec and the two strongest other models get every seed), and write "
-                                   "OUT/<dataset>.json records plus OUT/../suite.md with 95-percent intervals and "
+                                   "OUT/<dataset>.json records plus a report beside OUT (OUT.md: suite.md by default) with 95-percent "
+                                   "intervals and "
                                    "paired per-user comparisons. Rerunning the same command continues where it "
                                    "stopped: finished runs and trials are kept.",
                        epilog="Datasets: ml-100k, amazon-beauty, amazon-toys, amazon-sports, ml-1m. Models and "
@@ -70,7 +71,7 @@ def add_commands(sub) -> None:
                         "static encoder), arborec-no-pointer (no text pointer; read from arborec's own fit of each "
                         "seed when arborec runs in the same command, as training does not read it); the report "
                         "pairs each with the whole model (default: none)")
-    p.add_argument("--report-only", action="store_true", help="only rewrite suite.md from the records")
+    p.add_argument("--report-only", action="store_true", help="only rewrite the report (OUT.md) from the records")
     p.add_argument("--readme", metavar="PATH", help="also put the report's dataset sections between the marker lines "
                    "of this README (its results section)")
     p.set_defaults(run=cmd_suite)
@@ -166,7 +167,7 @@ def cmd_benchmark(args) -> int:
 def cmd_suite(args) -> int:
     import shlex
 
-    from arborec.suite import MODELS, StopRequested, SuitePlan, run_suite, update_readme, write_report
+    from arborec.suite import MODELS, StopRequested, SuitePlan, report_path, run_suite, update_readme, write_report
 
     if args.report_only:
         print(f"report: {write_report(args.out)}")
@@ -191,5 +192,5 @@ def cmd_suite(args) -> int:
         print(f"stopped: {exc}")
     if args.readme:
         update_readme(args.readme, args.out)
-    print(f"records in {args.out}/, report {Path(args.out).parent / 'suite.md'}")
+    print(f"records in {args.out}/, report {report_path(args.out)}")
     return 0

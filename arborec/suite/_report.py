@@ -241,8 +241,15 @@ def _setting(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "-"
 
 
+def report_path(out_dir: str | Path) -> Path:
+    """The report of the records in ``out_dir``: beside it, named after it (``suite/`` -> ``suite.md``), so that a
+    store of its own (a new version run beside the live one) never overwrites the live report."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f"{out_dir.name}.md"
+
+
 def write_report(out_dir: str | Path) -> Path:
-    """Write ``<out_dir>/../suite.md`` from every ``<out_dir>/<dataset>.json`` (in the suite's dataset order)."""
+    """Write :func:`report_path` from every ``<out_dir>/<dataset>.json`` (in the suite's dataset order)."""
     out_dir = Path(out_dir)
     names = [p.stem for p in out_dir.glob("*.json") if not p.name.endswith(".skipped.json")]
     order = list(DATASETS)
@@ -266,7 +273,7 @@ def write_report(out_dir: str | Path) -> Path:
             seconds += _machine_seconds(store.records)
     lines += [f"Machine time of the whole suite so far (every run and tuning trial, all datasets): "
               f"{seconds / 3600:.1f} h.", ""] + sections
-    path = out_dir.parent / "suite.md"
+    path = report_path(out_dir)
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -280,7 +287,7 @@ def update_readme(readme: str | Path, out_dir: str | Path) -> None:
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} lacks the marker lines {README_START!r} and {README_END!r}")
-    report = (Path(out_dir).parent / "suite.md").read_text()
+    report = report_path(out_dir).read_text()
     sections = report[report.index("\n## "):].strip() if "\n## " in report else "(no dataset has run yet)"
     sections = sections.replace("\n## ", "\n### ").removeprefix("## ")
     # the figures' links are relative to the report; make them relative to the README
