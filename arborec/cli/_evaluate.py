@@ -38,9 +38,9 @@ def add_commands(sub) -> None:
                        description="Tune every model on one seed with the same validation-only budget (Optuna, "
                                    "pruning on the validation figure), test the chosen setting once per seed "
                                    "(arborec and the two strongest other models get every seed), and write "
-                                   "OUT/<dataset>.json records plus a report beside OUT (OUT.md: suite.md by default) with 95-percent "
-                                   "intervals and "
-                                   "paired per-user comparisons. Rerunning the same command continues where it "
+                                   "OUT/<dataset>.json records plus a report beside OUT (OUT.md: suite.md by "
+                                   "default) with 95-percent intervals and paired per-user comparisons. "
+                                   "Rerunning the same command continues where it "
                                    "stopped: finished runs and trials are kept.",
                        epilog="Datasets: ml-100k, amazon-beauty, amazon-toys, amazon-sports, ml-1m. Models and "
                               "their search spaces: arborec/suite/_config.py. Example: arborec suite --data-dir "
