@@ -124,6 +124,25 @@ def test_cli_evaluate_continues_a_stopped_fit_to_the_same_record(tmp_path, monke
     assert run(out) == 0
     record = json.loads(out.read_text())
     assert record["resumed_after_epoch"] == 2 and not state.exists()
+    assert "resumed_after_epoch" not in whole
     assert record["valid"]["metrics"] == whole["valid"]["metrics"]
     assert record["test"]["metrics"] == whole["test"]["metrics"]
-    assert "resumed_after_epoch" not in whole
+
+
+def test_cli_evaluate_saves_the_test_ranks_for_a_paired_comparison(tmp_path):
+    from arborec.cli import main
+    from arborec.evaluate import paired_comparison, per_user_ndcg
+
+    runs = {}
+    for model in ("mostpop", "itemknn"):
+        out = tmp_path / f"{model}.json"
+        assert main(["-q", "evaluate", "--data", "synthetic", "--no-cache", "--model", model, "--output", str(out),
+                     "--ranks", str(tmp_path / "ranks" / f"{model}.npy")]) == 0
+        ranks = np.load(tmp_path / "ranks" / f"{model}.npy")
+        record = json.loads(out.read_text())
+        assert len(ranks) == record["test"]["n_users"]
+        assert per_user_ndcg(ranks).mean() == pytest.approx(record["test"]["metrics"]["ndcg@10"])
+        assert (ranks < 10).mean() == pytest.approx(record["test"]["metrics"]["recall@10"])
+        runs[model] = per_user_ndcg(ranks)
+    paired = paired_comparison(runs["itemknn"], runs["mostpop"])
+    assert paired.diff == pytest.approx(runs["itemknn"].mean() - runs["mostpop"].mean())

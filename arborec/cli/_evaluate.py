@@ -23,6 +23,8 @@ def add_commands(sub) -> None:
     add_model_args(p, multiple=False)
     p.add_argument("--bundle", help="evaluate this saved arborec bundle (from `arborec fit`) instead of fitting")
     p.add_argument("--output", help="JSON result file (default: runs/<data>-<model>.json)")
+    p.add_argument("--ranks", metavar="PATH", help="also save the test target's rank of every test user (.npy, "
+                   "users in the split's order) for a paired per-user comparison with another model's")
     p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("benchmark", help="evaluate several models on one or more datasets; print one table",
@@ -87,7 +89,7 @@ def cmd_evaluate(args) -> int:
     if args.bundle:
         record = _evaluate_bundle(args, data, split)
     else:
-        record = _run_one(args, data, split, args.model, args.tune, out)
+        record = _run_one(args, data, split, args.model, args.tune, out, ranks_to=args.ranks)
     write_json(record, out)
     _state_of(out).unlink(missing_ok=True)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
@@ -112,6 +114,11 @@ def _evaluate_bundle(args, data, split) -> dict:
     t0 = time.perf_counter()
     valid = evaluate(model, split, "valid", progress=not args.quiet)
     test = evaluate(model, split, "test", progress=not args.quiet)
+    if args.ranks:
+        import numpy as np
+
+        Path(args.ranks).parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.ranks, test.ranks)
     return result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(), model="arborec",
                          params=model.get_params(), seed=model.seed, valid=valid.to_dict(), test=test.to_dict(),
                          fit_seconds=0.0, eval_seconds=time.perf_counter() - t0,
@@ -123,7 +130,7 @@ def _state_of(out: Path) -> Path:
     return out.with_name(out.name + ".training-state.pt")
 
 
-def _run_one(args, data, split, model_name: str, tune: bool, out: Path) -> dict:
+def _run_one(args, data, split, model_name: str, tune: bool, out: Path, ranks_to: str | None = None) -> dict:
     from arborec.recommenders import MODELS, make_model
     from arborec.evaluate import run_model
 
@@ -132,7 +139,7 @@ def _run_one(args, data, split, model_name: str, tune: bool, out: Path) -> dict:
     logger.info("%s on %s: fitting%s", model_name, data.name, " (tuning on validation)" if space else "")
     record = run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
                        seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]),
-                       resume=_state_of(out))
+                       resume=_state_of(out), ranks_to=ranks_to)
     if record.get("resumed_after_epoch"):
         logger.info("%s: continued a stopped fit after its epoch %d", model_name, record["resumed_after_epoch"])
     return record

@@ -61,7 +61,7 @@ def tune(make_model: Callable[..., object], space: dict[str, list], split, data=
 
 def run_model(make_model: Callable[..., object], split, data, *, space: dict[str, list] | None = None,
               params: dict | None = None, seed: int = 0, progress: bool = False, command: str | None = None,
-              with_test: bool = True, resume: str | Path | None = None) -> dict:
+              with_test: bool = True, resume: str | Path | None = None, ranks_to: str | Path | None = None) -> dict:
     """Fit (tuning over ``space`` when given) and evaluate a model; return its result record.
 
     ``make_model(**params)`` builds the model. Validation picks the parameters; the test stage
@@ -69,7 +69,9 @@ def run_model(make_model: Callable[..., object], split, data, *, space: dict[str
     explorations: the record's ``test`` is then None). With ``resume`` and no ``space``, an epoch-trained
     model keeps its training state in that file after every validation and continues from it when it is there
     (a stopped run goes on where it was; see ``SequentialRecommender.resume_path``; the caller removes the file
-    once the record is saved); the record's fit seconds include those of the epochs read back.
+    once the record is saved); the record's fit seconds include those of the epochs read back. With ``ranks_to``,
+    the test target's rank of every test user (in ``split.eval_users("test")`` order) is saved there as a
+    ``.npy`` file, for paired per-user comparisons (:func:`arborec.evaluate.paired_comparison`).
     """
     from arborec.sequential import resuming
 
@@ -82,7 +84,11 @@ def run_model(make_model: Callable[..., object], split, data, *, space: dict[str
     fit_s += getattr(model, "resumed_seconds_", 0.0)
     total_fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    test = evaluate(model, split, "test", progress=progress).to_dict() if with_test else None
+    test = evaluate(model, split, "test", progress=progress) if with_test else None
+    if test is not None and ranks_to is not None:
+        Path(ranks_to).parent.mkdir(parents=True, exist_ok=True)
+        np.save(ranks_to, test.ranks)
+    test = test.to_dict() if test is not None else None
     eval_s = time.perf_counter() - t1
     all_params = model.get_params() if hasattr(model, "get_params") else {**fixed, **chosen}
     extra = {"tuning": {"space": space, "selected_on": f"valid {SELECT_ON}", "trials": trials,
