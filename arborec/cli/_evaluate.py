@@ -81,7 +81,7 @@ def add_commands(sub) -> None:
 
 def cmd_evaluate(args) -> int:
     from arborec.data import leave_one_out
-    from arborec.evaluate import metric_table, write_json
+    from arborec.evaluate import metric_table
 
     data = prepared(args, args.data)
     split = leave_one_out(data)
@@ -90,8 +90,7 @@ def cmd_evaluate(args) -> int:
         record = _evaluate_bundle(args, data, split)
     else:
         record = _run_one(args, data, split, args.model, args.tune, out, ranks_to=args.ranks)
-    write_json(record, out)
-    _state_of(out).unlink(missing_ok=True)
+    _save_record(record, out)
     print(f"data: {data.name} ({data.source}); split {split.fingerprint()}")
     print(metric_table([record]))
     print(f"result written to {out}")
@@ -101,7 +100,7 @@ def cmd_evaluate(args) -> int:
 def _evaluate_bundle(args, data, split) -> dict:
     import time
 
-    from arborec.evaluate import evaluate
+    from arborec.evaluate import evaluate, save_ranks
     from arborec.evaluate._report import result_record
     from arborec.model import load_bundle
 
@@ -115,10 +114,7 @@ def _evaluate_bundle(args, data, split) -> dict:
     valid = evaluate(model, split, "valid", progress=not args.quiet)
     test = evaluate(model, split, "test", progress=not args.quiet)
     if args.ranks:
-        import numpy as np
-
-        Path(args.ranks).parent.mkdir(parents=True, exist_ok=True)
-        np.save(args.ranks, test.ranks)
+        save_ranks(test.ranks, args.ranks)
     return result_record(dataset=data.name, stats=data.stats, split_hash=split.fingerprint(), model="arborec",
                          params=model.get_params(), seed=model.seed, valid=valid.to_dict(), test=test.to_dict(),
                          fit_seconds=0.0, eval_seconds=time.perf_counter() - t0,
@@ -130,6 +126,14 @@ def _state_of(out: Path) -> Path:
     return out.with_name(out.name + ".training-state.pt")
 
 
+def _save_record(record: dict, out: Path) -> None:
+    """Write ``record`` to ``out``; only then is the fit's training state no longer needed."""
+    from arborec.evaluate import write_json
+
+    write_json(record, out)
+    _state_of(out).unlink(missing_ok=True)
+
+
 def _run_one(args, data, split, model_name: str, tune: bool, out: Path, ranks_to: str | None = None) -> dict:
     from arborec.recommenders import MODELS, make_model
     from arborec.evaluate import run_model
@@ -137,17 +141,14 @@ def _run_one(args, data, split, model_name: str, tune: bool, out: Path, ranks_to
     params = model_params(model_name, args.param, args.seed)
     space = {k: v for k, v in MODELS[model_name].search_space.items() if k not in params} if tune else {}
     logger.info("%s on %s: fitting%s", model_name, data.name, " (tuning on validation)" if space else "")
-    record = run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
-                       seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]),
-                       resume=_state_of(out), ranks_to=ranks_to)
-    if record.get("resumed_after_epoch"):
-        logger.info("%s: continued a stopped fit after its epoch %d", model_name, record["resumed_after_epoch"])
-    return record
+    return run_model(lambda **p: make_model(model_name, **p), split, data, space=space, params=params,
+                     seed=args.seed, progress=not args.quiet, command="arborec " + " ".join(sys.argv[1:]),
+                     resume=_state_of(out), ranks_to=ranks_to)  # a resumed fit says so in its own log line
 
 
 def cmd_benchmark(args) -> int:
     from arborec.data import leave_one_out
-    from arborec.evaluate import metric_table, write_json
+    from arborec.evaluate import metric_table
 
     out_dir = Path(args.output_dir)
     no_tune = set(filter(None, args.no_tune.split(",")))
@@ -160,8 +161,7 @@ def cmd_benchmark(args) -> int:
         for model_name in split_list(args.models):
             out = out_dir / f"{Path(name).name}-{model_name}.json"
             record = _run_one(args, data, split, model_name, args.tune and model_name not in no_tune, out)
-            write_json(record, out)
-            _state_of(out).unlink(missing_ok=True)
+            _save_record(record, out)
             records.append(record)
             print(metric_table([record]).splitlines()[-1], flush=True)
     table = metric_table(records)

@@ -84,6 +84,19 @@ def result_record(*, dataset: str, stats: dict, split_hash: str, model: str, par
     return record
 
 
+def save_ranks(ranks, path: str | Path) -> Path:
+    """Save each test user's 0-based target rank (an :class:`Evaluation`'s ``ranks``, the split's user order) as a
+    ``.npy`` file, capped at 65535 and stored as uint16 (a rank that far only says "not in any top-k"): the one
+    format of the suite's rank files and ``arborec evaluate --ranks``, read back by
+    :func:`arborec.evaluate.per_user_ndcg` for paired per-user comparisons."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.minimum(ranks, np.iinfo(np.uint16).max).astype(np.uint16))
+    return path
+
+
 def write_json(obj, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

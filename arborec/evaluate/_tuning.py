@@ -11,7 +11,7 @@ import numpy as np
 
 from arborec.diagnostics import logger
 from arborec.evaluate._protocol import evaluate
-from arborec.evaluate._report import result_record
+from arborec.evaluate._report import result_record, save_ranks
 
 SELECT_ON = "ndcg@10"  # the only metric model selection reads, on the validation stage
 
@@ -70,8 +70,8 @@ def run_model(make_model: Callable[..., object], split, data, *, space: dict[str
     model keeps its training state in that file after every validation and continues from it when it is there
     (a stopped run goes on where it was; see ``SequentialRecommender.resume_path``; the caller removes the file
     once the record is saved); the record's fit seconds include those of the epochs read back. With ``ranks_to``,
-    the test target's rank of every test user (in ``split.eval_users("test")`` order) is saved there as a
-    ``.npy`` file, for paired per-user comparisons (:func:`arborec.evaluate.paired_comparison`).
+    the test target's rank of every test user is saved there (:func:`arborec.evaluate.save_ranks`), for paired
+    per-user comparisons (:func:`arborec.evaluate.paired_comparison`).
     """
     from arborec.sequential import resuming
 
@@ -86,8 +86,7 @@ def run_model(make_model: Callable[..., object], split, data, *, space: dict[str
     t1 = time.perf_counter()
     test = evaluate(model, split, "test", progress=progress) if with_test else None
     if test is not None and ranks_to is not None:
-        Path(ranks_to).parent.mkdir(parents=True, exist_ok=True)
-        np.save(ranks_to, test.ranks)
+        save_ranks(test.ranks, ranks_to)
     test = test.to_dict() if test is not None else None
     eval_s = time.perf_counter() - t1
     all_params = model.get_params() if hasattr(model, "get_params") else {**fixed, **chosen}

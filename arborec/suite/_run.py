@@ -12,7 +12,7 @@ import numpy as np
 
 from arborec.data import leave_one_out, load_prepared, private_tmp
 from arborec.diagnostics import ConfigError, logger
-from arborec.evaluate import COLD_SLICE, evaluate, result_record, slice_masks
+from arborec.evaluate import COLD_SLICE, evaluate, result_record, save_ranks, slice_masks
 from arborec.recommenders import make_model
 from arborec.sequential import resuming
 from arborec.suite._config import ABLATIONS, AFTER_TRAINING, DATASETS, EVAL_EVERY, OURS, SPACES
@@ -51,8 +51,7 @@ class RecordStore:
 
     def add(self, record: dict, ranks: np.ndarray) -> None:
         rel = Path("ranks") / record["dataset"] / f"{record['model']}-seed{record['seed']}.npy"
-        (self.out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        np.save(self.out_dir / rel, np.minimum(ranks, np.iinfo(np.uint16).max).astype(np.uint16))
+        save_ranks(ranks, self.out_dir / rel)
         record["test_ranks"] = rel.as_posix()  # 0-based rank of each test user's target, capped at 65535
         self.put(record)
 
