@@ -496,3 +496,25 @@ def test_a_store_of_its_own_writes_its_own_report_and_leaves_the_live_one(tmp_pa
     staged = write_report(tmp_path / "suite-0.4-staging")
     assert staged == tmp_path / "suite-0.4-staging.md" and live.read_text() == before
     assert "suite-0.4-staging/plots/toy.png" in staged.read_text() and "suite/plots/toy.png" in before
+
+
+def test_the_report_opens_with_arborec_against_the_best_id_only_and_text_aware_models(tmp_path, monkeypatch):
+    ranks = {"arborec": np.array([0, 0, 3, 20]), "sasrec": np.array([1, 5, 0, 20]),
+             "bsarec": np.array([2, 30, 0, 20]), "sasrec-text": np.array([0, 9, 9, 20])}
+    valid = {"arborec": 0.5, "sasrec": 0.4, "bsarec": 0.3, "sasrec-text": 0.35}
+    for dataset, has_text in (("toy", True), ("toy-no-text", False)):
+        monkeypatch.setitem(_config.DATASETS, dataset, _config.SuiteDataset(dataset, 4, has_text=has_text))
+        store = RecordStore(tmp_path / "suite", dataset)
+        for model, r in ranks.items():
+            for seed in ((0, 1, 2) if model != "sasrec-text" else (0,)):
+                store.add({**_record(model, seed, r, valid[model]), "dataset": dataset}, r)
+    text = write_report(tmp_path / "suite").read_text()
+    glance = text[text.index("## At a glance"):text.index("\n## toy")]
+    row = next(line for line in glance.splitlines() if line.startswith("| toy |"))
+    gain = np.mean(per_user_ndcg(ranks["arborec"])) / np.mean(per_user_ndcg(ranks["sasrec"])) - 1
+    # the best ID-only model by validation is sasrec (0.4 > bsarec's 0.3), whatever their test figures
+    assert f"| sasrec {np.mean(per_user_ndcg(ranks['sasrec'])):.4f} ± 0.0000: {gain:+.1%}" in row
+    assert "| sasrec-text " in row and "(one seed)" in row  # the text-aware peer, on its one seed
+    assert row.endswith("| mostpop, ease, gru4rec, sasrec-prefix, unisrec, unisrec-t, text-ft |")  # not run yet
+    no_text = next(line for line in glance.splitlines() if line.startswith("| toy-no-text |"))
+    assert "| no item text |" in no_text  # SASRec-text without text is an ID model: not "the text-aware peer"

@@ -38,6 +38,8 @@ class SuiteDataset:
     max_epochs: int
     anchors: tuple[Anchor, ...] = field(default_factory=tuple)
     budget: int = LARGE_BUDGET
+    #: whether its items have text (without, the text-aware peers have nothing to read: no such comparison)
+    has_text: bool = True
 
 
 _SASREC = ("sasrec", "sasrec-prefix")  # SASRec as published is trained either way, depending on the code
@@ -54,7 +56,7 @@ DATASETS: dict[str, SuiteDataset] = {d.name: d for d in (
     SuiteDataset("amazon-sports", 100, (
         Anchor("SASRec, sampled softmax", 0.0569, 0.0314, "eSASRec benchmark", _SASREC),
         Anchor("eSASRec", 0.0560, 0.0323, "eSASRec benchmark"),
-    )),
+    ), has_text=False),
     SuiteDataset("ml-1m", 100, (
         Anchor("LRURec", 0.3264, 0.1930, "LRURec paper, Table 3"),
         Anchor("SASRec, cross-entropy", 0.3181, 0.1902, "LRURec paper, Table 3", _SASREC),
@@ -83,6 +85,8 @@ SPACES: dict[str, dict[str, list]] = {
 #: the order of the suite's models (the ID-only sequential ones are what "never loses" is measured against)
 MODELS = tuple(SPACES)
 ID_ONLY = ("gru4rec", "sasrec", "sasrec-prefix", "bsarec")
+#: the peers that read the same item text as arborec ("ahead of the text-aware peers" is measured against them)
+TEXT_AWARE = ("sasrec-text", "unisrec", "unisrec-t", "text-ft")
 OURS = "arborec"
 #: arborec with one part switched off, run with arborec's chosen setting on every seed (``--ablations``): what
 #: each part is worth, paired per user against the whole model. Not rivals: never "the best other model".

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from arborec.evaluate._stats import paired_comparison, paired_ratio, per_user_ndcg, seed_interval
-from arborec.suite._config import ABLATIONS, ANCHOR_TOLERANCE, DATASETS, ID_ONLY, MODELS, OURS
+from arborec.suite._config import ABLATIONS, ANCHOR_TOLERANCE, DATASETS, ID_ONLY, MODELS, OURS, TEXT_AWARE
 from arborec.suite._plot import plot_dataset
 from arborec.suite._run import RecordStore, distinct_settings
 
@@ -49,6 +49,9 @@ def summarize(store: RecordStore) -> dict:
         by_valid = sorted(others, key=lambda m: -others[m]["tuned_valid_ndcg@10"])
         targets = {"best other model (by validation)": by_valid[:1],
                    "best ID-only model (by validation)": [m for m in by_valid if m in ID_ONLY][:1]}
+        spec = DATASETS.get(store.records[0]["dataset"])
+        if spec is None or spec.has_text:  # without item text a text-aware peer is an ID model by another name
+            targets["best text-aware model (by validation)"] = [m for m in by_valid if m in TEXT_AWARE][:1]
         per_user = {m: _seed_mean_ndcg(store, m) for m in models}  # each model's ranks read once
         ours = per_user[OURS]
         for label, names in targets.items():
@@ -73,6 +76,49 @@ def summarize(store: RecordStore) -> dict:
             cmp = paired_comparison(ours, per_user[name])
             out["ablations"][name] = {**cmp.to_dict(), "verdict": cmp.verdict, "seeds": len(models[name]["seeds"])}
     return out
+
+
+def glance_section(stores: dict[str, RecordStore], summaries: dict[str, dict]) -> list[str]:
+    """The report's first section: one row per dataset, arborec against the best ID-only and the best text-aware
+    model (by validation), paired per user, with the published figures beside them."""
+    lines = ["## At a glance", "",
+             "arborec's test NDCG@10 (mean ± 95% interval over seeds) against the best ID-only and the best "
+             "text-aware model of each dataset (chosen by validation NDCG@10 on the tuning seed, never by test), "
+             "paired per user over every test user, verdicts at p < 0.05; its cold-item Recall@10 over SASRec's "
+             "(paired bootstrap interval). Each dataset's section below has every model, the ablations and the "
+             "details.", "",
+             "| dataset | arborec | vs the best ID-only model | vs the best text-aware model | cold Recall@10 / SASRec "
+             "| published | not run yet |", "|---|---|---|---|---|---|---|"]
+    for name, summary in summaries.items():
+        models = summary["models"]
+        if OURS not in models:
+            continue
+        spec = DATASETS.get(name)
+        cells = []
+        for label in ("best ID-only model (by validation)", "best text-aware model (by validation)"):
+            c = summary["comparisons"].get(label)
+            if c is None:
+                cells.append("no item text" if "text" in label and spec and not spec.has_text else "none run yet")
+            else:
+                rival = models[c["model"]]
+                cells.append(f"{c['model']} {_ci(rival['ndcg@10'])}{_seeds_note(rival['seeds'])}: "
+                             f"{c['relative']:+.1%}, CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], p = {c['p_value']:.2g}: "
+                             f"**{c['verdict']}**")
+        r = summary.get("cold_ratio")
+        cold = f"{r['ratio']:.2f}x [{r['low']:.2f}x, {r['high']:.2f}x]" if r else "-"
+        published = "; ".join(f"{a.label} {a.ndcg10:.4f}" for a in _anchors(name)) or "-"
+        missing = [m for m in MODELS if m not in models and m not in stores[name].skipped]
+        ours = models[OURS]
+        lines.append(f"| {name} | {_ci(ours['ndcg@10'])} ({_release(stores[name].of(OURS))}"
+                     f"{_seeds_note(ours['seeds']) or ', ' + str(len(ours['seeds'])) + ' seeds'}) | {cells[0]} | "
+                     f"{cells[1]} | {cold} | {published} | {', '.join(missing) or '-'} |")
+    return lines + [""]
+
+
+def _seeds_note(seeds: list) -> str:
+    """"" for 3 seeds or more (the suite's verdicts), " (one seed)" or " (2 seeds)" below that."""
+    n = len(seeds)
+    return "" if n >= 3 else " (one seed)" if n == 1 else f" ({n} seeds)"
 
 
 def _cold(record: dict) -> tuple[int, float]:
@@ -262,15 +308,15 @@ def write_report(out_dir: str | Path) -> Path:
              "and date: `benchmarks/results/suite/<dataset>.json`. arborec's figures before 0.2, when the interest "
              "tree was in its ranking path, and the ablation that took it out: "
              "`benchmarks/results/tree_in_ranking.md`.", ""]
-    sections, seconds = [], 0.0
-    for name in names:
-        store = RecordStore(out_dir, name)
-        if store.records:
-            summary = summarize(store)  # once: the section and the figure both read it
-            plot_dataset(summary, out_dir / "plots" / f"{name}.png", f"{name}: test NDCG@10",
-                         anchors=_anchors(name), ours=OURS)
-            sections += dataset_section(store, summary, f"{out_dir.name}/plots/{name}.png")
-            seconds += _machine_seconds(store.records)
+    stores = {name: RecordStore(out_dir, name) for name in names}
+    stores = {name: store for name, store in stores.items() if store.records}
+    summaries = {name: summarize(store) for name, store in stores.items()}  # once: glance, sections, figures
+    sections, seconds = glance_section(stores, summaries), 0.0
+    for name, store in stores.items():
+        plot_dataset(summaries[name], out_dir / "plots" / f"{name}.png", f"{name}: test NDCG@10",
+                     anchors=_anchors(name), ours=OURS)
+        sections += dataset_section(store, summaries[name], f"{out_dir.name}/plots/{name}.png")
+        seconds += _machine_seconds(store.records)
     lines += [f"Machine time of the whole suite so far (every run and tuning trial, all datasets): "
               f"{seconds / 3600:.1f} h.", ""] + sections
     path = report_path(out_dir)
