@@ -262,3 +262,28 @@ def test_sampled_softmax_above_the_threshold_never_forms_full_logits(name, synth
     assert ndcg > 1.5 * mostpop  # sampled training learns the sequences too
     below = MODELS[name](**SMALL, max_epochs=1, seed=0).fit(split)  # default threshold: full softmax
     assert full_calls and below.sampled_above == 100_000
+
+
+def test_weight_decay_is_decoupled_as_in_the_published_recipes():
+    """``weight_decay`` is AdamW's: with no gradient a weight shrinks by lr * decay per step (Adam's L2 penalty
+    would instead move it by about lr, whatever its size); with no decay the update is Adam's, bit for bit."""
+    from arborec.sequential import adam
+
+    w = torch.nn.Parameter(torch.full((3,), 2.0))
+    opt = adam([w], 0.1, 0.01, torch.device("cpu"))
+    w.grad = torch.zeros_like(w)
+    opt.step()
+    assert torch.allclose(w.detach(), torch.full((3,), 2.0 * (1 - 0.1 * 0.01)))
+
+    def trained(make):
+        torch.manual_seed(0)
+        v = torch.nn.Parameter(torch.randn(5))
+        o = make([v])
+        for step in range(20):
+            o.zero_grad()
+            ((v - step / 10) ** 2).sum().backward()
+            o.step()
+        return v.detach()
+
+    ours = trained(lambda p: adam(p, 1e-2, 0.0, torch.device("cpu")))
+    assert torch.equal(ours, trained(lambda p: torch.optim.Adam(p, lr=1e-2, fused=True)))

@@ -62,7 +62,7 @@ class GRU4Rec(SequentialRecommender):
     hidden_size, n_layers : GRU state size (= item embedding size) and stacked layers
     max_len : the most recent ``max_len`` items of a history are used
     dropout : dropout on embeddings, between layers and on the outputs
-    lr, weight_decay, batch_size : Adam learning rate, L2 penalty, sequences per step
+    lr, weight_decay, batch_size : AdamW learning rate, decoupled weight decay, sequences per step
     max_epochs, patience, eval_every : training stops after ``patience`` validation checks (one
         every ``eval_every`` epochs) without a better NDCG@10; the best weights are kept
     earlier_windows : also train on the windows of ``max_len`` before the most recent one

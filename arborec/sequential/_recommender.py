@@ -23,10 +23,11 @@ from arborec.sequential._resume import load_state, run_key, save_state
 from arborec.sequential._windows import batch_order, pad_left, prefix_windows, training_windows
 
 
-def adam(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
-    """Adam, fused into one kernel where torch has one for the device (CPU, CUDA): the same update, about 6x
-    less time per step than the per-parameter loop on CPU, where it was ~6% of a training step."""
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
+def adam(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """Adam with decoupled weight decay (AdamW, as the published recipes use it; with ``weight_decay=0``, the
+    suite's setting, the very same update as Adam, bit for bit), fused into one kernel where torch has one for
+    the device (CPU, CUDA): about 6x less time per step than the per-parameter loop on CPU."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
 
 
 class SequentialRecommender(Recommender):
