@@ -112,7 +112,7 @@ def glance_section(stores: dict[str, RecordStore], summaries: dict[str, dict]) -
         lines.append(f"| {name} | {_ci(ours['ndcg@10'])} ({_release(stores[name].of(OURS))}"
                      f"{_seeds_note(ours['seeds']) or ', ' + str(len(ours['seeds'])) + ' seeds'}) | {cells[0]} | "
                      f"{cells[1]} | {cold} | {published} | {', '.join(missing) or '-'} |")
-    return lines + [""]
+    return lines + [""] if lines[-1].startswith("| ") and not lines[-1].startswith("|---") else []
 
 
 def _seeds_note(seeds: list) -> str:
