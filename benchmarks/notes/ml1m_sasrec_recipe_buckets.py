@@ -4,8 +4,9 @@ nothing is chosen from it).
 
     ARBOREC_DATA_DIR=../shared/data python benchmarks/notes/ml1m_sasrec_recipe_buckets.py
 
-Reads the suite's rank files (arborec and SASRec, 3 seeds each, seed means) and
-benchmarks/results/sasrec_anchor_recipe_ml-1m_ranks.npy. Write-up: benchmarks/notes/ml1m_sasrec_recipe.md.
+Reads the suite's rank files (arborec and SASRec, 3 seeds each, seed means),
+benchmarks/results/sasrec_anchor_recipe_ml-1m_ranks.npy and, once it exists, arborec's run on the same recipe
+(benchmarks/results/arborec_anchor_recipe_ml-1m_ranks.npy). Write-up: benchmarks/notes/ml1m_sasrec_recipe.md.
 """
 import numpy as np
 
@@ -22,13 +23,14 @@ def seed_mean(model: str) -> np.ndarray:
 def by_quartile(name: str, key: np.ndarray, models: dict[str, np.ndarray]) -> None:
     edges = np.quantile(key, [0, 0.25, 0.5, 0.75, 1])
     print(f"\n{name} (quartile edges {', '.join(f'{e:.0f}' for e in edges)})")
-    print("| quartile | users | " + " | ".join(models) + " | arborec - recipe |")
+    pair = "arborec recipe" if "arborec recipe" in models else "arborec"  # arborec on the recipe, when it ran
+    print("| quartile | users | " + " | ".join(models) + f" | {pair} - sasrec recipe |")
     print("|---" * (len(models) + 3) + "|")
     bucket = np.digitize(key, edges[1:-1])
     for q in range(4):
         m = bucket == q
         cells = " | ".join(f"{v[m].mean():.4f}" for v in models.values())
-        print(f"| q{q + 1} | {m.sum()} | {cells} | {models['arborec'][m].mean() - models['sasrec recipe'][m].mean():+.4f} |")
+        print(f"| q{q + 1} | {m.sum()} | {cells} | {models[pair][m].mean() - models['sasrec recipe'][m].mean():+.4f} |")
 
 
 if __name__ == "__main__":
@@ -37,5 +39,9 @@ if __name__ == "__main__":
     models = {"arborec": seed_mean("arborec"),
               "sasrec recipe": per_user_ndcg(np.load("benchmarks/results/sasrec_anchor_recipe_ml-1m_ranks.npy")),
               "suite sasrec": seed_mean("sasrec")}
+    try:
+        models["arborec recipe"] = per_user_ndcg(np.load("benchmarks/results/arborec_anchor_recipe_ml-1m_ranks.npy"))
+    except FileNotFoundError:
+        pass
     by_quartile("user's training history length", split.train_lengths()[users], models)
     by_quartile("target's training events", split.item_train_counts()[split.targets("test", users)], models)
