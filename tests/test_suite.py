@@ -518,3 +518,6 @@ def test_the_report_opens_with_arborec_against_the_best_id_only_and_text_aware_m
     assert row.endswith("| mostpop, ease, gru4rec, sasrec-prefix, unisrec, unisrec-t, text-ft |")  # not run yet
     no_text = next(line for line in glance.splitlines() if line.startswith("| toy-no-text |"))
     assert "| no item text |" in no_text  # SASRec-text without text is an ID model: not "the text-aware peer"
+    only_rivals = RecordStore(tmp_path / "rivals", "toy")
+    only_rivals.add(_record("sasrec", 0, ranks["sasrec"], 0.4), ranks["sasrec"])
+    assert "At a glance" not in write_report(tmp_path / "rivals").read_text()  # nothing to compare before arborec runs

@@ -80,39 +80,40 @@ def summarize(store: RecordStore) -> dict:
 
 def glance_section(stores: dict[str, RecordStore], summaries: dict[str, dict]) -> list[str]:
     """The report's first section: one row per dataset, arborec against the best ID-only and the best text-aware
-    model (by validation), paired per user, with the published figures beside them."""
-    lines = ["## At a glance", "",
-             "arborec's test NDCG@10 (mean ± 95% interval over seeds) against the best ID-only and the best "
-             "text-aware model of each dataset (chosen by validation NDCG@10 on the tuning seed, never by test), "
-             "paired per user over every test user, verdicts at p < 0.05; its cold-item Recall@10 over SASRec's "
-             "(paired bootstrap interval). Each dataset's section below has every model, the ablations and the "
-             "details.", "",
-             "| dataset | arborec | vs the best ID-only model | vs the best text-aware model | cold Recall@10 / SASRec "
-             "| published | not run yet |", "|---|---|---|---|---|---|---|"]
+    model (by validation), paired per user, with the published figures beside them; nothing before arborec runs."""
+    rows = []
     for name, summary in summaries.items():
         models = summary["models"]
         if OURS not in models:
             continue
         spec = DATASETS.get(name)
         cells = []
-        for label in ("best ID-only model (by validation)", "best text-aware model (by validation)"):
+        for label, textual in (("best ID-only model (by validation)", False),
+                               ("best text-aware model (by validation)", True)):
             c = summary["comparisons"].get(label)
             if c is None:
-                cells.append("no item text" if "text" in label and spec and not spec.has_text else "none run yet")
-            else:
-                rival = models[c["model"]]
-                cells.append(f"{c['model']} {_ci(rival['ndcg@10'])}{_seeds_note(rival['seeds'])}: "
-                             f"{c['relative']:+.1%}, CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], p = {c['p_value']:.2g}: "
-                             f"**{c['verdict']}**")
+                cells.append("no item text" if textual and spec and not spec.has_text else "none run yet")
+                continue
+            rival = models[c["model"]]
+            cells.append(f"{c['model']} {_ci(rival['ndcg@10'])}{_seeds_note(rival['seeds'])}: {c['relative']:+.1%}, "
+                         f"CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], p = {c['p_value']:.2g}: **{c['verdict']}**")
         r = summary.get("cold_ratio")
         cold = f"{r['ratio']:.2f}x [{r['low']:.2f}x, {r['high']:.2f}x]" if r else "-"
         published = "; ".join(f"{a.label} {a.ndcg10:.4f}" for a in _anchors(name)) or "-"
         missing = [m for m in MODELS if m not in models and m not in stores[name].skipped]
-        ours = models[OURS]
-        lines.append(f"| {name} | {_ci(ours['ndcg@10'])} ({_release(stores[name].of(OURS))}"
-                     f"{_seeds_note(ours['seeds']) or ', ' + str(len(ours['seeds'])) + ' seeds'}) | {cells[0]} | "
-                     f"{cells[1]} | {cold} | {published} | {', '.join(missing) or '-'} |")
-    return lines + [""] if lines[-1].startswith("| ") and not lines[-1].startswith("|---") else []
+        ours, n = models[OURS], len(models[OURS]["seeds"])
+        rows.append(f"| {name} | {_ci(ours['ndcg@10'])} ({_release(stores[name].of(OURS))}, {n} seed{'s' * (n > 1)}) "
+                    f"| {cells[0]} | {cells[1]} | {cold} | {published} | {', '.join(missing) or '-'} |")
+    if not rows:
+        return []
+    return ["## At a glance", "",
+            "arborec's test NDCG@10 (mean ± 95% interval over seeds) against the best ID-only and the best "
+            "text-aware model of each dataset (chosen by validation NDCG@10 on the tuning seed, never by test), "
+            "paired per user over every test user, verdicts at p < 0.05; its cold-item Recall@10 over SASRec's "
+            "(paired bootstrap interval). Each dataset's section below has every model, the ablations and the "
+            "details.", "",
+            "| dataset | arborec | vs the best ID-only model | vs the best text-aware model | cold Recall@10 / SASRec "
+            "| published | not run yet |", "|---|---|---|---|---|---|---|", *rows, ""]
 
 
 def _seeds_note(seeds: list) -> str:
