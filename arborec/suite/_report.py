@@ -15,6 +15,9 @@ from arborec.suite._run import RecordStore, distinct_settings
 
 COLD = "cold_items"
 COLD_MIN_USERS = 100  # the cold-item ratio is reported when at least this many test users have a cold target
+#: the rivals arborec is compared with, paired per user (the keys of ``summarize(...)["comparisons"]``)
+BEST_OTHER, BEST_ID_ONLY, BEST_TEXT_AWARE = ("best other model (by validation)", "best ID-only model (by validation)",
+                                             "best text-aware model (by validation)")
 
 
 def summarize(store: RecordStore) -> dict:
@@ -47,11 +50,9 @@ def summarize(store: RecordStore) -> dict:
     if OURS in models:
         others = {m: s for m, s in models.items() if m != OURS and m not in ABLATIONS}
         by_valid = sorted(others, key=lambda m: -others[m]["tuned_valid_ndcg@10"])
-        targets = {"best other model (by validation)": by_valid[:1],
-                   "best ID-only model (by validation)": [m for m in by_valid if m in ID_ONLY][:1]}
-        spec = DATASETS.get(store.records[0]["dataset"])
-        if spec is None or spec.has_text:  # without item text a text-aware peer is an ID model by another name
-            targets["best text-aware model (by validation)"] = [m for m in by_valid if m in TEXT_AWARE][:1]
+        targets = {BEST_OTHER: by_valid[:1], BEST_ID_ONLY: [m for m in by_valid if m in ID_ONLY][:1]}
+        if _has_text(store.records[0]["dataset"]):  # without item text a text-aware peer is an ID model renamed
+            targets[BEST_TEXT_AWARE] = [m for m in by_valid if m in TEXT_AWARE][:1]
         per_user = {m: _seed_mean_ndcg(store, m) for m in models}  # each model's ranks read once
         ours = per_user[OURS]
         for label, names in targets.items():
@@ -86,13 +87,11 @@ def glance_section(stores: dict[str, RecordStore], summaries: dict[str, dict]) -
         models = summary["models"]
         if OURS not in models:
             continue
-        spec = DATASETS.get(name)
         cells = []
-        for label, textual in (("best ID-only model (by validation)", False),
-                               ("best text-aware model (by validation)", True)):
+        for label in (BEST_ID_ONLY, BEST_TEXT_AWARE):
             c = summary["comparisons"].get(label)
             if c is None:
-                cells.append("no item text" if textual and spec and not spec.has_text else "none run yet")
+                cells.append("no item text" if label == BEST_TEXT_AWARE and not _has_text(name) else "none run yet")
                 continue
             rival = models[c["model"]]
             cells.append(f"{c['model']} {_ci(rival['ndcg@10'])}{_seeds_note(rival['seeds'])}: {c['relative']:+.1%}, "
@@ -114,6 +113,12 @@ def glance_section(stores: dict[str, RecordStore], summaries: dict[str, dict]) -
             "details.", "",
             "| dataset | arborec | vs the best ID-only model | vs the best text-aware model | cold Recall@10 / SASRec "
             "| published | not run yet |", "|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _has_text(dataset: str) -> bool:
+    """Whether the dataset's items have text (a dataset outside the suite is taken to have it)."""
+    spec = DATASETS.get(dataset)
+    return spec is None or spec.has_text
 
 
 def _seeds_note(seeds: list) -> str:

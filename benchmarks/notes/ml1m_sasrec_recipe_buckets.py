@@ -8,12 +8,15 @@ Reads the suite's rank files (arborec and SASRec, 3 seeds each, seed means),
 benchmarks/results/sasrec_anchor_recipe_ml-1m_ranks.npy and, once it exists, arborec's run on the same recipe
 (benchmarks/results/arborec_anchor_recipe_ml-1m_ranks.npy). Write-up: benchmarks/notes/ml1m_sasrec_recipe.md.
 """
+from pathlib import Path
+
 import numpy as np
 
 from arborec.data import leave_one_out, load_prepared
 from arborec.evaluate import per_user_ndcg
 
 RANKS = "benchmarks/results/suite/ranks/ml-1m/"
+ARBOREC_RECIPE = "benchmarks/results/arborec_anchor_recipe_ml-1m_ranks.npy"  # arborec on the same recipe
 
 
 def seed_mean(model: str) -> np.ndarray:
@@ -39,9 +42,7 @@ if __name__ == "__main__":
     models = {"arborec": seed_mean("arborec"),
               "sasrec recipe": per_user_ndcg(np.load("benchmarks/results/sasrec_anchor_recipe_ml-1m_ranks.npy")),
               "suite sasrec": seed_mean("sasrec")}
-    try:
-        models["arborec recipe"] = per_user_ndcg(np.load("benchmarks/results/arborec_anchor_recipe_ml-1m_ranks.npy"))
-    except FileNotFoundError:
-        pass
+    if Path(ARBOREC_RECIPE).exists():
+        models["arborec recipe"] = per_user_ndcg(np.load(ARBOREC_RECIPE))
     by_quartile("user's training history length", split.train_lengths()[users], models)
     by_quartile("target's training events", split.item_train_counts()[split.targets("test", users)], models)
