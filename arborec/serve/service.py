@@ -6,22 +6,20 @@ import threading
 import time
 
 import numpy as np
-import pandas as pd
 
 from arborec.data import Histories
 from arborec.diagnostics import ConfigError, DuplicateItemError, UnknownItemError, logger
 from arborec.profiles import UserProfile, reason_text
 from arborec.serve.catalog import ServedCatalog
+from arborec.serve.new_items import place_items, stored_items
 from arborec.serve.reads_first import ReadsFirst
 from arborec.serve.retrieval import ItemIndex, top_k_dense
 from arborec.serve.scorers import OnlineScorer
 from arborec.serve.segments import ServedSegments, user_profile
 from arborec.serve.settings import ServeSettings
-from arborec.serve.store import Store, StoredItem
+from arborec.serve.store import Store
 from arborec.serve.users import UserRecord, UserCache, pack_state, unpack_state
 
-N_NEIGHBOURS = 10  # text neighbours a new item borrows its score from
-NEIGHBOUR_TEMPERATURE = 0.05  # softmax temperature over their cosine similarities
 PREDICT_CHUNK = 100  # users whose segment an ingest predicts at once (about 4 ms, measured; then it may pause)
 
 
@@ -522,18 +520,11 @@ class InterestService:
     def add_items(self, new: list) -> list[dict]:
         """Encode, store and place new items (objects with item, title, description, brand,
         category_path); they are recommendable when this returns."""
-        from arborec.text import ItemTextTemplate
-
         ids = [it.item for it in new]
         dupes = sorted({i for i in ids if i in self.catalog.index_of} | {i for i in ids if ids.count(i) > 1})
         if dupes:
             raise DuplicateItemError(f"item id(s) already present: {', '.join(dupes[:5])}")
-        frame = pd.DataFrame({"item": ids, "title": [it.title for it in new], "brand": [it.brand for it in new],
-                              "description": [it.description for it in new],
-                              "category_path": [list(it.category_path) for it in new]})
-        texts = ItemTextTemplate(drop_root_category=False).render(frame)
-        vectors = self._encode(texts)
-        stored = [StoredItem(it.item, it.title, text, list(it.category_path), vec) for it, text, vec in zip(new, texts, vectors)]
+        stored = stored_items(new, self._encode)
         with self._lock:
             if any(i in self.catalog.index_of for i in ids):
                 raise DuplicateItemError("item id(s) were added meanwhile")
@@ -546,31 +537,8 @@ class InterestService:
             self._place_items(stored)
             logger.info("restored %d items added through the API", len(stored))
 
-    def _place_items(self, stored: list[StoredItem]) -> list[dict]:
-        vectors = np.stack([s.vector for s in stored]).astype(np.float32)  # (n_new, d)
-        neighbours, weights, codes = [], [], []
-        n_known = self.catalog.n_items
-        for vec, s in zip(vectors, stored):
-            nb, sims = self.text_index.search(vec, N_NEIGHBOURS)
-            nb, sims = nb[nb < n_known], sims[nb < n_known]  # neighbours among items already placed
-            w = np.exp((sims - sims.max()) / NEIGHBOUR_TEMPERATURE)
-            neighbours.append(nb)
-            weights.append(w / w.sum())
-            codes.append(self.catalog.place(s.category_path, nb))
-        width = max(len(n) for n in neighbours)
-        nb_arr = np.zeros((len(stored), width), dtype=np.int64)
-        w_arr = np.zeros((len(stored), width), dtype=np.float32)
-        for j, (nb, w) in enumerate(zip(neighbours, weights)):
-            nb_arr[j, :len(nb)], w_arr[j, :len(w)] = nb, w
-        # the catalogue first: a concurrent reader may then see tree rows without scores, never the reverse
-        self.catalog.append([s.item_id for s in stored], [s.title for s in stored], vectors, np.stack(codes))
-        self.segmentation.add_items(len(stored))
-        self.scorer.add_items(nb_arr, w_arr)
-        self.text_index.add(vectors)
-        if self.model_index is not None:
-            self.model_index.add(self.scorer.item_vectors()[self.model_index.n_items:])
-        return [{"item": s.item_id, "index": n_known + j, "path": self.catalog.path_labels(n_known + j),
-                 "neighbours": [self.catalog.item_ids[i] for i in nb_arr[j, :3]]} for j, s in enumerate(stored)]
+    def _place_items(self, stored: list) -> list[dict]:
+        return place_items(stored, self.catalog, self.scorer, self.segmentation, self.text_index, self.model_index)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self.encoder is None:
