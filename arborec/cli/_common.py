@@ -10,17 +10,20 @@ from arborec.diagnostics import ArborecError
 
 EPILOG_DATA = (
     "DATA is a registered dataset name (see `arborec datasets`), 'synthetic' (generated, no files needed), "
-    "or a folder in any supported layout. Named datasets are looked for in --data-dir, then in "
-    "$ARBOREC_DATA_DIR, then in the cache; they are downloaded when online."
+    "a folder in any supported layout, or a table of events (.csv, .tsv, .parquet; one row per event) whose "
+    "user, item, time, title and category columns are found by their usual names (user_id, customer, sku, "
+    "timestamp, title, category...; --columns names the others, --catalog adds a table of items). Named "
+    "datasets are looked for in --data-dir, then in $ARBOREC_DATA_DIR, then in the cache; they are "
+    "downloaded when online."
 )
 
 
 def add_data_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
     if multiple:
         p.add_argument("--data", required=True, action="append", metavar="DATA",
-                       help="dataset name or folder (repeat for several)")
+                       help="dataset name, folder or table file (repeat for several)")
     else:
-        p.add_argument("--data", required=True, metavar="DATA", help="dataset name or folder")
+        p.add_argument("--data", required=True, metavar="DATA", help="dataset name, folder or table file")
     p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
     p.add_argument("--min-rating", type=float, default=None, help="keep events with rating >= this")
     p.add_argument("--user-core", type=int, default=5, help="minimum events per user, k-core (default: 5)")
@@ -28,6 +31,18 @@ def add_data_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
     p.add_argument("--repeats", choices=("first", "last", "all"), default="first",
                    help="repeated (user, item) pairs: keep the first, the last, or all (default: first)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the prepared-data cache")
+    add_table_args(p)
+
+
+def add_table_args(p: argparse.ArgumentParser) -> None:
+    """--columns and --catalog: how a table file given as --data is read."""
+    p.add_argument("--columns", metavar="ROLE=COLUMN,...",
+                   help="with a table file as --data: the columns whose names are not the usual ones, e.g. "
+                        "user=customer_no,item=article,time=bought_at,title=label (roles: user, item, time, "
+                        "rating, title, category, brand, description, genres, tags, year)")
+    p.add_argument("--catalog", metavar="FILE",
+                   help="with a table file as --data: a table of items (one row each: its id and text columns); "
+                        "else item text is read from the events table")
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -63,7 +78,15 @@ def prepared(args, name: str):
 
     config = PrepareConfig(min_rating=args.min_rating, user_core=args.user_core, item_core=args.item_core,
                            repeats=args.repeats)
-    return load_prepared(name, data_dir=args.data_dir, config=config, use_cache=not args.no_cache)
+    return load_prepared(name, data_dir=args.data_dir, config=config, use_cache=not args.no_cache,
+                         **table_options(args))
+
+
+def table_options(args) -> dict:
+    """The column mapping and catalogue of a table file given as --data (load_prepared's keywords)."""
+    from arborec.data.table_file import parse_columns
+
+    return {"columns": parse_columns(getattr(args, "columns", None)) or None, "catalog": getattr(args, "catalog", None)}
 
 
 def parse_params(pairs: list[str], model: str) -> dict:

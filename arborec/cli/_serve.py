@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from arborec.cli._common import EPILOG_DATA, parse_params
+from arborec.cli._common import EPILOG_DATA, add_table_args, parse_params, table_options
 from arborec.diagnostics import ArborecError
 
 
@@ -25,6 +25,7 @@ def add_commands(sub) -> None:
                        "ARBOREC_RETENTION_DAYS, ARBOREC_PSEUDONYM_KEY.")
     p.add_argument("--data", metavar="DATA", help="dataset whose catalogue and history are served")
     p.add_argument("--data-dir", help="a folder holding <name>/ dataset folders (else $ARBOREC_DATA_DIR)")
+    add_table_args(p)
     p.add_argument("--model", default="ease", help="harness model fitted at start (default: %(default)s; "
                                                    "see `arborec models`)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a model parameter (repeatable)")
@@ -81,7 +82,7 @@ def cmd_serve(args) -> int:
               "only; it is never printed). For real use make scoped keys with `arborec serve --make-key` and "
               "set ARBOREC_API_KEYS (see README, Security and privacy)", file=sys.stderr, flush=True)
     service = load_service(settings, data=args.data, model=args.model, params=parse_params(args.param, args.model),
-                           data_dir=args.data_dir, bundle=args.bundle, seed=args.seed,
+                           data_dir=args.data_dir, bundle=args.bundle, seed=args.seed, table=table_options(args),
                            vectors=args.vectors)
     quiet_garbage_collector()
     if settings.events_process:

@@ -15,6 +15,7 @@ from arborec.data.p5 import read_item_attributes, read_item_meta_jsonl, read_use
 from arborec.data.recbole import read_recbole
 from arborec.data.scale import ScaleConfig, make_scale
 from arborec.data.synthetic import make_synthetic
+from arborec.data.table_file import guess_columns, read_table_file
 from arborec.data.tabular import read_table
 
 __all__ = [
@@ -24,5 +25,5 @@ __all__ = [
     "read_ml100k", "read_movielens", "read_movielens_dat", "read_movielens_csv",
     "read_amazon_reviews", "read_amazon_meta", "read_p5_sequences", "read_mind", "read_recbole", "read_table",
     "make_scale", "ScaleConfig", "has_item_text", "require_item_text", "TEXT_FIELDS", "read_ml1m", "read_movielens_sequences",
-    "read_user_sequences", "read_item_meta_jsonl", "read_item_attributes",
+    "read_user_sequences", "read_item_meta_jsonl", "read_item_attributes", "read_table_file", "guess_columns",
 ]

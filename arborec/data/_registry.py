@@ -19,6 +19,7 @@ from arborec.data.movielens import (read_ml1m, read_ml100k, read_movielens_csv, 
 from arborec.data.recbole import read_recbole
 from arborec.data.scale import is_scale_folder, read_scale_folder
 from arborec.data.synthetic import make_synthetic
+from arborec.data.table_file import TABLE_SUFFIXES, is_table_file, read_table_file
 from arborec.diagnostics import DataFormatError, DatasetNotFoundError
 
 __all__ = ["DatasetSpec", "REGISTRY", "register", "cache_dir", "search_folders", "find_local", "load_dataset",
@@ -166,8 +167,11 @@ def _spec(name: str) -> DatasetSpec:
     return spec
 
 
-def load_dataset(name_or_folder: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
-    """Load a dataset by registered name (``"ml-100k"``, ``"synthetic"``...) or from a folder path.
+def load_dataset(name_or_folder: str, data_dir: str | Path | None = None, download: bool = True,
+                 columns: dict[str, str] | None = None, catalog: str | Path | None = None) -> Dataset:
+    """Load a dataset by registered name (``"ml-100k"``, ``"synthetic"``...), from a folder path, or from a
+    table file of events (CSV, TSV, Parquet: `arborec.data.read_table_file`, with ``columns`` naming the
+    columns not found by their usual names and ``catalog`` an optional table of items).
 
     A name is looked for as ``<folder>/<name>/`` in :func:`search_folders`. When it is found
     nowhere and has remote files, they are downloaded (unless ``download=False``), verified
@@ -189,8 +193,11 @@ def load_dataset(name_or_folder: str, data_dir: str | Path | None = None, downlo
         path = Path(name_or_folder)
         if path.is_dir():
             return read_folder(path)
+        if is_table_file(path):
+            return read_table_file(path, columns=columns, catalog=catalog)
         known = ", ".join(sorted({s.name for s in REGISTRY.values()} | {"synthetic"}))
-        raise DatasetNotFoundError(f"{name_or_folder!r} is neither a known dataset ({known}) nor a folder")
+        raise DatasetNotFoundError(f"{name_or_folder!r} is neither a known dataset ({known}), nor a folder, nor a "
+                                   f"table file ({', '.join(TABLE_SUFFIXES)}, optionally .gz)")
     spec = REGISTRY[name_or_folder]
     local = find_local(spec.name, data_dir)
     if local is not None:

@@ -85,11 +85,13 @@ def service_from_model(model, settings: ServeSettings, *, data=None, encoder=Non
 
 def load_service(settings: ServeSettings, *, data: str | None = None, model: str = "ease", params: dict | None = None,
                  data_dir: str | None = None, bundle: str | None = None, seed: int = 0,
-                 vectors: str | None = None) -> InterestService:
+                 vectors: str | None = None, table: dict | None = None) -> InterestService:
     """What `arborec serve` runs: fit ``model`` on ``data``'s leave-one-out training split (or load ``bundle``).
 
     ``vectors``: a .npy file of the catalogue's text vectors (row i = item i), else they are encoded (cached).
+    ``table``: ``columns`` and ``catalog`` for a table file given as ``data`` (see `arborec.data.load_prepared`).
     """
+    table = table or {}
     if bundle is not None:
         try:
             from arborec.model import load_bundle
@@ -100,7 +102,7 @@ def load_service(settings: ServeSettings, *, data: str | None = None, model: str
         if data is not None:
             from arborec.data import load_prepared
 
-            prepared = load_prepared(data, data_dir=data_dir)
+            prepared = load_prepared(data, data_dir=data_dir, **table)
         return service_from_model(load_bundle(bundle), settings, data=prepared)
     if data is None:
         raise ConfigError("give --data DATA (with --model NAME) or --bundle PATH")
@@ -108,7 +110,7 @@ def load_service(settings: ServeSettings, *, data: str | None = None, model: str
     from arborec.recommenders import MODELS, make_model
 
     t0 = time.perf_counter()
-    prepared = prepare(make_synthetic()) if data == "synthetic" else load_prepared(data, data_dir=data_dir)
+    prepared = prepare(make_synthetic()) if data == "synthetic" else load_prepared(data, data_dir=data_dir, **table)
     split = leave_one_out(prepared)
     params = dict(params or {})
     if model in MODELS and "seed" in MODELS[model]().get_params():
