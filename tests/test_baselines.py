@@ -85,6 +85,20 @@ def test_cli_evaluate_writes_complete_record(tmp_path, capsys):
     assert "itemknn" in capsys.readouterr().out
 
 
+def test_cli_benchmark_compares_the_first_model_with_the_others_per_user(tmp_path, capsys):
+    from arborec.cli import main
+    from arborec.evaluate import paired_comparison, per_user_ndcg
+
+    assert main(["-q", "benchmark", "--data", "synthetic", "--models", "itemknn,mostpop", "--no-cache",
+                 "--output-dir", str(tmp_path)]) == 0
+    a, b = (per_user_ndcg(np.load(tmp_path / f"synthetic-{m}_ranks.npy")) for m in ("itemknn", "mostpop"))
+    c = paired_comparison(a, b)
+    line = f"itemknn against mostpop: {c.diff:+.4f} ({c.relative:+.1%})"
+    assert line in capsys.readouterr().out and line in (tmp_path / "table.md").read_text()
+    record = json.loads((tmp_path / "synthetic-itemknn.json").read_text())
+    assert abs(a.mean() - record["test"]["metrics"]["ndcg@10"]) < 1e-4  # the ranks are the test's
+
+
 def test_cli_reports_unknown_dataset(capsys):
     from arborec.cli import main
 

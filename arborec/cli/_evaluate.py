@@ -29,7 +29,10 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("benchmark", help="evaluate several models on one or more datasets; print one table",
                        description="Run every listed model through the common protocol on every dataset, "
-                                   "write one JSON per run and a Markdown table.",
+                                   "write one JSON per run and a Markdown table, and compare the first model "
+                                   "with each other one paired per test user (difference in NDCG@10, its 95% "
+                                   "bootstrap interval and p-value: one seed each, a direction; `arborec suite` "
+                                   "gives seeds and equal tuning).",
                        epilog=EPILOG_DATA)
     add_data_args(p, multiple=True)
     add_model_args(p, multiple=True)
@@ -152,23 +155,49 @@ def cmd_benchmark(args) -> int:
 
     out_dir = Path(args.output_dir)
     no_tune = set(filter(None, args.no_tune.split(",")))
-    records = []
+    records, comparisons = [], []
     for name in args.data:
         data = prepared(args, name)
         split = leave_one_out(data)
         print(f"data: {data.name} ({data.source}): {data.n_users:,} users, {data.n_items:,} items, "
               f"{data.stats['n_interactions']:,} events; split {split.fingerprint()}", flush=True)
+        ranks = {}
         for model_name in split_list(args.models):
             out = out_dir / f"{Path(name).name}-{model_name}.json"
-            record = _run_one(args, data, split, model_name, args.tune and model_name not in no_tune, out)
+            ranks[model_name] = out.with_name(out.stem + "_ranks.npy")
+            record = _run_one(args, data, split, model_name, args.tune and model_name not in no_tune, out,
+                              ranks_to=str(ranks[model_name]))
             _save_record(record, out)
             records.append(record)
             print(metric_table([record]).splitlines()[-1], flush=True)
+        comparisons += _paired_lines(data.name, ranks)
     table = metric_table(records)
-    (out_dir / "table.md").write_text(metric_table(records, markdown=True) + "\n")
+    (out_dir / "table.md").write_text(metric_table(records, markdown=True) + "\n"
+                                      + "".join(f"\n- {line}" for line in comparisons) + "\n")
     print("\n" + table)
-    print(f"\nresults in {out_dir}/ (one JSON per run, table.md)")
+    if comparisons:
+        print("\npaired per test user, NDCG@10 (one seed each: a direction, not a verdict over seeds):")
+        print("\n".join(f"  {line}" for line in comparisons))
+    print(f"\nresults in {out_dir}/ (one JSON and per-user ranks per run, table.md)")
     return 0
+
+
+def _paired_lines(dataset: str, ranks: dict) -> list[str]:
+    """The first model against each other one on ``dataset``, paired per test user, one line each."""
+    import numpy as np
+
+    from arborec.evaluate import paired_comparison, per_user_ndcg
+
+    names = list(ranks)
+    if len(names) < 2:
+        return []
+    first = per_user_ndcg(np.load(ranks[names[0]]))
+    lines = []
+    for other in names[1:]:
+        c = paired_comparison(first, per_user_ndcg(np.load(ranks[other])))
+        lines.append(f"{dataset}: {names[0]} against {other}: {c.diff:+.4f} ({c.relative:+.1%}), 95% CI "
+                     f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.2g} over {c.n_users:,} users: {c.verdict}")
+    return lines
 
 
 def cmd_suite(args) -> int:
