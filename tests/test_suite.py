@@ -293,7 +293,7 @@ def test_report_compares_arborec_with_the_best_other_model_per_user(tmp_path):
     assert summary["models"]["arborec"]["seeds"] == [0, 1]
     text = write_report(tmp_path / "suite").read_text()
     assert "arborec vs the best other model (by validation), **sasrec**" in text
-    assert "on 2 seeds each so far: a direction, not yet the 3-seed verdict" in text  # 2 seeds: no verdict yet
+    assert "one of the two has 2 seeds so far: a direction, not yet the 3-seed verdict" in text  # 2 seeds: no verdict yet
 
 
 def test_the_report_checks_each_published_figure_against_the_models_that_implement_it(tmp_path, monkeypatch):

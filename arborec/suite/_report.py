@@ -211,8 +211,8 @@ def dataset_section(store: RecordStore, summary: dict | None = None, figure_link
         lines.append(f"Not run yet on this dataset: {', '.join(missing)}.")
     lines += _anchor_checks(_anchors(name), summary["models"])
     for label, c in summary["comparisons"].items():
-        hedge = ("" if c["seeds"] >= 3 else f" (on {c['seeds']} seed{'s' if c['seeds'] > 1 else ''} each so far: "
-                 "a direction, not yet the 3-seed verdict)")
+        hedge = ("" if c["seeds"] >= 3 else f" (one of the two has {c['seeds']} seed{'s' if c['seeds'] > 1 else ''} "
+                 "so far: a direction, not yet the 3-seed verdict)")
         lines.append(f"- arborec vs the {label}, **{c['model']}**, paired over {c['n_users']} test users "
                      f"(per-user NDCG@10, each model's seed mean): difference {c['diff']:+.4f} "
                      f"({c['relative']:+.1%}), 95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], "
