@@ -15,12 +15,13 @@ from arborec.diagnostics import ConfigError, DataFormatError, logger
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 
 #: The roles a column can play, and the usual names of each (compared lower-case, without ``_``, ``-`` or
-#: spaces: ``userId`` and ``User ID`` are ``user_id``), tried in this order. ``user`` and ``item`` are required; the rest are read when present.
+#: spaces: ``userId`` and ``User ID`` are ``user_id``), tried in this order (an id before a bare name: of
+#: ``product`` and ``product_id``, the id). ``user`` and ``item`` are required; the rest are read when present.
 USUAL_NAMES: dict[str, tuple[str, ...]] = {
-    "user": ("user", "user_id", "customer", "customer_id", "client", "client_id", "buyer", "visitor", "visitor_id",
-             "member", "member_id", "account", "account_id", "session", "session_id", "uid"),
-    "item": ("item", "item_id", "product", "product_id", "sku", "asin", "movie", "movie_id", "article",
-             "article_id", "song", "song_id", "track", "track_id", "book", "book_id", "offer", "offer_id", "iid"),
+    "user": ("user_id", "user", "customer_id", "customer", "client_id", "client", "buyer_id", "buyer", "visitor_id",
+             "visitor", "member_id", "member", "account_id", "account", "session_id", "session", "uid"),
+    "item": ("item_id", "item", "product_id", "product", "sku", "asin", "movie_id", "movie", "article_id", "article",
+             "song_id", "song", "track_id", "track", "book_id", "book", "offer_id", "offer", "iid"),
     "time": ("timestamp", "time", "ts", "datetime", "date", "event_time", "created_at", "unix_time", "when"),
     "rating": ("rating", "stars", "score"),
     "title": ("title", "name", "product_name", "item_name", "product_title", "item_title", "movie_title"),
@@ -118,7 +119,8 @@ def read_table_file(path: str | Path, columns: dict[str, str] | None = None, cat
         cpath = Path(catalog)
         cheader = _header(cpath)
         _check_named(cpath, cheader, {r: c for r, c in given.items() if r in _CATALOG_ROLES})
-        item_id_col = events["item"] if events["item"] in cheader else guess_columns(cheader, None, ("item",)).get("item")
+        item_id_col = (events["item"] if events["item"] in cheader
+                       else guess_columns(cheader, None, ("item",)).get("item"))
         if item_id_col is None:
             raise DataFormatError(cpath, f"an item id column (named {events['item']!r} as in the events, or a usual "
                                   "item name)", None if _is_parquet(cpath) else 1, f"columns {cheader}")
