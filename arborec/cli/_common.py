@@ -86,7 +86,7 @@ def table_options(args) -> dict:
     """The column mapping and catalogue of a table file given as --data (load_prepared's keywords)."""
     from arborec.data.table_file import parse_columns
 
-    return {"columns": parse_columns(getattr(args, "columns", None)) or None, "catalog": getattr(args, "catalog", None)}
+    return {"columns": parse_columns(args.columns) or None, "catalog": args.catalog}
 
 
 def parse_params(pairs: list[str], model: str) -> dict:

@@ -125,7 +125,7 @@ def read_table_file(path: str | Path, columns: dict[str, str] | None = None, cat
             raise DataFormatError(cpath, f"an item id column (named {events['item']!r} as in the events, or a usual "
                                   "item name)", None if _is_parquet(cpath) else 1, f"columns {cheader}")
         text_of = guess_columns([c for c in cheader if c != item_id_col], given, roles=_CATALOG_ROLES)
-    found = {**events, **({} if catalog is None else text_of)}
+    found = events if catalog is None else {**events, **text_of}
     logger.info("%s: columns %s (%s)", path, ", ".join(f"{r}={c}" for r, c in found.items()),
                 "as named by --columns, the rest by their usual names" if given else
                 "found by their usual names; --columns ROLE=COLUMN changes one")
